@@ -1,0 +1,25 @@
+//! Partyline's wire formats. Pure data: nothing here does I/O, reads clocks or touches the network.
+//!
+//! - [`party`]: a party's identity, bound to its owner's key.
+//! - [`invite`]: invites signed by the owner (expiry, max uses, nonce) and the owner's revocation list.
+//! - [`link`]: the `partyline://join/<payload>` link that carries a party, an invite and addresses.
+//! - [`wire`]: the messages members exchange, their compact versioned encoding and hard size limits.
+//!
+//! Every decoder here takes untrusted bytes and answers with a typed error saying what is wrong.
+
+pub mod invite;
+pub mod link;
+pub mod party;
+pub mod time;
+pub mod wire;
+
+mod compact;
+#[cfg(test)]
+mod proptests;
+
+pub use invite::{Invite, InviteError, InviteId, InviteTerms, RevocationList};
+pub use libp2p_identity::{Keypair, PeerId, PublicKey};
+pub use link::{JoinLink, LinkError};
+pub use multiaddr::Multiaddr;
+pub use party::{Party, PartyId, PartySalt};
+pub use time::UnixTime;

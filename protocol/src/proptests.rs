@@ -1,0 +1,176 @@
+//! Property tests: every link and message round-trips, and no input makes a decoder panic.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use libp2p_identity::{PeerId, ed25519};
+use multiaddr::Multiaddr;
+use proptest::prelude::*;
+
+use crate::invite::InviteTerms;
+use crate::link::JoinLink;
+use crate::party::{PartyId, PartySalt};
+use crate::time::UnixTime;
+use crate::wire::{self, *};
+
+fn keypair() -> impl Strategy<Value = ed25519::Keypair> {
+    any::<[u8; 32]>().prop_map(|b| ed25519::Keypair::from(ed25519::SecretKey::try_from_bytes(b).unwrap()))
+}
+
+fn peer() -> impl Strategy<Value = PeerId> {
+    keypair().prop_map(|k| libp2p_identity::PublicKey::from(k.public()).to_peer_id())
+}
+
+fn addr() -> impl Strategy<Value = Multiaddr> {
+    prop_oneof![
+        (any::<[u8; 4]>(), any::<u16>()).prop_map(|(ip, port)| {
+            format!("/ip4/{}.{}.{}.{}/udp/{port}/quic-v1", ip[0], ip[1], ip[2], ip[3]).parse().unwrap()
+        }),
+        (any::<[u16; 8]>(), any::<u16>()).prop_map(|(ip, port)| {
+            let ip = std::net::Ipv6Addr::from(ip);
+            format!("/ip6/{ip}/tcp/{port}").parse().unwrap()
+        }),
+        (peer(), any::<u16>()).prop_map(|(relay, port)| {
+            format!("/ip4/10.0.0.1/udp/{port}/quic-v1/p2p/{relay}/p2p-circuit").parse().unwrap()
+        }),
+        "[a-z]{1,20}\\.[a-z]{2,5}".prop_map(|host| format!("/dns4/{host}/tcp/443").parse().unwrap()),
+    ]
+}
+
+fn name() -> impl Strategy<Value = String> {
+    "[a-zA-Z0-9_äöü☺]([a-zA-Z0-9 _äöü☺]{0,6}[a-zA-Z0-9_äöü☺])?"
+}
+
+fn terms() -> impl Strategy<Value = InviteTerms> {
+    (1u64..10_000_000, any::<Option<NonZeroU32>>())
+        .prop_map(|(secs, max_uses)| InviteTerms { lifetime: Duration::from_secs(secs), max_uses })
+}
+
+fn link() -> impl Strategy<Value = JoinLink> {
+    (
+        keypair(),
+        any::<[u8; 8]>(),
+        terms(),
+        0u64..=u64::from(u32::MAX) * 4,
+        prop::collection::vec(addr(), 0..=8),
+    )
+        .prop_map(|(k, salt, terms, now, addrs)| {
+            JoinLink::mint(&k, PartySalt(salt), terms, UnixTime(now), addrs)
+        })
+}
+
+fn presence() -> impl Strategy<Value = Presence> {
+    prop_oneof![Just(Presence::Online), Just(Presence::Away), Just(Presence::Muted)]
+}
+
+fn reason() -> impl Strategy<Value = LeaveReason> {
+    prop_oneof![
+        Just(LeaveReason::Left),
+        Just(LeaveReason::Timeout),
+        Just(LeaveReason::Kicked),
+        Just(LeaveReason::Banned)
+    ]
+}
+
+fn chat() -> impl Strategy<Value = ChatMessage> {
+    (any::<u64>(), peer(), name(), "[^\\x00]{1,200}", any::<u64>(), any::<u64>())
+        .prop_map(|(seq, from, name, text, ts_ms, nonce)| ChatMessage { seq, from, name, text, ts_ms, nonce })
+}
+
+fn roster() -> impl Strategy<Value = Roster> {
+    let member = (peer(), name(), presence(), prop::collection::vec(addr(), 0..=MAX_MEMBER_ADDRS))
+        .prop_map(|(peer, name, presence, addrs)| Member { peer, name, presence, addrs });
+    let departure =
+        (peer(), name(), reason()).prop_map(|(peer, name, reason)| Departure { peer, name, reason });
+    (
+        any::<[u8; 16]>(),
+        any::<u64>(),
+        prop::collection::vec(member, 1..8),
+        prop::collection::vec(departure, 0..=MAX_DEPARTED),
+    )
+        .prop_map(|(party, version, members, departed)| Roster {
+            party: PartyId(party),
+            version,
+            members,
+            departed,
+        })
+}
+
+fn rejection() -> impl Strategy<Value = Rejection> {
+    prop_oneof![
+        Just(Rejection::Banned),
+        Just(Rejection::UnknownParty),
+        any::<u32>().prop_map(|max| Rejection::PartyFull { max }),
+        Just(Rejection::Invite(crate::InviteError::BadSignature)),
+        Just(Rejection::Invite(crate::InviteError::Revoked)),
+        any::<u64>().prop_map(|t| Rejection::Invite(crate::InviteError::Expired { at: UnixTime(t) })),
+        any::<u32>().prop_map(|max| Rejection::Invite(crate::InviteError::UsedUp { max })),
+    ]
+}
+
+fn message() -> impl Strategy<Value = Message> {
+    prop_oneof![
+        (link(), name(), prop::collection::vec(addr(), 0..=MAX_MEMBER_ADDRS)).prop_map(|(l, name, addrs)| {
+            Message::Join(Box::new(Join { invite: l.invite().clone(), name, addrs }))
+        }),
+        (roster(), any::<u64>())
+            .prop_map(|(roster, chat_head)| Message::Welcome(Welcome { roster, chat_head })),
+        rejection().prop_map(Message::Rejected),
+        any::<[u8; 16]>().prop_map(|p| Message::Hello { party: PartyId(p) }),
+        roster().prop_map(Message::Roster),
+        (any::<u64>(), "[^\\x00]{1,300}").prop_map(|(nonce, text)| Message::ChatSubmit { nonce, text }),
+        chat().prop_map(Message::Chat),
+        any::<u64>().prop_map(|after| Message::ChatSync { after }),
+        (prop::collection::vec(chat(), 0..10), any::<u64>())
+            .prop_map(|(messages, head)| Message::ChatPage { messages, head }),
+        presence().prop_map(Message::Presence),
+        Just(Message::Leave),
+        any::<bool>().prop_map(|banned| Message::Kicked { banned }),
+        Just(Message::PartyEnded),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 200, ..ProptestConfig::default() })]
+
+    #[test]
+    fn links_round_trip(link in link()) {
+        let text = link.to_string();
+        let parsed: JoinLink = text.parse().unwrap();
+        prop_assert_eq!(&parsed, &link);
+        prop_assert_eq!(parsed.invite().verify(), Ok(()));
+    }
+
+    #[test]
+    fn messages_round_trip(msg in message()) {
+        let bytes = wire::encode(&msg);
+        prop_assert_eq!(wire::decode(&bytes).unwrap(), msg.clone());
+        let framed = wire::frame(&msg);
+        prop_assert_eq!(wire::frame_len(framed[..4].try_into().unwrap()).unwrap(), bytes.len());
+    }
+
+    #[test]
+    fn link_decoder_never_panics(payload in prop::collection::vec(any::<u8>(), 0..600)) {
+        let _ = JoinLink::from_payload(&payload);
+    }
+
+    #[test]
+    fn link_text_decoder_never_panics(text in "\\PC{0,300}") {
+        let _ = text.parse::<JoinLink>();
+        let _ = format!("partyline://join/{text}").parse::<JoinLink>();
+    }
+
+    #[test]
+    fn message_decoder_never_panics(mut bytes in prop::collection::vec(any::<u8>(), 0..600)) {
+        if let Some(first) = bytes.first_mut() { *first = WIRE_VERSION; }
+        let _ = wire::decode(&bytes);
+    }
+
+    #[test]
+    fn mutated_messages_never_panic(msg in message(), at in any::<prop::sample::Index>(), byte in any::<u8>()) {
+        let mut bytes = wire::encode(&msg);
+        let i = at.index(bytes.len());
+        bytes[i] = byte;
+        let _ = wire::decode(&bytes);
+    }
+}
