@@ -1,1 +1,17 @@
+//! Partyline: a peer-to-peer party node (libp2p), its command line, and, later, its voice engine
+//! and overlay. See ARCHITECTURE.md at the repository root for how the pieces fit.
 
+pub mod cli;
+pub mod config;
+pub mod events;
+pub mod net;
+pub mod party;
+pub mod paths;
+pub mod store;
+
+mod rate;
+mod stats;
+
+pub use events::{MemberInfo, NodeEvent, Path, Stats};
+pub use net::{Node, NodeConfig};
+pub use party::RevokeTarget;

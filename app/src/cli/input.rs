@@ -1,0 +1,134 @@
+//! Lines typed into the headless node: chat, or a `/command`.
+
+use std::num::NonZeroU32;
+use std::time::Duration;
+
+use partyline_protocol::InviteId;
+use partyline_protocol::wire::Presence;
+
+use crate::party::RevokeTarget;
+
+pub(crate) const HELP: &str = "\
+Type a line to chat. Commands:
+  /members                 who is in the party and how you reach them
+  /invite [DUR] [uses=N]   a fresh link (owner), e.g. /invite 2h uses=3
+  /revoke [ID|all]         stop invite links from working (owner; default all)
+  /kick NAME, /ban NAME    remove a member (owner); a ban keeps them out
+  /away, /back, /mute, /unmute   your presence
+  /stats                   what this node dropped from other peers
+  /leave                   leave the party (as owner: go offline)
+  /end                     end the party for good (owner)
+  //text                   chat a line that starts with /";
+
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Input {
+    Chat(String),
+    Members,
+    Invite { expires: Option<Duration>, uses: Option<NonZeroU32> },
+    Revoke(RevokeTarget),
+    Kick { name: String, ban: bool },
+    Presence(Presence),
+    Stats,
+    Leave,
+    End,
+    Help,
+    Nothing,
+}
+
+pub(crate) fn parse(line: &str) -> Result<Input, String> {
+    let line = line.trim();
+    if line.is_empty() {
+        return Ok(Input::Nothing);
+    }
+    if let Some(text) = line.strip_prefix("//") {
+        return Ok(Input::Chat(format!("/{text}")));
+    }
+    let Some(command) = line.strip_prefix('/') else {
+        return Ok(Input::Chat(line.to_owned()));
+    };
+    let (name, rest) = command.split_once(char::is_whitespace).unwrap_or((command, ""));
+    let rest = rest.trim();
+    let no_args =
+        |input: Input| if rest.is_empty() { Ok(input) } else { Err(format!("/{name} takes no arguments")) };
+    match name {
+        "members" | "who" => no_args(Input::Members),
+        "invite" => parse_invite(rest),
+        "revoke" => match rest {
+            "" | "all" => Ok(Input::Revoke(RevokeTarget::All)),
+            id => id.parse::<InviteId>().map(|id| Input::Revoke(RevokeTarget::One(id))),
+        },
+        "kick" | "ban" if rest.is_empty() => Err(format!("/{name} needs a member's name")),
+        "kick" => Ok(Input::Kick { name: rest.to_owned(), ban: false }),
+        "ban" => Ok(Input::Kick { name: rest.to_owned(), ban: true }),
+        "away" => no_args(Input::Presence(Presence::Away)),
+        "back" | "unmute" => no_args(Input::Presence(Presence::Online)),
+        "mute" => no_args(Input::Presence(Presence::Muted)),
+        "stats" => no_args(Input::Stats),
+        "leave" | "quit" | "exit" => no_args(Input::Leave),
+        "end" => no_args(Input::End),
+        "help" | "?" => Ok(Input::Help),
+        other => Err(format!("unknown command /{other}; /help lists the commands")),
+    }
+}
+
+fn parse_invite(args: &str) -> Result<Input, String> {
+    let (mut expires, mut uses) = (None, None);
+    for token in args.split_whitespace() {
+        let (key, value) = token.split_once('=').unwrap_or(("", token));
+        let as_uses = |v: &str| {
+            v.parse::<NonZeroU32>().map_err(|_| format!("uses must be a whole number above 0, not {v:?}"))
+        };
+        let as_duration = |v: &str| {
+            humantime::parse_duration(v).map_err(|e| format!("bad duration {v:?} ({e}); try 30m, 2h or 1day"))
+        };
+        match key {
+            "uses" => uses = Some(as_uses(value)?),
+            "expires" => expires = Some(as_duration(value)?),
+            "" if value.chars().all(|c| c.is_ascii_digit()) => uses = Some(as_uses(value)?),
+            "" => expires = Some(as_duration(value)?),
+            other => return Err(format!("unknown /invite option {other:?}; use expires=DUR or uses=N")),
+        }
+    }
+    Ok(Input::Invite { expires, uses })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chat_and_commands() {
+        assert_eq!(parse("  hello there "), Ok(Input::Chat("hello there".into())));
+        assert_eq!(parse("//shrug"), Ok(Input::Chat("/shrug".into())));
+        assert_eq!(parse(""), Ok(Input::Nothing));
+        assert_eq!(parse("/members"), Ok(Input::Members));
+        assert_eq!(parse("/kick Big Bob"), Ok(Input::Kick { name: "Big Bob".into(), ban: false }));
+        assert_eq!(parse("/ban bob"), Ok(Input::Kick { name: "bob".into(), ban: true }));
+        assert_eq!(parse("/revoke"), Ok(Input::Revoke(RevokeTarget::All)));
+        assert_eq!(parse("/mute"), Ok(Input::Presence(Presence::Muted)));
+        assert_eq!(parse("/leave"), Ok(Input::Leave));
+    }
+
+    #[test]
+    fn invite_options() {
+        assert_eq!(parse("/invite"), Ok(Input::Invite { expires: None, uses: None }));
+        assert_eq!(
+            parse("/invite 2h uses=3"),
+            Ok(Input::Invite { expires: Some(Duration::from_secs(7200)), uses: NonZeroU32::new(3) })
+        );
+        assert_eq!(
+            parse("/invite 5 expires=1s"),
+            Ok(Input::Invite { expires: Some(Duration::from_secs(1)), uses: NonZeroU32::new(5) })
+        );
+        assert!(parse("/invite uses=0").is_err());
+        assert!(parse("/invite soon").unwrap_err().contains("bad duration"));
+    }
+
+    #[test]
+    fn mistakes_are_explained() {
+        assert!(parse("/kick").unwrap_err().contains("needs a member"));
+        assert!(parse("/frobnicate").unwrap_err().contains("/help"));
+        assert!(parse("/members now").unwrap_err().contains("no arguments"));
+        assert!(parse("/revoke zz").is_err());
+    }
+}

@@ -1,0 +1,244 @@
+//! The CLI's output: node events as one JSON object per line (`--json`, stable field names) or as
+//! text for people. This is the only place that prints to stdout.
+
+use std::io::Write;
+
+use serde_json::{Value, json};
+
+use crate::events::{MemberInfo, NodeEvent, Stats};
+use crate::net::relay_server::RelayEvent;
+
+#[derive(Clone, Copy)]
+pub(crate) struct Printer {
+    json: bool,
+}
+
+impl Printer {
+    pub(crate) fn new(json: bool) -> Self {
+        Self { json }
+    }
+
+    pub(crate) fn event(&self, event: &NodeEvent) {
+        if self.json {
+            self.line(&to_json(event).to_string());
+        } else if let Some(text) = to_text(event) {
+            self.line(&text);
+        }
+    }
+
+    pub(crate) fn error(&self, message: &str) {
+        self.event(&NodeEvent::Error { message: message.to_owned() });
+    }
+
+    pub(crate) fn help(&self, text: &str) {
+        if self.json {
+            self.line(&json!({"event": "help", "text": text}).to_string());
+        } else {
+            self.line(text);
+        }
+    }
+
+    pub(crate) fn relay(&self, event: &RelayEvent) {
+        let (value, text) = match event {
+            RelayEvent::Ready { peer, addrs } => {
+                let addrs: Vec<String> = addrs.iter().map(ToString::to_string).collect();
+                let text = format!("relay {peer} listening on:\n  {}", addrs.join("\n  "));
+                (json!({"event": "relay", "peer": peer.to_string(), "addrs": addrs}), text)
+            }
+            RelayEvent::Reservation { peer } => {
+                (json!({"event": "reservation", "peer": peer.to_string()}), format!("reservation by {peer}"))
+            }
+            RelayEvent::Circuit { src, dst } => (
+                json!({"event": "circuit", "src": src.to_string(), "dst": dst.to_string()}),
+                format!("circuit {src} -> {dst}"),
+            ),
+            RelayEvent::CircuitClosed { src, dst, error } => (
+                json!({"event": "circuit-closed", "src": src.to_string(), "dst": dst.to_string(), "error": error}),
+                format!(
+                    "circuit {src} -> {dst} closed{}",
+                    error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
+                ),
+            ),
+        };
+        self.line(&if self.json { value.to_string() } else { text });
+    }
+
+    fn line(&self, line: &str) {
+        let mut out = std::io::stdout().lock();
+        // A closed stdout (the reader went away) is not worth dying for.
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    }
+}
+
+fn member_json(m: &MemberInfo) -> Value {
+    json!({
+        "peer": m.peer.to_string(),
+        "name": m.name,
+        "presence": m.presence.as_str(),
+        "owner": m.owner,
+        "me": m.me,
+        "path": if m.me { "self" } else { m.path.as_str() },
+    })
+}
+
+fn stats_json(s: &Stats) -> Value {
+    json!({
+        "event": "stats",
+        "frames_in": s.frames_in,
+        "dropped_oversize": s.dropped_oversize,
+        "dropped_malformed": s.dropped_malformed,
+        "dropped_rate_limited": s.dropped_rate_limited,
+        "dropped_unauthorized": s.dropped_unauthorized,
+        "streams_refused": s.streams_refused,
+        "events_lost": s.events_lost,
+    })
+}
+
+pub(crate) fn to_json(event: &NodeEvent) -> Value {
+    match event {
+        NodeEvent::Listening { addrs } => {
+            json!({"event": "listening", "addrs": addrs.iter().map(ToString::to_string).collect::<Vec<_>>()})
+        }
+        NodeEvent::Link { link, invite, expires, max_uses } => json!({
+            "event": "link", "link": link, "invite": invite.to_string(),
+            "expires": expires.to_string(), "max_uses": max_uses,
+        }),
+        NodeEvent::Joined { party, members } => json!({
+            "event": "joined", "party": party.to_string(),
+            "members": members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
+        }),
+        NodeEvent::MemberJoined { peer, name } => {
+            json!({"event": "member-joined", "peer": peer.to_string(), "name": name})
+        }
+        NodeEvent::MemberLeft { peer, name, reason } => json!({
+            "event": "member-left", "peer": peer.to_string(), "name": name, "reason": reason.as_str(),
+        }),
+        NodeEvent::Presence { peer, name, presence } => json!({
+            "event": "presence", "peer": peer.to_string(), "name": name, "presence": presence.as_str(),
+        }),
+        NodeEvent::Chat { seq, peer, from, text, ts_ms, history } => json!({
+            "event": "chat", "from": from, "text": text, "ts": ts_ms, "seq": seq,
+            "peer": peer.to_string(), "history": history,
+        }),
+        NodeEvent::Members { members } => {
+            json!({"event": "members", "members": members.iter().map(member_json).collect::<Vec<_>>()})
+        }
+        NodeEvent::Connection { peer, name, path } => json!({
+            "event": "connection", "peer": peer.to_string(), "name": name, "path": path.as_str(),
+        }),
+        NodeEvent::HolePunch { peer, name, ok, error } => json!({
+            "event": "hole-punch", "peer": peer.to_string(), "name": name, "ok": ok, "error": error,
+        }),
+        NodeEvent::Revoked { invites } => json!({
+            "event": "revoked", "invites": invites.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        }),
+        NodeEvent::Reconnecting { attempt } => json!({"event": "reconnecting", "attempt": attempt}),
+        NodeEvent::Stats(stats) => stats_json(stats),
+        NodeEvent::Error { message } => json!({"event": "error", "message": message}),
+        NodeEvent::JoinFailed { message } => json!({"event": "error", "message": message, "fatal": true}),
+        NodeEvent::Kicked { banned } => json!({"event": "kicked", "banned": banned}),
+        NodeEvent::PartyEnded => json!({"event": "party-ended"}),
+        NodeEvent::Left => json!({"event": "left"}),
+    }
+}
+
+fn clock(ts_ms: u64) -> String {
+    let secs = (ts_ms / 1000) % 86_400;
+    format!("{:02}:{:02}:{:02}", secs / 3600, (secs / 60) % 60, secs % 60)
+}
+
+fn to_text(event: &NodeEvent) -> Option<String> {
+    Some(match event {
+        NodeEvent::Listening { .. } => return None,
+        NodeEvent::Link { link, invite, expires, max_uses } => {
+            let uses = max_uses.map(|n| format!(", {n} use(s)")).unwrap_or_default();
+            format!("Invite link (id {invite}, valid until {expires}{uses}):\n  {link}")
+        }
+        NodeEvent::Joined { party, members } => {
+            let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
+            format!("* In party {party} with {}", names.join(", "))
+        }
+        NodeEvent::MemberJoined { name, .. } => format!("* {name} joined"),
+        NodeEvent::MemberLeft { name, reason, .. } => format!("* {name} left ({})", reason.as_str()),
+        NodeEvent::Presence { name, presence, .. } => format!("* {name} is {}", presence.as_str()),
+        NodeEvent::Chat { from, text, ts_ms, history, .. } => {
+            format!("{}[{} UTC] {from}: {text}", if *history { "(earlier) " } else { "" }, clock(*ts_ms))
+        }
+        NodeEvent::Members { members } => {
+            let lines: Vec<String> = members
+                .iter()
+                .map(|m| {
+                    let role = if m.owner { " (owner)" } else { "" };
+                    let path = if m.me { "you" } else { m.path.as_str() };
+                    format!("  {}{role} - {}, {path}", m.name, m.presence.as_str())
+                })
+                .collect();
+            format!("Members:\n{}", lines.join("\n"))
+        }
+        NodeEvent::Connection { name, path, .. } => {
+            format!("* connection to {name} is now {}", path.as_str())
+        }
+        NodeEvent::HolePunch { name, ok: true, .. } => format!("* direct connection to {name} (hole punch)"),
+        NodeEvent::HolePunch { name, error, .. } => {
+            format!("* no direct connection to {name}, staying relayed: {}", error.as_deref().unwrap_or("?"))
+        }
+        NodeEvent::Revoked { invites } if invites.is_empty() => "* no live invites to revoke".into(),
+        NodeEvent::Revoked { invites } => {
+            format!("* revoked {}", invites.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        }
+        NodeEvent::Reconnecting { .. } => "* lost the party host; reconnecting…".into(),
+        NodeEvent::Stats(s) => format!(
+            "frames in {}, dropped: oversize {}, malformed {}, rate-limited {}, unauthorized {}; streams refused {}",
+            s.frames_in,
+            s.dropped_oversize,
+            s.dropped_malformed,
+            s.dropped_rate_limited,
+            s.dropped_unauthorized,
+            s.streams_refused
+        ),
+        NodeEvent::Error { message } | NodeEvent::JoinFailed { message } => format!("error: {message}"),
+        NodeEvent::Kicked { banned: true } => "* you were banned from the party".into(),
+        NodeEvent::Kicked { banned: false } => "* you were kicked from the party".into(),
+        NodeEvent::PartyEnded => "* the party has ended".into(),
+        NodeEvent::Left => "* you left the party".into(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use libp2p::PeerId;
+    use partyline_protocol::wire::LeaveReason;
+
+    use super::*;
+
+    #[test]
+    fn json_field_names_are_stable() {
+        let peer = PeerId::random();
+        let left = to_json(&NodeEvent::MemberLeft { peer, name: "bob".into(), reason: LeaveReason::Banned });
+        assert_eq!(
+            left,
+            json!({"event": "member-left", "peer": peer.to_string(), "name": "bob", "reason": "kicked"})
+        );
+        let chat = to_json(&NodeEvent::Chat {
+            seq: 3,
+            peer,
+            from: "bob".into(),
+            text: "hi".into(),
+            ts_ms: 5,
+            history: false,
+        });
+        assert_eq!(chat["event"], "chat");
+        assert_eq!(chat["from"], "bob");
+        assert_eq!(chat["text"], "hi");
+        assert_eq!(chat["ts"], 5);
+        let failed = to_json(&NodeEvent::JoinFailed { message: "no".into() });
+        assert_eq!(failed, json!({"event": "error", "message": "no", "fatal": true}));
+    }
+
+    #[test]
+    fn clock_formats_utc_time_of_day() {
+        assert_eq!(clock(0), "00:00:00");
+        assert_eq!(clock(((13 * 3600 + 4 * 60 + 5) * 1000) + 999), "13:04:05");
+    }
+}

@@ -1,0 +1,168 @@
+//! Settings: a TOML file in the config directory, written with defaults on first run.
+//! Command-line flags override what the file says for one run; the file is never rewritten after.
+
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libp2p::Multiaddr;
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// How other members see you.
+    pub name: String,
+    /// Community relays (`partyline relay` prints their addresses). Parties you host put relayed
+    /// addresses in their links, so friends behind NATs can reach you.
+    pub relays: Vec<Multiaddr>,
+    /// UDP (QUIC) and TCP port to listen on; 0 picks a free one each run.
+    pub port: u16,
+    /// Find party members on the local network by multicast DNS.
+    pub mdns: bool,
+    /// How long `join` keeps trying before it gives up.
+    #[serde(with = "humantime_serde")]
+    pub join_timeout: Duration,
+    pub invites: InviteSettings,
+    pub relay_server: RelayServerSettings,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InviteSettings {
+    /// How long a new invite link stays valid.
+    #[serde(with = "humantime_serde")]
+    pub expires: Duration,
+    /// How many different people may use one link; 0 means no limit.
+    pub max_uses: u32,
+}
+
+/// Limits of `partyline relay`. libp2p's defaults (2 minutes, 128 KiB per circuit) would cut a voice
+/// call off; these are sized for a party talking through the relay for hours.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RelayServerSettings {
+    pub port: u16,
+    #[serde(with = "humantime_serde")]
+    pub max_circuit_duration: Duration,
+    pub max_circuit_bytes: u64,
+    pub max_circuits: usize,
+    pub max_circuits_per_peer: usize,
+    pub max_reservations: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            name: default_name(),
+            relays: Vec::new(),
+            port: 0,
+            mdns: true,
+            join_timeout: Duration::from_secs(15),
+            invites: InviteSettings::default(),
+            relay_server: RelayServerSettings::default(),
+        }
+    }
+}
+
+impl Default for InviteSettings {
+    fn default() -> Self {
+        Self { expires: Duration::from_secs(24 * 3600), max_uses: 0 }
+    }
+}
+
+impl Default for RelayServerSettings {
+    fn default() -> Self {
+        Self {
+            port: 4001,
+            // A party evening: 8 hours. Opus voice at ~40 kbit/s each way is ~36 MB an hour per
+            // circuit, so 1 GiB covers the evening with room for chat and file offers.
+            max_circuit_duration: Duration::from_secs(8 * 3600),
+            max_circuit_bytes: 1 << 30,
+            max_circuits: 256,
+            max_circuits_per_peer: 16,
+            max_reservations: 512,
+        }
+    }
+}
+
+fn default_name() -> String {
+    let user = std::env::var("USER").unwrap_or_default();
+    let name: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
+    let name = name.trim();
+    if partyline_protocol::wire::valid_name(name) { name.to_owned() } else { "player".to_owned() }
+}
+
+const HEADER: &str = "\
+# Partyline settings. Edit and restart Partyline; command-line flags override these for one run.
+# Durations are written like \"15s\", \"2h\" or \"1day\".
+";
+
+impl Settings {
+    /// Reads the file, or writes the defaults there if it does not exist yet.
+    pub fn load_or_create(path: &Path) -> Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let settings: Settings =
+                    toml::from_str(&text).with_context(|| format!("bad settings file {}", path.display()))?;
+                settings.validate().with_context(|| format!("bad settings file {}", path.display()))?;
+                Ok(settings)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let settings = Settings::default();
+                let text = format!("{HEADER}\n{}", toml::to_string_pretty(&settings)?);
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                std::fs::write(path, text)
+                    .with_context(|| format!("cannot write default settings to {}", path.display()))?;
+                Ok(settings)
+            }
+            Err(e) => Err(e).with_context(|| format!("cannot read settings file {}", path.display())),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        anyhow::ensure!(
+            partyline_protocol::wire::valid_name(&self.name),
+            "name {:?} must be 1-32 bytes, without leading/trailing spaces or control characters",
+            self.name
+        );
+        anyhow::ensure!(self.join_timeout >= Duration::from_secs(1), "join_timeout must be at least 1s");
+        anyhow::ensure!(
+            self.invites.expires >= Duration::from_secs(1),
+            "invites.expires must be at least 1s"
+        );
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_run_writes_defaults_that_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config/settings.toml");
+        let created = Settings::load_or_create(&path).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("# Partyline settings"));
+        assert!(text.contains("join_timeout = \"15s\""), "{text}");
+        assert_eq!(Settings::load_or_create(&path).unwrap(), created);
+    }
+
+    #[test]
+    fn bad_files_say_where_and_what() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "name = \"bob\"\nport = \"many\"\n").unwrap();
+        let err = format!("{:#}", Settings::load_or_create(&path).unwrap_err());
+        assert!(err.contains("settings.toml") && err.contains("port"), "{err}");
+        std::fs::write(&path, "nmae = \"bob\"\n").unwrap();
+        let err = format!("{:#}", Settings::load_or_create(&path).unwrap_err());
+        assert!(err.contains("nmae"), "{err}");
+        std::fs::write(&path, "relays = [\"not an address\"]\n").unwrap();
+        assert!(Settings::load_or_create(&path).is_err());
+    }
+}

@@ -1,0 +1,141 @@
+//! What the node tells its front ends (the CLI now, the overlay later): one stream of events, in the
+//! order things happened. Front ends keep their own view by folding these; they never reach into
+//! the node's state.
+
+use libp2p::{Multiaddr, PeerId};
+use partyline_protocol::wire::{LeaveReason, Presence};
+use partyline_protocol::{InviteId, PartyId, UnixTime};
+
+/// How this node reaches a member right now.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Path {
+    /// At least one connection that does not go through a relay.
+    Direct,
+    /// Only through a relay circuit.
+    Relayed,
+    /// Not connected at the moment.
+    Offline,
+}
+
+impl Path {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Direct => "direct",
+            Self::Relayed => "relayed",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MemberInfo {
+    pub peer: PeerId,
+    pub name: String,
+    pub presence: Presence,
+    /// The party's owner, which hosts it.
+    pub owner: bool,
+    /// This node itself.
+    pub me: bool,
+    pub path: Path,
+}
+
+/// Counters of what the node refused from other peers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub frames_in: u64,
+    pub dropped_oversize: u64,
+    pub dropped_malformed: u64,
+    pub dropped_rate_limited: u64,
+    pub dropped_unauthorized: u64,
+    pub streams_refused: u64,
+    pub events_lost: u64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NodeEvent {
+    /// Addresses this node listens on or is reachable at (relayed ones included).
+    Listening {
+        addrs: Vec<Multiaddr>,
+    },
+    /// A new invite link.
+    Link {
+        link: String,
+        invite: InviteId,
+        expires: UnixTime,
+        max_uses: Option<u32>,
+    },
+    /// This node is in the party now (as its host or a member).
+    Joined {
+        party: PartyId,
+        members: Vec<MemberInfo>,
+    },
+    MemberJoined {
+        peer: PeerId,
+        name: String,
+    },
+    MemberLeft {
+        peer: PeerId,
+        name: String,
+        reason: LeaveReason,
+    },
+    Presence {
+        peer: PeerId,
+        name: String,
+        presence: Presence,
+    },
+    /// A chat message in the party's order; `history` when replayed from storage.
+    Chat {
+        seq: u64,
+        peer: PeerId,
+        from: String,
+        text: String,
+        ts_ms: u64,
+        history: bool,
+    },
+    /// Answer to a members request.
+    Members {
+        members: Vec<MemberInfo>,
+    },
+    /// The way to a member changed (for example a relayed connection upgraded to a direct one).
+    Connection {
+        peer: PeerId,
+        name: String,
+        path: Path,
+    },
+    /// A hole punch (DCUtR) to a member through a relay finished.
+    HolePunch {
+        peer: PeerId,
+        name: String,
+        ok: bool,
+        error: Option<String>,
+    },
+    Revoked {
+        invites: Vec<InviteId>,
+    },
+    /// The host is unreachable; the node keeps trying.
+    Reconnecting {
+        attempt: u32,
+    },
+    Stats(Stats),
+    /// Something went wrong; the node keeps running.
+    Error {
+        message: String,
+    },
+    // Terminal events: the node has left the party after these.
+    /// Joining failed for good (rejected, unreachable, timed out).
+    JoinFailed {
+        message: String,
+    },
+    Kicked {
+        banned: bool,
+    },
+    PartyEnded,
+    Left,
+}
+
+impl NodeEvent {
+    /// After a terminal event the node is no longer in a party.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::JoinFailed { .. } | Self::Kicked { .. } | Self::PartyEnded | Self::Left)
+    }
+}

@@ -1,0 +1,407 @@
+//! The one task that owns the swarm and the party engine.
+//!
+//! Each turn handles one input, local work first: a command from the [`super::Node`] handle, a
+//! message or status from the link tasks, a swarm event, or the timer. Then it carries out the
+//! actions the engine queued.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::core::transport::ListenerId;
+use libp2p::multiaddr::Protocol;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
+use tokio::sync::{mpsc, oneshot};
+
+use super::Command;
+use super::addrs::{Connections, OwnAddrs};
+use super::links::{LinkEvent, Links};
+use super::swarm::{Behaviour, BehaviourEvent, learn_kad_peer};
+use crate::events::{NodeEvent, Path};
+use crate::party::{Action, Engine};
+use crate::stats::Counters;
+
+const TICK: Duration = Duration::from_millis(250);
+/// How long start-up waits for listeners and relay reservations.
+const READY_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long shutdown waits for queued messages to go out.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
+const RELAY_RETRY: Duration = Duration::from_secs(15);
+
+pub(super) struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    engine: Engine,
+    links: Links,
+    commands: mpsc::Receiver<Command>,
+    link_events: mpsc::Receiver<LinkEvent>,
+    events: mpsc::Sender<NodeEvent>,
+    counters: Arc<Counters>,
+    own: OwnAddrs,
+    connections: Connections,
+    /// Listeners that have not reported an address yet; start-up waits for them.
+    pending_listeners: HashSet<ListenerId>,
+    relays: Vec<(PeerId, Multiaddr)>,
+    relay_listeners: HashMap<ListenerId, Multiaddr>,
+    relay_retry_at: Option<Instant>,
+    ready: Option<Vec<oneshot::Sender<()>>>,
+    ready_deadline: Instant,
+    /// What the front end was last told about our addresses.
+    announced: Vec<Multiaddr>,
+    /// Peers we unlinked whose writers are still sending what was queued.
+    flushing: HashSet<PeerId>,
+    shutdown: Option<(Instant, oneshot::Sender<()>)>,
+}
+
+impl EventLoop {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn new(
+        swarm: Swarm<Behaviour>,
+        engine: Engine,
+        links: Links,
+        commands: mpsc::Receiver<Command>,
+        link_events: mpsc::Receiver<LinkEvent>,
+        events: mpsc::Sender<NodeEvent>,
+        counters: Arc<Counters>,
+        pending_listeners: HashSet<ListenerId>,
+        relays: Vec<(PeerId, Multiaddr)>,
+    ) -> Self {
+        let mut this = Self {
+            swarm,
+            engine,
+            links,
+            commands,
+            link_events,
+            events,
+            counters,
+            own: OwnAddrs::default(),
+            connections: Connections::default(),
+            pending_listeners,
+            relays,
+            relay_listeners: HashMap::new(),
+            relay_retry_at: None,
+            ready: Some(Vec::new()),
+            ready_deadline: Instant::now() + READY_TIMEOUT,
+            announced: Vec::new(),
+            flushing: HashSet::new(),
+            shutdown: None,
+        };
+        this.connect_relays();
+        this
+    }
+
+    /// Dials each relay, reserves a slot on it (listening on its circuit address), and uses it
+    /// as a Kademlia bootstrap node.
+    fn connect_relays(&mut self) {
+        for (peer, addr) in self.relays.clone() {
+            if self.relay_listeners.values().any(|a| *a == addr) {
+                continue;
+            }
+            let mut plain = addr.clone();
+            plain.pop();
+            self.swarm.behaviour_mut().kad.add_address(&peer, plain);
+            match self.swarm.listen_on(addr.clone().with(Protocol::P2pCircuit)) {
+                Ok(id) => {
+                    self.relay_listeners.insert(id, addr);
+                    self.pending_listeners.insert(id);
+                }
+                Err(e) => self.emit(NodeEvent::Error { message: format!("cannot use relay {addr}: {e}") }),
+            }
+        }
+        if !self.relays.is_empty() {
+            let _ = self.swarm.behaviour_mut().kad.bootstrap();
+        }
+    }
+
+    pub(super) async fn run(mut self) {
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                command = self.commands.recv() => match command {
+                    Some(command) => self.on_command(command),
+                    None => {
+                        self.begin_shutdown(None);
+                    }
+                },
+                Some(event) = self.link_events.recv() => self.on_link_event(event),
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                _ = tick.tick() => self.on_tick(),
+            }
+            self.apply_actions();
+            if self.finish_shutdown() {
+                return;
+            }
+        }
+    }
+
+    fn emit(&mut self, event: NodeEvent) {
+        if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
+            tracing::warn!(?event, "front end is not keeping up; dropped an event");
+            Counters::bump(&self.counters.events_lost);
+        }
+    }
+
+    fn apply_actions(&mut self) {
+        let actions: Vec<Action> = self.engine.take_actions().collect();
+        for action in actions {
+            match action {
+                Action::Send { to, msg } => self.links.send(to, msg),
+                Action::Addresses { peer, addrs } => {
+                    for addr in addrs {
+                        self.swarm.add_peer_address(peer, addr);
+                    }
+                }
+                Action::Link(peer) => {
+                    self.flushing.remove(&peer);
+                    self.links.link(peer);
+                }
+                Action::Unlink(peer) => {
+                    if self.links.is_linked(&peer) {
+                        self.flushing.insert(peer);
+                    }
+                    self.links.unlink(peer);
+                }
+                Action::Emit(event) => self.emit(event),
+            }
+        }
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::WaitReady(reply) => match &mut self.ready {
+                Some(waiters) => waiters.push(reply),
+                None => drop(reply.send(())),
+            },
+            Command::Host { fresh, reply } => {
+                let _ = reply.send(self.engine.host(fresh));
+            }
+            Command::Join { link, reply } => {
+                let _ = reply.send(self.engine.join(*link, now));
+            }
+            Command::Chat { text, reply } => {
+                let _ = reply.send(self.engine.chat(text));
+            }
+            Command::Invite { terms, reply } => {
+                let _ = reply.send(self.engine.invite(terms));
+            }
+            Command::Revoke { target, reply } => {
+                let _ = reply.send(self.engine.revoke(target));
+            }
+            Command::Kick { name, ban, reply } => {
+                let _ = reply.send(self.engine.kick(&name, ban));
+            }
+            Command::Presence { presence, reply } => {
+                let _ = reply.send(self.engine.set_presence(presence));
+            }
+            Command::Members(reply) => {
+                let members = self.engine.members().map(|mut members| {
+                    for m in members.iter_mut().filter(|m| !m.me) {
+                        m.path = self.connections.path(&m.peer);
+                    }
+                    members
+                });
+                let _ = reply.send(members);
+            }
+            Command::Stats(reply) => {
+                let _ = reply.send(self.counters.snapshot());
+            }
+            Command::Addrs(reply) => {
+                let _ = reply.send(self.own.all());
+            }
+            Command::Leave(reply) => {
+                let _ = reply.send(self.engine.leave());
+            }
+            Command::End(reply) => {
+                let _ = reply.send(self.engine.end());
+            }
+            Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
+        if self.engine.party().is_some() {
+            let _ = self.engine.leave();
+        }
+        self.links.unlink_all();
+        let (tx, _) = oneshot::channel();
+        self.shutdown = Some((Instant::now() + FLUSH_TIMEOUT, reply.unwrap_or(tx)));
+    }
+
+    /// True once shutting down and every writer has flushed (or the time is up).
+    fn finish_shutdown(&mut self) -> bool {
+        let Some((deadline, _)) = &self.shutdown else { return false };
+        if !self.flushing.is_empty() && Instant::now() < *deadline {
+            return false;
+        }
+        if let Some((_, reply)) = self.shutdown.take() {
+            let _ = reply.send(());
+        }
+        true
+    }
+
+    fn on_link_event(&mut self, event: LinkEvent) {
+        let now = Instant::now();
+        match event {
+            LinkEvent::Message { peer, msg } => self.engine.on_message(peer, msg, now),
+            LinkEvent::OpenFailed { peer, error } => self.engine.on_link_failed(peer, &error, now),
+            LinkEvent::Flushed { peer } => {
+                self.flushing.remove(&peer);
+                if !self.links.is_linked(&peer) && !self.engine.is_member(&peer) {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+        }
+    }
+
+    fn on_tick(&mut self) {
+        let now = Instant::now();
+        self.engine.tick(now);
+        if self.ready.is_some() && (self.pending_listeners.is_empty() || now >= self.ready_deadline) {
+            self.become_ready();
+        }
+        if self.relay_retry_at.is_some_and(|at| now >= at) {
+            self.relay_retry_at = None;
+            self.connect_relays();
+        }
+    }
+
+    fn become_ready(&mut self) {
+        if let Some(waiters) = self.ready.take() {
+            self.addrs_changed();
+            for waiter in waiters {
+                let _ = waiter.send(());
+            }
+        }
+    }
+
+    fn addrs_changed(&mut self) {
+        if self.ready.is_some() {
+            return;
+        }
+        self.engine.set_addrs(self.own.advertised());
+        let all = self.own.all();
+        if all != self.announced {
+            self.announced = all.clone();
+            self.emit(NodeEvent::Listening { addrs: all });
+        }
+    }
+
+    fn path_changed(&mut self, peer: PeerId, before: Path) {
+        let after = self.connections.path(&peer);
+        if after == before || after == Path::Offline {
+            return;
+        }
+        if let Some(name) = self.engine.member_name(&peer) {
+            self.emit(NodeEvent::Connection { peer, name, path: after });
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::NewListenAddr { listener_id, address } => {
+                tracing::info!(%address, "listening");
+                self.own.add_listen(address);
+                self.pending_listeners.remove(&listener_id);
+                if self.pending_listeners.is_empty() {
+                    self.become_ready();
+                }
+                self.addrs_changed();
+            }
+            SwarmEvent::ExpiredListenAddr { address, .. } => {
+                self.own.remove_listen(&address);
+                self.addrs_changed();
+            }
+            SwarmEvent::ListenerClosed { listener_id, addresses, reason } => {
+                for address in &addresses {
+                    self.own.remove_listen(address);
+                }
+                self.pending_listeners.remove(&listener_id);
+                if let Some(relay) = self.relay_listeners.remove(&listener_id) {
+                    let why = reason.err().map(|e| e.to_string()).unwrap_or_else(|| "closed".into());
+                    self.emit(NodeEvent::Error {
+                        message: format!("relay {relay} is not usable now: {why}"),
+                    });
+                    self.relay_retry_at = Some(Instant::now() + RELAY_RETRY);
+                }
+                if self.pending_listeners.is_empty() {
+                    self.become_ready();
+                }
+                self.addrs_changed();
+            }
+            SwarmEvent::ExternalAddrConfirmed { address } => {
+                self.own.add_external(address);
+                self.addrs_changed();
+            }
+            SwarmEvent::ExternalAddrExpired { address } => {
+                self.own.remove_external(&address);
+                self.addrs_changed();
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, connection_id, endpoint, num_established, ..
+            } => {
+                tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                let before = self.connections.path(&peer_id);
+                self.connections.opened(peer_id, connection_id, &endpoint);
+                if num_established.get() == 1 {
+                    self.engine.on_connected(peer_id);
+                }
+                self.path_changed(peer_id, before);
+                // Once a direct connection exists, the relayed one only costs the relay: close it;
+                // the party streams reopen on the direct connection.
+                for relayed in self.connections.redundant_relayed(&peer_id) {
+                    self.swarm.close_connection(relayed);
+                }
+            }
+            SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
+                tracing::debug!(%peer_id, ?cause, "connection closed");
+                let before = self.connections.path(&peer_id);
+                self.connections.closed(peer_id, connection_id);
+                if num_established == 0 {
+                    self.engine.on_disconnected(peer_id, Instant::now());
+                } else {
+                    self.path_changed(peer_id, before);
+                }
+            }
+            SwarmEvent::Behaviour(event) => self.on_behaviour_event(event),
+            _ => {}
+        }
+    }
+
+    fn on_behaviour_event(&mut self, event: BehaviourEvent) {
+        match event {
+            BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
+                learn_kad_peer(&mut self.swarm.behaviour_mut().kad, &peer_id, info);
+            }
+            BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(error) }) => {
+                tracing::debug!(%peer, %error, "ping failed; closing the connection");
+                self.swarm.close_connection(connection);
+            }
+            BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {
+                for (peer, addr) in found {
+                    self.swarm.add_peer_address(peer, addr);
+                }
+            }
+            BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => {
+                tracing::info!(peer = %remote_peer_id, ?result, "hole punch finished");
+                if let Some(name) = self.engine.member_name(&remote_peer_id) {
+                    let (ok, error) = match result {
+                        Ok(_) => (true, None),
+                        Err(e) => (false, Some(e.to_string())),
+                    };
+                    self.emit(NodeEvent::HolePunch { peer: remote_peer_id, name, ok, error });
+                }
+            }
+            BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
+                relay_peer_id,
+                ..
+            }) => {
+                tracing::info!(relay = %relay_peer_id, "relay reservation accepted");
+            }
+            other => tracing::trace!(?other, "behaviour event"),
+        }
+    }
+}

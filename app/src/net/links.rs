@@ -1,0 +1,271 @@
+//! Party streams between peers.
+//!
+//! Each direction of a pair of peers has its own one-way stream on the `/partyline/party/1`
+//! protocol: this node *writes* on the stream it opened to a peer and *reads* the stream the peer
+//! opened to it. One writer task per peer owns the outbound stream and a bounded queue; it reopens
+//! the stream (dialing if needed) while the peer stays linked. One reader task per inbound stream
+//! decodes frames, drops and counts what is oversize, malformed or over the rate limit, and hands
+//! the rest to the event loop. An open stream also keeps its connection alive: party members stay
+//! connected for as long as they are linked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{PeerId, Stream, StreamProtocol};
+use partyline_protocol::wire::{self, Message, WireError};
+use tokio::sync::mpsc;
+
+use crate::rate::TokenBucket;
+use crate::stats::Counters;
+
+pub const PARTY_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/party/1");
+
+/// Messages queued for one peer before it counts as too slow and the message is dropped.
+const WRITER_QUEUE: usize = 256;
+/// A write that makes no progress this long means the peer stopped reading.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// Inbound streams per peer, and in all: each reader holds at most one frame in memory.
+const READERS_PER_PEER: usize = 4;
+const READERS_TOTAL: usize = 256;
+/// What one inbound stream may send: a burst of 200 messages, then 100 a second.
+const READ_BURST: u32 = 200;
+const READ_PER_SEC: f64 = 100.0;
+/// Garbage in a row after which a stream is closed.
+const MALFORMED_STREAK: u32 = 32;
+
+/// What the link tasks report to the event loop.
+#[derive(Debug)]
+pub(crate) enum LinkEvent {
+    Message {
+        peer: PeerId,
+        msg: Message,
+    },
+    /// A writer could not open its stream (the peer is unreachable or refused).
+    OpenFailed {
+        peer: PeerId,
+        error: String,
+    },
+    /// A writer was unlinked and has sent everything that was queued.
+    Flushed {
+        peer: PeerId,
+    },
+}
+
+enum WriterCmd {
+    Send(Message),
+    Close,
+}
+
+struct Writer {
+    tx: mpsc::Sender<WriterCmd>,
+    /// Set when unlinked: the writer stops retrying to open its stream.
+    unlinked: Arc<AtomicBool>,
+}
+
+pub(crate) struct Links {
+    control: libp2p_stream::Control,
+    writers: HashMap<PeerId, Writer>,
+    events: mpsc::Sender<LinkEvent>,
+    counters: Arc<Counters>,
+}
+
+impl Links {
+    /// Starts accepting inbound party streams.
+    pub(crate) fn new(
+        mut control: libp2p_stream::Control,
+        events: mpsc::Sender<LinkEvent>,
+        counters: Arc<Counters>,
+    ) -> Self {
+        let incoming = control.accept(PARTY_PROTOCOL).expect("the party protocol is registered once");
+        tokio::spawn(accept_loop(incoming, events.clone(), counters.clone()));
+        Self { control, writers: HashMap::new(), events, counters }
+    }
+
+    pub(crate) fn is_linked(&self, peer: &PeerId) -> bool {
+        self.writers.contains_key(peer)
+    }
+
+    /// Makes sure a writer to `peer` exists.
+    pub(crate) fn link(&mut self, peer: PeerId) {
+        if self.writers.get(&peer).is_some_and(|w| !w.tx.is_closed()) {
+            return;
+        }
+        let (tx, rx) = mpsc::channel(WRITER_QUEUE);
+        let unlinked = Arc::new(AtomicBool::new(false));
+        tokio::spawn(write_loop(peer, self.control.clone(), rx, self.events.clone(), unlinked.clone()));
+        self.writers.insert(peer, Writer { tx, unlinked });
+    }
+
+    /// Queues `msg` for `peer`, linking it first if needed.
+    pub(crate) fn send(&mut self, peer: PeerId, msg: Message) {
+        self.link(peer);
+        let writer = &self.writers[&peer];
+        if writer.tx.try_send(WriterCmd::Send(msg)).is_err() {
+            tracing::warn!(%peer, "peer is not keeping up; dropped a message to it");
+            Counters::bump(&self.counters.events_lost);
+        }
+    }
+
+    /// Flushes what is queued for `peer`, then closes its stream.
+    pub(crate) fn unlink(&mut self, peer: PeerId) {
+        if let Some(writer) = self.writers.remove(&peer) {
+            writer.unlinked.store(true, Ordering::Relaxed);
+            // If the queue is full the writer is stuck anyway; dropping the sender ends it.
+            let _ = writer.tx.try_send(WriterCmd::Close);
+        }
+    }
+
+    pub(crate) fn unlink_all(&mut self) {
+        let peers: Vec<PeerId> = self.writers.keys().copied().collect();
+        for peer in peers {
+            self.unlink(peer);
+        }
+    }
+}
+
+async fn write_loop(
+    peer: PeerId,
+    mut control: libp2p_stream::Control,
+    mut rx: mpsc::Receiver<WriterCmd>,
+    events: mpsc::Sender<LinkEvent>,
+    unlinked: Arc<AtomicBool>,
+) {
+    let mut backoff = Duration::from_millis(250);
+    'open: loop {
+        let mut stream = match control.open_stream(peer, PARTY_PROTOCOL).await {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "cannot open party stream");
+                let _ = events.send(LinkEvent::OpenFailed { peer, error: e.to_string() }).await;
+                if unlinked.load(Ordering::Relaxed) {
+                    return;
+                }
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(4));
+                if unlinked.load(Ordering::Relaxed) && rx.is_empty() {
+                    return;
+                }
+                continue;
+            }
+        };
+        backoff = Duration::from_millis(250);
+        while let Some(cmd) = rx.recv().await {
+            match cmd {
+                WriterCmd::Send(msg) => {
+                    let frame = wire::frame(&msg);
+                    let write = async {
+                        stream.write_all(&frame).await?;
+                        stream.flush().await
+                    };
+                    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                        Ok(Ok(())) => {}
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "party stream broke; reopening");
+                            continue 'open;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "party stream stalled; reopening");
+                            continue 'open;
+                        }
+                    }
+                }
+                WriterCmd::Close => {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
+                    let _ = events.send(LinkEvent::Flushed { peer }).await;
+                    return;
+                }
+            }
+        }
+        return;
+    }
+}
+
+/// Per-peer count of inbound readers, to cap them.
+type ReaderCounts = Arc<Mutex<HashMap<PeerId, usize>>>;
+
+async fn accept_loop(
+    mut incoming: libp2p_stream::IncomingStreams,
+    events: mpsc::Sender<LinkEvent>,
+    counters: Arc<Counters>,
+) {
+    let readers: ReaderCounts = Arc::default();
+    while let Some((peer, stream)) = incoming.next().await {
+        {
+            let mut counts = readers.lock().unwrap_or_else(|e| e.into_inner());
+            let total: usize = counts.values().sum();
+            let mine = counts.entry(peer).or_default();
+            if *mine >= READERS_PER_PEER || total >= READERS_TOTAL {
+                tracing::debug!(%peer, "too many party streams; refused one");
+                Counters::bump(&counters.streams_refused);
+                continue;
+            }
+            *mine += 1;
+        }
+        let (events, counters, readers) = (events.clone(), counters.clone(), readers.clone());
+        tokio::spawn(async move {
+            read_loop(peer, stream, &events, &counters).await;
+            let mut counts = readers.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = counts.get_mut(&peer) {
+                *n -= 1;
+                if *n == 0 {
+                    counts.remove(&peer);
+                }
+            }
+        });
+    }
+}
+
+async fn read_loop(peer: PeerId, mut stream: Stream, events: &mpsc::Sender<LinkEvent>, counters: &Counters) {
+    let mut bucket = TokenBucket::new(READ_BURST, READ_PER_SEC, Instant::now());
+    let mut malformed_streak = 0;
+    let mut buf = Vec::new();
+    loop {
+        let mut header = [0u8; 4];
+        if stream.read_exact(&mut header).await.is_err() {
+            return;
+        }
+        let len = match wire::frame_len(header) {
+            Ok(len) => len,
+            Err(WireError::Oversize { len }) => {
+                // The frame cannot be skipped without reading it: close the stream.
+                tracing::debug!(%peer, len, "oversize frame; closing the stream");
+                Counters::bump(&counters.dropped_oversize);
+                return;
+            }
+            Err(_) => {
+                Counters::bump(&counters.dropped_malformed);
+                continue;
+            }
+        };
+        buf.resize(len, 0);
+        if stream.read_exact(&mut buf).await.is_err() {
+            return;
+        }
+        Counters::bump(&counters.frames_in);
+        if !bucket.take(Instant::now()) {
+            Counters::bump(&counters.dropped_rate_limited);
+            continue;
+        }
+        match wire::decode(&buf) {
+            Ok(msg) => {
+                malformed_streak = 0;
+                if events.send(LinkEvent::Message { peer, msg }).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "dropped a malformed message");
+                Counters::bump(&counters.dropped_malformed);
+                malformed_streak += 1;
+                if malformed_streak >= MALFORMED_STREAK {
+                    return;
+                }
+            }
+        }
+        buf.clear();
+        buf.shrink_to(1024);
+    }
+}

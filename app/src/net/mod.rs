@@ -1,0 +1,219 @@
+//! The node: one event-loop task owns the libp2p swarm and the party engine; everything else talks
+//! to it through a cloneable [`Node`] handle (bounded command channel, one reply per command) and
+//! listens to its [`NodeEvent`]s (one bounded channel).
+
+mod addrs;
+mod event_loop;
+mod links;
+
+pub use links::PARTY_PROTOCOL;
+pub mod relay_server;
+mod swarm;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use partyline_protocol::wire::Presence;
+use partyline_protocol::{InviteId, InviteTerms, JoinLink, PartyId};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Settings;
+use crate::events::{MemberInfo, NodeEvent, Stats};
+use crate::party::{Engine, RevokeTarget};
+use crate::paths::Dirs;
+use crate::stats::Counters;
+use crate::store::Store;
+
+/// Commands waiting for the event loop.
+const COMMAND_QUEUE: usize = 64;
+/// Events waiting for the front end; beyond this they are dropped and counted.
+const EVENT_QUEUE: usize = 1024;
+/// Messages from all peers waiting for the engine.
+const LINK_EVENT_QUEUE: usize = 512;
+
+#[derive(Clone, Debug)]
+pub struct NodeConfig {
+    pub dirs: Dirs,
+    pub name: String,
+    pub relays: Vec<Multiaddr>,
+    /// Where to listen; empty means every interface on `port`, QUIC and TCP, IPv4 and IPv6.
+    pub listen: Vec<Multiaddr>,
+    pub port: u16,
+    pub mdns: bool,
+    pub join_timeout: Duration,
+}
+
+impl NodeConfig {
+    pub fn new(dirs: Dirs, settings: &Settings) -> Self {
+        Self {
+            dirs,
+            name: settings.name.clone(),
+            relays: settings.relays.clone(),
+            listen: Vec::new(),
+            port: settings.port,
+            mdns: settings.mdns,
+            join_timeout: settings.join_timeout,
+        }
+    }
+
+    fn listen_addrs(&self) -> Vec<Multiaddr> {
+        if !self.listen.is_empty() {
+            return self.listen.clone();
+        }
+        let port = self.port;
+        [
+            format!("/ip4/0.0.0.0/udp/{port}/quic-v1"),
+            format!("/ip4/0.0.0.0/tcp/{port}"),
+            format!("/ip6/::/udp/{port}/quic-v1"),
+            format!("/ip6/::/tcp/{port}"),
+        ]
+        .iter()
+        .map(|a| a.parse().expect("valid multiaddr"))
+        .collect()
+    }
+}
+
+/// The relay's peer id, from the `/p2p/<id>` its address must end with.
+pub(crate) fn relay_peer(addr: &Multiaddr) -> Result<PeerId> {
+    match addr.iter().last() {
+        Some(Protocol::P2p(peer)) => Ok(peer),
+        _ => bail!("relay address {addr} must end with /p2p/<relay peer id>, as `partyline relay` prints it"),
+    }
+}
+
+pub(crate) enum Command {
+    WaitReady(oneshot::Sender<()>),
+    Host { fresh: bool, reply: oneshot::Sender<Result<PartyId>> },
+    Join { link: Box<JoinLink>, reply: oneshot::Sender<Result<()>> },
+    Chat { text: String, reply: oneshot::Sender<Result<()>> },
+    Invite { terms: InviteTerms, reply: oneshot::Sender<Result<JoinLink>> },
+    Revoke { target: RevokeTarget, reply: oneshot::Sender<Result<Vec<InviteId>>> },
+    Kick { name: String, ban: bool, reply: oneshot::Sender<Result<()>> },
+    Presence { presence: Presence, reply: oneshot::Sender<Result<()>> },
+    Members(oneshot::Sender<Result<Vec<MemberInfo>>>),
+    Stats(oneshot::Sender<Stats>),
+    Addrs(oneshot::Sender<Vec<Multiaddr>>),
+    Leave(oneshot::Sender<Result<()>>),
+    End(oneshot::Sender<Result<()>>),
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A handle to a running node. Cheap to clone; the node stops when it is shut down or when the
+/// last handle is dropped.
+#[derive(Clone)]
+pub struct Node {
+    tx: mpsc::Sender<Command>,
+    peer_id: PeerId,
+}
+
+impl Node {
+    /// Opens the store, starts listening (and reserving relay slots), and returns once the node
+    /// knows its addresses, with the stream of its events.
+    pub async fn start(config: NodeConfig) -> Result<(Node, mpsc::Receiver<NodeEvent>)> {
+        config.dirs.create()?;
+        let store = Store::open(&config.dirs.database())?;
+        let key = store.keypair()?;
+        let peer_id = key.public().to_peer_id();
+        let counters = Arc::new(Counters::default());
+        let engine = Engine::new(store, &key, config.name.clone(), counters.clone(), config.join_timeout)?;
+        let relays =
+            config.relays.iter().map(|r| Ok((relay_peer(r)?, r.clone()))).collect::<Result<Vec<_>>>()?;
+
+        let mut swarm = swarm::build(key, config.mdns)?;
+        let mut listeners = std::collections::HashSet::new();
+        for addr in config.listen_addrs() {
+            match swarm.listen_on(addr.clone()) {
+                Ok(id) => drop(listeners.insert(id)),
+                Err(e) => tracing::warn!(%addr, error = %e, "cannot listen"),
+            }
+        }
+        if listeners.is_empty() {
+            bail!("cannot listen on any address; is the port in use?");
+        }
+
+        let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
+        let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
+        let links = links::Links::new(swarm.behaviour().stream.new_control(), link_tx, counters.clone());
+        let event_loop = event_loop::EventLoop::new(
+            swarm, engine, links, rx, link_rx, events_tx, counters, listeners, relays,
+        );
+        tokio::spawn(event_loop.run());
+
+        let node = Node { tx, peer_id };
+        node.call(Command::WaitReady).await?;
+        Ok((node, events_rx))
+    }
+
+    pub fn peer_id(&self) -> PeerId {
+        self.peer_id
+    }
+
+    async fn call<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {
+        let (reply, rx) = oneshot::channel();
+        self.tx.send(command(reply)).await.map_err(|_| anyhow!("the node has stopped"))?;
+        rx.await.map_err(|_| anyhow!("the node has stopped"))
+    }
+
+    /// Hosts this node's party (resumed from storage), or a new one when `fresh`.
+    pub async fn host(&self, fresh: bool) -> Result<PartyId> {
+        self.call(|reply| Command::Host { fresh, reply }).await?
+    }
+
+    /// Starts joining; the outcome arrives as [`NodeEvent::Joined`] or [`NodeEvent::JoinFailed`].
+    pub async fn join(&self, link: JoinLink) -> Result<()> {
+        self.call(|reply| Command::Join { link: Box::new(link), reply }).await?
+    }
+
+    pub async fn chat(&self, text: impl Into<String>) -> Result<()> {
+        let text = text.into();
+        self.call(|reply| Command::Chat { text, reply }).await?
+    }
+
+    pub async fn invite(&self, terms: InviteTerms) -> Result<JoinLink> {
+        self.call(|reply| Command::Invite { terms, reply }).await?
+    }
+
+    pub async fn revoke(&self, target: RevokeTarget) -> Result<Vec<InviteId>> {
+        self.call(|reply| Command::Revoke { target, reply }).await?
+    }
+
+    pub async fn kick(&self, name: &str, ban: bool) -> Result<()> {
+        let name = name.to_owned();
+        self.call(|reply| Command::Kick { name, ban, reply }).await?
+    }
+
+    pub async fn set_presence(&self, presence: Presence) -> Result<()> {
+        self.call(|reply| Command::Presence { presence, reply }).await?
+    }
+
+    pub async fn members(&self) -> Result<Vec<MemberInfo>> {
+        self.call(Command::Members).await?
+    }
+
+    pub async fn stats(&self) -> Result<Stats> {
+        self.call(Command::Stats).await
+    }
+
+    /// Every address this node listens on or was confirmed at.
+    pub async fn addrs(&self) -> Result<Vec<Multiaddr>> {
+        self.call(Command::Addrs).await
+    }
+
+    pub async fn leave(&self) -> Result<()> {
+        self.call(Command::Leave).await?
+    }
+
+    /// Ends the party this node owns; its links stop working.
+    pub async fn end_party(&self) -> Result<()> {
+        self.call(Command::End).await?
+    }
+
+    /// Sends what is queued for peers (up to two seconds), then stops the node.
+    pub async fn shutdown(&self) -> Result<()> {
+        self.call(Command::Shutdown).await.context("shutting down")
+    }
+}

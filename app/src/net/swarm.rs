@@ -1,0 +1,128 @@
+//! The libp2p stack of a party node: transports and behaviours.
+//!
+//! Transports: QUIC (preferred), TCP with TLS or Noise and yamux as fallback, DNS, and circuit
+//! relay v2 as a client so peers behind NATs are reachable through a community relay. Behaviours:
+//! identify (observed addresses), ping (liveness), AutoNAT (are we reachable?), DCUtR (upgrade a
+//! relayed connection to a direct one by hole punching), mDNS (peers on the LAN), Kademlia (find
+//! peers by id through relays and other peers), and generic streams for the party protocol.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use libp2p::identity::Keypair;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::{
+    StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, identify, kad, mdns, noise, ping, quic, relay, tcp,
+    tls, yamux,
+};
+
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/kad/1.0.0");
+pub(crate) const IDENTIFY_PROTOCOL: &str = "/partyline/id/1.0.0";
+
+/// A dead peer shows within this long on QUIC (no packets, including keep-alives, arrive).
+pub(crate) const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(5);
+pub(crate) const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(1);
+/// Connections carrying no party stream close after this long.
+const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
+
+#[derive(NetworkBehaviour)]
+pub(crate) struct Behaviour {
+    pub(crate) relay_client: relay::client::Behaviour,
+    pub(crate) dcutr: dcutr::Behaviour,
+    pub(crate) identify: identify::Behaviour,
+    pub(crate) ping: ping::Behaviour,
+    pub(crate) autonat: autonat::Behaviour,
+    pub(crate) mdns: Toggle<mdns::tokio::Behaviour>,
+    pub(crate) kad: kad::Behaviour<kad::store::MemoryStore>,
+    pub(crate) stream: libp2p_stream::Behaviour,
+}
+
+pub(crate) fn quic_config(mut config: quic::Config) -> quic::Config {
+    config.max_idle_timeout = QUIC_IDLE_TIMEOUT.as_millis() as u32;
+    config.keep_alive_interval = QUIC_KEEP_ALIVE;
+    config
+}
+
+pub(crate) fn tcp_config() -> tcp::Config {
+    tcp::Config::default().nodelay(true)
+}
+
+pub(crate) fn identify_config(key: &Keypair) -> identify::Config {
+    identify::Config::new(IDENTIFY_PROTOCOL.to_owned(), key.public())
+        .with_agent_version(format!("partyline/{}", env!("CARGO_PKG_VERSION")))
+}
+
+pub(crate) fn ping_config() -> ping::Config {
+    ping::Config::new().with_interval(Duration::from_secs(5)).with_timeout(Duration::from_secs(10))
+}
+
+pub(crate) fn kad_behaviour(key: &Keypair) -> kad::Behaviour<kad::store::MemoryStore> {
+    let peer = key.public().to_peer_id();
+    let mut config = kad::Config::new(KAD_PROTOCOL);
+    config.set_query_timeout(Duration::from_secs(30));
+    kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config)
+}
+
+/// Adds a peer that identified itself to the routing table, if it speaks our Kademlia protocol.
+pub(crate) fn learn_kad_peer(
+    kad: &mut kad::Behaviour<kad::store::MemoryStore>,
+    peer: &libp2p::PeerId,
+    info: identify::Info,
+) {
+    if info.protocols.contains(&KAD_PROTOCOL) {
+        for addr in info.listen_addrs {
+            kad.add_address(peer, addr);
+        }
+    }
+}
+
+pub(crate) fn autonat_behaviour(key: &Keypair) -> autonat::Behaviour {
+    let config = autonat::Config {
+        // Parties on a LAN are worth probing too.
+        only_global_ips: false,
+        boot_delay: Duration::from_secs(5),
+        ..Default::default()
+    };
+    autonat::Behaviour::new(key.public().to_peer_id(), config)
+}
+
+pub(crate) fn build(key: Keypair, mdns: bool) -> Result<Swarm<Behaviour>> {
+    let swarm = SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(tcp_config(), (tls::Config::new, noise::Config::new), yamux::Config::default)
+        .context("cannot set up TCP")?
+        .with_quic_config(quic_config)
+        .with_dns()
+        .context("cannot set up DNS")?
+        .with_relay_client((tls::Config::new, noise::Config::new), yamux::Config::default)
+        .context("cannot set up the relay client")?
+        .with_behaviour(|key, relay_client| {
+            let peer = key.public().to_peer_id();
+            let mdns = if mdns {
+                match mdns::tokio::Behaviour::new(mdns::Config::default(), peer) {
+                    Ok(m) => Some(m),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "mDNS unavailable; LAN discovery is off");
+                        None
+                    }
+                }
+            } else {
+                None
+            };
+            Behaviour {
+                relay_client,
+                dcutr: dcutr::Behaviour::new(peer),
+                identify: identify::Behaviour::new(identify_config(key)),
+                ping: ping::Behaviour::new(ping_config()),
+                autonat: autonat_behaviour(key),
+                mdns: Toggle::from(mdns),
+                kad: kad_behaviour(key),
+                stream: libp2p_stream::Behaviour::new(),
+            }
+        })
+        .context("cannot set up the network behaviours")?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        .build();
+    Ok(swarm)
+}

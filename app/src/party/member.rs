@@ -1,0 +1,292 @@
+//! A member's side of a party: joining with an invite, following the host's roster and chat,
+//! keeping links to every other member, and reconnecting when the host goes away.
+
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use libp2p::PeerId;
+use partyline_protocol::wire::{Join, LeaveReason, Member, Message, Presence, Roster, Welcome};
+use partyline_protocol::{JoinLink, PartyId, UnixTime};
+
+use super::chat::{Delivery, MemberChat};
+use super::host::chat_event;
+use super::roster::diff;
+use super::{Ctx, message_kind};
+use crate::events::{MemberInfo, NodeEvent, Path};
+
+/// How much history a new member fetches from the host.
+const FRESH_HISTORY: u64 = 100;
+/// How much stored history is shown again when re-joining.
+const SHOWN_HISTORY: usize = 50;
+
+enum Phase {
+    /// Waiting for the host's answer to our invite, until the deadline.
+    Joining {
+        deadline: Instant,
+        last_error: Option<String>,
+    },
+    Joined,
+    /// The host went away; we keep the link and present our invite again when it is back.
+    Reconnecting,
+}
+
+pub(crate) struct MemberState {
+    link: JoinLink,
+    phase: Phase,
+    roster: Roster,
+    chat: MemberChat,
+}
+
+impl MemberState {
+    pub(super) fn start(ctx: &mut Ctx, link: JoinLink, now: Instant) -> Result<Self> {
+        link.check(UnixTime::now())?;
+        let party = link.party_id();
+        let host = link.owner();
+        ctx.link(host, link.addrs().to_vec());
+        let state = Self {
+            phase: Phase::Joining { deadline: now + ctx.join_timeout, last_error: None },
+            roster: Roster { party, version: 0, members: Vec::new(), departed: Vec::new() },
+            chat: MemberChat::new(ctx.store.chat_head(party)?),
+            link,
+        };
+        state.present_invite(ctx);
+        Ok(state)
+    }
+
+    pub(super) fn party_id(&self) -> PartyId {
+        self.link.party_id()
+    }
+
+    fn host(&self) -> PeerId {
+        self.link.owner()
+    }
+
+    fn present_invite(&self, ctx: &mut Ctx) {
+        let join =
+            Join { invite: self.link.invite().clone(), name: ctx.name.clone(), addrs: ctx.addrs.clone() };
+        ctx.send(self.host(), Message::Join(Box::new(join)));
+    }
+
+    pub(super) fn members(&self, ctx: &Ctx) -> Vec<MemberInfo> {
+        let info = |m: &Member| MemberInfo {
+            peer: m.peer,
+            name: m.name.clone(),
+            presence: m.presence,
+            owner: m.peer == self.host(),
+            me: m.peer == ctx.me,
+            path: Path::Offline,
+        };
+        if self.roster.members.is_empty() {
+            let me = Member { peer: ctx.me, name: ctx.name.clone(), presence: ctx.presence, addrs: vec![] };
+            return vec![info(&me)];
+        }
+        self.roster.members.iter().map(info).collect()
+    }
+
+    /// Returns true when this node is no longer in the party.
+    pub(super) fn on_message(&mut self, ctx: &mut Ctx, from: PeerId, msg: Message, _now: Instant) -> bool {
+        if from != self.host() {
+            match msg {
+                Message::Hello { party } if party == self.party_id() && self.is_member(&from) => {}
+                other => ctx.unauthorized(from, message_kind(&other)),
+            }
+            return false;
+        }
+        match msg {
+            Message::Welcome(welcome) => self.welcomed(ctx, welcome),
+            Message::Rejected(rejection) => {
+                self.finish(
+                    ctx,
+                    NodeEvent::JoinFailed {
+                        message: format!("the party refused to let you in: {rejection}"),
+                    },
+                );
+                return true;
+            }
+            Message::Kicked { banned } => {
+                self.finish(ctx, NodeEvent::Kicked { banned });
+                return true;
+            }
+            Message::PartyEnded => {
+                self.finish(ctx, NodeEvent::PartyEnded);
+                return true;
+            }
+            _ if !matches!(self.phase, Phase::Joined) => {} // stale, from before we were let in
+            Message::Roster(roster) => self.apply_roster(ctx, roster),
+            Message::Chat(m) => self.deliver(ctx, m),
+            Message::ChatPage { messages, head } => {
+                self.chat.synced();
+                for m in messages {
+                    self.deliver(ctx, m);
+                }
+                if self.chat.head() < head {
+                    ctx.send(self.host(), Message::ChatSync { after: self.chat.head() });
+                }
+            }
+            Message::Leave => self.host_lost(ctx, LeaveReason::Left),
+            other => ctx.unauthorized(from, message_kind(&other)),
+        }
+        false
+    }
+
+    fn is_member(&self, peer: &PeerId) -> bool {
+        self.roster.members.iter().any(|m| m.peer == *peer)
+    }
+
+    fn welcomed(&mut self, ctx: &mut Ctx, welcome: Welcome) {
+        let Welcome { roster, chat_head } = welcome;
+        if roster.party != self.party_id() {
+            return;
+        }
+        let first = matches!(self.phase, Phase::Joining { .. });
+        self.phase = Phase::Joined;
+        let party = self.party_id();
+        if first {
+            let result = ctx.store.remember_membership(party, &self.link.to_string());
+            ctx.check_store("remember the party", result);
+            self.roster = roster.clone();
+            let members = self.members(ctx);
+            ctx.emit(NodeEvent::Joined { party, members });
+            let shown = ctx.store.recent_chat(party, SHOWN_HISTORY);
+            for m in ctx.check_store("read chat history", shown).unwrap_or_default() {
+                ctx.emit(chat_event(&m, true));
+            }
+            if self.chat.head() == 0 {
+                self.chat.skip_to(chat_head.saturating_sub(FRESH_HISTORY));
+            }
+            let (me, host) = (ctx.me, self.host());
+            for m in roster.members.iter().filter(|m| m.peer != me && m.peer != host) {
+                ctx.link(m.peer, m.addrs.clone());
+                ctx.send(m.peer, Message::Hello { party });
+            }
+        } else {
+            self.apply_roster(ctx, roster);
+        }
+        if self.chat.head() < chat_head {
+            ctx.send(self.host(), Message::ChatSync { after: self.chat.head() });
+        }
+        let unsent: Vec<_> = self.chat.unsent().map(|(nonce, text)| (nonce, text.clone())).collect();
+        for (nonce, text) in unsent {
+            ctx.send(self.host(), Message::ChatSubmit { nonce, text });
+        }
+        if ctx.presence != Presence::Online {
+            ctx.send(self.host(), Message::Presence(ctx.presence));
+        }
+    }
+
+    fn apply_roster(&mut self, ctx: &mut Ctx, roster: Roster) {
+        if roster.party != self.party_id() || roster.version <= self.roster.version {
+            return;
+        }
+        let (me, host) = (ctx.me, self.host());
+        for event in diff(&self.roster.members, &roster, me) {
+            match &event {
+                NodeEvent::MemberJoined { peer, .. } if *peer != host => {
+                    let addrs = roster.members.iter().find(|m| m.peer == *peer).map(|m| m.addrs.clone());
+                    ctx.link(*peer, addrs.unwrap_or_default());
+                    ctx.send(*peer, Message::Hello { party: roster.party });
+                }
+                NodeEvent::MemberLeft { peer, .. } if *peer != host => ctx.unlink(*peer),
+                _ => {}
+            }
+            ctx.emit(event);
+        }
+        self.roster = roster;
+    }
+
+    fn deliver(&mut self, ctx: &mut Ctx, m: partyline_protocol::wire::ChatMessage) {
+        match self.chat.receive(m) {
+            Delivery::Ready(ready) => {
+                for m in ready {
+                    let result = ctx.store.append_chat(self.party_id(), &m);
+                    ctx.check_store("save a chat message", result);
+                    ctx.emit(chat_event(&m, false));
+                }
+            }
+            Delivery::Gap { after } => ctx.send(self.host(), Message::ChatSync { after }),
+        }
+    }
+
+    pub(super) fn chat(&mut self, ctx: &mut Ctx, text: String) -> Result<()> {
+        let Some(nonce) = self.chat.submit(text.clone()) else {
+            bail!("too many messages are waiting for the host; try again when it is back");
+        };
+        if matches!(self.phase, Phase::Joined) {
+            ctx.send(self.host(), Message::ChatSubmit { nonce, text });
+        }
+        Ok(())
+    }
+
+    pub(super) fn set_presence(&mut self, ctx: &mut Ctx, presence: Presence) {
+        if matches!(self.phase, Phase::Joined) {
+            ctx.send(self.host(), Message::Presence(presence));
+        }
+    }
+
+    fn host_lost(&mut self, ctx: &mut Ctx, reason: LeaveReason) {
+        if !matches!(self.phase, Phase::Joined) {
+            return;
+        }
+        self.phase = Phase::Reconnecting;
+        let host = self.host();
+        let name =
+            self.roster.members.iter().find(|m| m.peer == host).map_or_else(String::new, |m| m.name.clone());
+        // Drop the host from our view; its next roster brings it back and says so.
+        self.roster.members.retain(|m| m.peer != host);
+        ctx.emit(NodeEvent::MemberLeft { peer: host, name, reason });
+        ctx.emit(NodeEvent::Reconnecting { attempt: 1 });
+    }
+
+    pub(super) fn on_connected(&mut self, ctx: &mut Ctx, peer: PeerId) {
+        if peer == self.host() && matches!(self.phase, Phase::Reconnecting) {
+            self.present_invite(ctx);
+        }
+    }
+
+    pub(super) fn on_disconnected(&mut self, ctx: &mut Ctx, peer: PeerId, _now: Instant) {
+        if peer == self.host() {
+            self.host_lost(ctx, LeaveReason::Timeout);
+        }
+    }
+
+    pub(super) fn on_link_failed(&mut self, peer: PeerId, error: &str, _now: Instant) {
+        if let Phase::Joining { last_error, .. } = &mut self.phase
+            && peer == self.link.owner()
+        {
+            *last_error = Some(error.to_owned());
+        }
+    }
+
+    /// Returns true when this node gave up joining.
+    pub(super) fn tick(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
+        let Phase::Joining { deadline, last_error } = &self.phase else { return false };
+        if now < *deadline {
+            return false;
+        }
+        let why = last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        let message = format!(
+            "could not reach the party: its owner did not answer within {}s at any of the link's {} address(es){why}; \
+             the party may have ended or its owner is offline",
+            ctx.join_timeout.as_secs(),
+            self.link.addrs().len()
+        );
+        self.finish(ctx, NodeEvent::JoinFailed { message });
+        true
+    }
+
+    fn finish(&self, ctx: &mut Ctx, event: NodeEvent) {
+        ctx.unlink(self.host());
+        let me = ctx.me;
+        for m in self.roster.members.iter().filter(|m| m.peer != me) {
+            ctx.unlink(m.peer);
+        }
+        ctx.emit(event);
+    }
+
+    pub(super) fn leave(self, ctx: &mut Ctx) {
+        if matches!(self.phase, Phase::Joined) {
+            ctx.send(self.host(), Message::Leave);
+        }
+        self.finish(ctx, NodeEvent::Left);
+    }
+}

@@ -1,0 +1,52 @@
+//! Where Partyline keeps its files: the platform's config, data and cache directories (through
+//! `directories`), or three folders under one `--home` directory, which is how tests and bots run
+//! several independent nodes on one machine.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+
+#[derive(Clone, Debug)]
+pub struct Dirs {
+    pub config: PathBuf,
+    pub data: PathBuf,
+    pub cache: PathBuf,
+}
+
+impl Dirs {
+    /// `home` wins; otherwise `PARTYLINE_HOME`; otherwise the platform's directories.
+    pub fn resolve(home: Option<&Path>) -> Result<Self> {
+        if let Some(home) = home {
+            return Ok(Self::under(home));
+        }
+        if let Some(home) = std::env::var_os("PARTYLINE_HOME").filter(|h| !h.is_empty()) {
+            return Ok(Self::under(Path::new(&home)));
+        }
+        let dirs = directories::ProjectDirs::from("org", "Partyline", "partyline")
+            .context("cannot find a home directory for Partyline's files; pass --home DIR")?;
+        Ok(Self {
+            config: dirs.config_dir().to_path_buf(),
+            data: dirs.data_dir().to_path_buf(),
+            cache: dirs.cache_dir().to_path_buf(),
+        })
+    }
+
+    pub fn under(home: &Path) -> Self {
+        Self { config: home.join("config"), data: home.join("data"), cache: home.join("cache") }
+    }
+
+    pub fn create(&self) -> Result<()> {
+        for dir in [&self.config, &self.data, &self.cache] {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        Ok(())
+    }
+
+    pub fn settings_file(&self) -> PathBuf {
+        self.config.join("settings.toml")
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.data.join("partyline.sqlite3")
+    }
+}

@@ -1,0 +1,203 @@
+//! Parties this node owns or joined: invites, their uses, revocations and bans.
+
+use anyhow::{Context, Result};
+use libp2p::PeerId;
+use partyline_protocol::{Invite, InviteId, PartyId, PartySalt, RevocationList, UnixTime};
+use rusqlite::{OptionalExtension, params};
+
+use super::Store;
+
+/// A party this node owns: its salt (the key is the node's own) and whether it was ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct OwnedParty {
+    pub(crate) id: PartyId,
+    pub(crate) salt: PartySalt,
+}
+
+impl Store {
+    /// The party this node hosts when asked to host: the newest one it owns that was not ended.
+    pub(crate) fn current_owned_party(&self) -> Result<Option<OwnedParty>> {
+        let row: Option<(Vec<u8>, Vec<u8>)> = self
+            .db
+            .query_row(
+                "SELECT party_id, salt FROM owned_parties WHERE ended_at IS NULL
+                 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()?;
+        row.map(|(id, salt)| {
+            Ok(OwnedParty {
+                id: PartyId(id.try_into().ok().context("corrupt party id in database")?),
+                salt: PartySalt(salt.try_into().ok().context("corrupt party salt in database")?),
+            })
+        })
+        .transpose()
+    }
+
+    pub(crate) fn create_owned_party(&self, id: PartyId, salt: PartySalt, now: UnixTime) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO owned_parties (party_id, salt, created_at) VALUES (?1, ?2, ?3)",
+            params![id.0.as_slice(), salt.0.as_slice(), now.0 as i64],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn end_owned_party(&self, id: PartyId, now: UnixTime) -> Result<()> {
+        self.db.execute(
+            "UPDATE owned_parties SET ended_at = ?2 WHERE party_id = ?1",
+            params![id.0.as_slice(), now.0 as i64],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn record_invite(&self, invite: &Invite) -> Result<()> {
+        self.db.execute(
+            "INSERT OR IGNORE INTO invites (party_id, invite_id, expires_at, max_uses) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                invite.party_id().0.as_slice(),
+                invite.id().0.as_slice(),
+                invite.expires_at().0 as i64,
+                invite.max_uses().map(|n| n.get())
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// Invites of the party that are neither revoked nor expired at `now`.
+    pub(crate) fn live_invites(&self, party: PartyId, now: UnixTime) -> Result<Vec<InviteId>> {
+        let mut stmt = self.db.prepare(
+            "SELECT invite_id FROM invites WHERE party_id = ?1 AND revoked = 0 AND expires_at > ?2",
+        )?;
+        let ids = stmt
+            .query_map(params![party.0.as_slice(), now.0 as i64], |r| r.get::<_, Vec<u8>>(0))?
+            .filter_map(|id| id.ok().and_then(|id| id.try_into().ok()).map(InviteId))
+            .collect();
+        Ok(ids)
+    }
+
+    pub(crate) fn revoke_invites(&self, party: PartyId, ids: &[InviteId]) -> Result<()> {
+        let tx = self.db.unchecked_transaction()?;
+        for id in ids {
+            // Revoking an invite this node never saw (say, from a lost database) still has to stick.
+            tx.execute(
+                "INSERT INTO invites (party_id, invite_id, expires_at, revoked) VALUES (?1, ?2, ?3, 1)
+                 ON CONFLICT (party_id, invite_id) DO UPDATE SET revoked = 1",
+                params![party.0.as_slice(), id.0.as_slice(), i64::MAX],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub(crate) fn revocations(&self, party: PartyId) -> Result<RevocationList> {
+        let mut list = RevocationList::new(party);
+        let mut stmt =
+            self.db.prepare("SELECT invite_id FROM invites WHERE party_id = ?1 AND revoked = 1")?;
+        for id in stmt.query_map(params![party.0.as_slice()], |r| r.get::<_, Vec<u8>>(0))? {
+            if let Ok(id) = <[u8; 10]>::try_from(id?) {
+                list.revoke(InviteId(id));
+            }
+        }
+        Ok(list)
+    }
+
+    /// Distinct peers other than `peer` that joined with this invite.
+    pub(crate) fn invite_uses_by_others(
+        &self,
+        party: PartyId,
+        invite: InviteId,
+        peer: PeerId,
+    ) -> Result<u32> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM invite_uses WHERE party_id = ?1 AND invite_id = ?2 AND peer != ?3",
+            params![party.0.as_slice(), invite.0.as_slice(), peer.to_bytes()],
+            |r| r.get(0),
+        )?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    pub(crate) fn record_invite_use(&self, party: PartyId, invite: InviteId, peer: PeerId) -> Result<()> {
+        self.db.execute(
+            "INSERT OR IGNORE INTO invite_uses (party_id, invite_id, peer) VALUES (?1, ?2, ?3)",
+            params![party.0.as_slice(), invite.0.as_slice(), peer.to_bytes()],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn ban(&self, party: PartyId, peer: PeerId, name: &str) -> Result<()> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO bans (party_id, peer, name) VALUES (?1, ?2, ?3)",
+            params![party.0.as_slice(), peer.to_bytes(), name],
+        )?;
+        Ok(())
+    }
+
+    pub(crate) fn is_banned(&self, party: PartyId, peer: PeerId) -> Result<bool> {
+        let n: i64 = self.db.query_row(
+            "SELECT COUNT(*) FROM bans WHERE party_id = ?1 AND peer = ?2",
+            params![party.0.as_slice(), peer.to_bytes()],
+            |r| r.get(0),
+        )?;
+        Ok(n > 0)
+    }
+
+    pub(crate) fn remember_membership(&self, party: PartyId, link: &str) -> Result<()> {
+        self.db.execute(
+            "INSERT OR REPLACE INTO memberships (party_id, link) VALUES (?1, ?2)",
+            params![party.0.as_slice(), link],
+        )?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::num::NonZeroU32;
+    use std::time::Duration;
+
+    use libp2p::identity::Keypair;
+    use partyline_protocol::{InviteTerms, JoinLink};
+
+    use super::*;
+
+    const NOW: UnixTime = UnixTime(1_800_000_000);
+
+    #[test]
+    fn owned_party_lifecycle() {
+        let store = Store::in_memory().unwrap();
+        assert_eq!(store.current_owned_party().unwrap(), None);
+        let (id, salt) = (PartyId([1; 16]), PartySalt([2; 8]));
+        store.create_owned_party(id, salt, NOW).unwrap();
+        assert_eq!(store.current_owned_party().unwrap(), Some(OwnedParty { id, salt }));
+        store.end_owned_party(id, NOW).unwrap();
+        assert_eq!(store.current_owned_party().unwrap(), None);
+    }
+
+    #[test]
+    fn invites_uses_revocations_and_bans() {
+        let store = Store::in_memory().unwrap();
+        let key = Keypair::generate_ed25519().try_into_ed25519().unwrap();
+        let terms = InviteTerms { lifetime: Duration::from_secs(60), max_uses: NonZeroU32::new(1) };
+        let link = JoinLink::mint(&key, PartySalt([3; 8]), terms, NOW, []);
+        let (party, invite) = (link.party_id(), link.invite().id());
+        store.record_invite(link.invite()).unwrap();
+        assert_eq!(store.live_invites(party, NOW).unwrap(), vec![invite]);
+        assert_eq!(store.live_invites(party, UnixTime(NOW.0 + 60)).unwrap(), vec![]);
+
+        let (a, b) = (PeerId::random(), PeerId::random());
+        store.record_invite_use(party, invite, a).unwrap();
+        store.record_invite_use(party, invite, a).unwrap();
+        assert_eq!(store.invite_uses_by_others(party, invite, a).unwrap(), 0);
+        assert_eq!(store.invite_uses_by_others(party, invite, b).unwrap(), 1);
+
+        store.revoke_invites(party, &[invite, InviteId([9; 10])]).unwrap();
+        let list = store.revocations(party).unwrap();
+        assert!(list.is_revoked(&invite) && list.is_revoked(&InviteId([9; 10])));
+        assert!(store.live_invites(party, NOW).unwrap().is_empty());
+
+        assert!(!store.is_banned(party, b).unwrap());
+        store.ban(party, b, "bob").unwrap();
+        assert!(store.is_banned(party, b).unwrap());
+    }
+}
