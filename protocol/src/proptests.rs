@@ -100,6 +100,7 @@ fn rejection() -> impl Strategy<Value = Rejection> {
     prop_oneof![
         Just(Rejection::Banned),
         Just(Rejection::UnknownParty),
+        Just(Rejection::NotHosted),
         any::<u32>().prop_map(|max| Rejection::PartyFull { max }),
         Just(Rejection::Invite(crate::InviteError::BadSignature)),
         Just(Rejection::Invite(crate::InviteError::Revoked)),

@@ -97,6 +97,9 @@ pub enum Rejection {
     UnknownParty,
     #[error("the party is full ({max} members)")]
     PartyFull { max: u32 },
+    /// The owner's node is up but is not hosting this party at the moment (it may be starting).
+    #[error("the party's owner is online but not hosting the party right now")]
+    NotHosted,
 }
 
 /// The owner's view of who is in the party, sent whole on every change (parties are small).

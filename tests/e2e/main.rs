@@ -1,1 +1,10 @@
+//! Partyline's integration tests: one binary, one module per area.
+//!
+//! Multi-process tests run the real `partyline` binary on loopback (or in network namespaces) and
+//! read its `--json` events; in-process tests drive `partyline::Node` directly.
 
+mod hostile;
+mod inprocess;
+mod processes;
+mod rejection;
+mod relay;

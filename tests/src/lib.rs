@@ -1,1 +1,295 @@
+//! Harness for Partyline's integration tests and benchmarks: real `partyline` processes driven
+//! through their JSON output and stdin, in-process nodes, and network namespaces.
 
+pub mod netns;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// Logs of in-process nodes go to the test's output when `RUST_LOG` is set.
+pub fn init_logs() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        if std::env::var_os("RUST_LOG").is_some() {
+            let _ = tracing_subscriber::fmt()
+                .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+                .with_test_writer()
+                .try_init();
+        }
+    });
+}
+
+/// Loopback-only listening, so test traffic never leaves the machine, and no multicast discovery.
+pub const LOOPBACK: &[&str] =
+    &["--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
+
+/// The `partyline` binary, built (once per test run) from this workspace.
+pub fn partyline_bin() -> &'static Path {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        // target/<profile>/deps/<this test> -> target/<profile>/partyline
+        let exe = std::env::current_exe().expect("test executable path");
+        let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+        let profile = profile_dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug").to_owned();
+        let mut build = Command::new(env!("CARGO"));
+        build.args(["build", "--quiet", "-p", "partyline", "--bin", "partyline"]);
+        if profile == "release" {
+            build.arg("--release");
+        }
+        let status = build.status().expect("run cargo build");
+        assert!(status.success(), "building the partyline binary failed");
+        let bin = profile_dir.join("partyline");
+        assert!(bin.exists(), "{} missing after build", bin.display());
+        bin
+    })
+}
+
+/// A running `partyline` process with its own home directory, driven through stdin and read
+/// through its `--json` events. Killed when dropped.
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    events: mpsc::Receiver<Value>,
+    seen: Arc<Mutex<Vec<Value>>>,
+    pub home: PathBuf,
+    _home_guard: Option<tempfile::TempDir>,
+}
+
+impl Proc {
+    /// Starts `partyline --json --home <new temp dir> <args…>`.
+    pub fn start(name: &str, args: &[&str]) -> Self {
+        let home = tempfile::Builder::new().prefix(&format!("pl-{name}-")).tempdir().expect("temp dir");
+        let path = home.path().to_path_buf();
+        Self::start_in(name, &path, args, Some(home), &[])
+    }
+
+    /// Starts with an existing home (to restart a node) and an optional command prefix (such as
+    /// `ip netns exec NS`).
+    pub fn start_in(
+        name: &str,
+        home: &Path,
+        args: &[&str],
+        guard: Option<tempfile::TempDir>,
+        prefix: &[&str],
+    ) -> Self {
+        let bin = partyline_bin();
+        let mut cmd = match prefix.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(bin);
+                c
+            }
+            None => Command::new(bin),
+        };
+        let stderr = std::fs::File::create(home.join(format!("{name}.stderr"))).expect("stderr file");
+        cmd.arg("--json")
+            .arg("--home")
+            .arg(home)
+            .args(args)
+            .env("RUST_LOG", std::env::var("PARTYLINE_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {}: {e}", bin.display()));
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, events) = mpsc::channel();
+        let seen: Arc<Mutex<Vec<Value>>> = Arc::default();
+        let seen_writer = seen.clone();
+        let label = name.to_owned();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("{label} printed a line that is not JSON ({e}): {line}"));
+                seen_writer.lock().unwrap().push(value.clone());
+                if tx.send(value).is_err() {
+                    break;
+                }
+            }
+        });
+        Self {
+            name: name.to_owned(),
+            stdin: child.stdin.take(),
+            child,
+            events,
+            seen,
+            home: home.to_path_buf(),
+            _home_guard: guard,
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Types a line into the node.
+    pub fn send(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin open");
+        writeln!(stdin, "{line}")
+            .and_then(|()| stdin.flush())
+            .unwrap_or_else(|e| panic!("{}: stdin: {e}", self.name));
+    }
+
+    /// The next event satisfying `pred`, skipping others; panics after `timeout` with what was seen.
+    pub fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.events.recv_timeout(left) {
+                Ok(ev) if pred(&ev) => return ev,
+                Ok(_) => {}
+                Err(_) => panic!(
+                    "{}: no {what} within {timeout:?}. Events so far:\n{}\nstderr tail:\n{}",
+                    self.name,
+                    self.seen().iter().map(Value::to_string).collect::<Vec<_>>().join("\n"),
+                    self.stderr_tail()
+                ),
+            }
+        }
+    }
+
+    pub fn wait_event(&self, timeout: Duration, event: &str) -> Value {
+        self.wait_for(timeout, event, |e| e["event"] == event)
+    }
+
+    /// Everything printed so far.
+    pub fn seen(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    pub fn stderr_tail(&self) -> String {
+        let text =
+            std::fs::read_to_string(self.home.join(format!("{}.stderr", self.name))).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(30)..].join("\n")
+    }
+
+    /// Waits until this process's roster (see [`roster`]) is `names`.
+    pub fn wait_roster(&self, timeout: Duration, names: &[&str]) {
+        let deadline = Instant::now() + timeout;
+        while roster(&self.seen()) != names {
+            if Instant::now() > deadline {
+                panic!(
+                    "{}: roster is {:?}, not {names:?}, after {timeout:?}. Events:\n{}\nstderr tail:\n{}",
+                    self.name,
+                    roster(&self.seen()),
+                    self.seen().iter().map(Value::to_string).collect::<Vec<_>>().join("\n"),
+                    self.stderr_tail()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Waits for the process to exit by itself.
+    pub fn wait_exit(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{}: still running after {timeout:?}\n{}",
+                self.name,
+                self.stderr_tail()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Resident memory in KiB, from /proc.
+    pub fn rss_kib(&self) -> u64 {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .expect("VmRSS")
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `host --name NAME` on loopback, with extra args; returns the process and its first link.
+pub fn host(name: &str, extra: &[&str]) -> (Proc, String) {
+    let mut args = vec!["host", "--name", name];
+    args.extend_from_slice(LOOPBACK);
+    args.extend_from_slice(extra);
+    let proc = Proc::start(name, &args);
+    let link = proc.wait_event(Duration::from_secs(20), "link")["link"].as_str().expect("link").to_owned();
+    (proc, link)
+}
+
+/// Arguments of `join LINK --name NAME` on loopback, with extra args.
+pub fn join_args<'a>(link: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec!["join", link, "--name", name];
+    args.extend_from_slice(LOOPBACK);
+    args.extend_from_slice(extra);
+    args
+}
+
+/// `join LINK --name NAME` on loopback, with extra args, in a new home.
+pub fn join(name: &str, link: &str, extra: &[&str]) -> Proc {
+    Proc::start(name, &join_args(link, name, extra))
+}
+
+/// The member names a process knows of, from its `joined`, `member-joined` and `member-left`
+/// events so far (in order).
+pub fn roster(events: &[Value]) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for e in events {
+        match e["event"].as_str() {
+            Some("joined") => {
+                names =
+                    e["members"].as_array().unwrap().iter().map(|n| n.as_str().unwrap().to_owned()).collect();
+            }
+            Some("member-joined") => names.push(e["name"].as_str().unwrap().to_owned()),
+            Some("member-left") => names.retain(|n| n != e["name"].as_str().unwrap()),
+            _ => {}
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The chat lines (`seq`, `from`, `text`) a process printed so far.
+pub fn chat_log(events: &[Value]) -> Vec<(u64, String, String)> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "chat")
+        .map(|e| {
+            (
+                e["seq"].as_u64().unwrap(),
+                e["from"].as_str().unwrap().into(),
+                e["text"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+/// Polls `check` until it holds or `timeout` passes.
+pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !check() {
+        assert!(Instant::now() < deadline, "not true within {timeout:?}: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

@@ -10,6 +10,54 @@ use partyline_protocol::wire::MAX_MEMBER_ADDRS;
 
 use crate::events::Path;
 
+pub(crate) const UDP_PORT_KEY: &str = "udp_port";
+pub(crate) const TCP_PORT_KEY: &str = "tcp_port";
+
+/// Ports this node listened on last time, reused so that links and members' reconnects keep
+/// working across restarts.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ports {
+    pub(crate) udp: Option<u16>,
+    pub(crate) tcp: Option<u16>,
+}
+
+impl Ports {
+    /// `addr` with its port 0 replaced by the remembered port of its transport, if any.
+    pub(crate) fn apply(&self, addr: &Multiaddr) -> Option<Multiaddr> {
+        let mut changed = false;
+        let out = addr
+            .iter()
+            .map(|p| match p {
+                Protocol::Udp(0) if self.udp.is_some() => {
+                    changed = true;
+                    Protocol::Udp(self.udp.unwrap_or(0))
+                }
+                Protocol::Tcp(0) if self.tcp.is_some() => {
+                    changed = true;
+                    Protocol::Tcp(self.tcp.unwrap_or(0))
+                }
+                other => other,
+            })
+            .collect();
+        changed.then_some(out)
+    }
+
+    /// The ports of the first direct UDP and TCP listen addresses.
+    pub(crate) fn of(addrs: &[Multiaddr]) -> Self {
+        let mut ports = Self::default();
+        for addr in addrs.iter().filter(|a| !is_relayed(a)) {
+            for p in addr.iter() {
+                match p {
+                    Protocol::Udp(port) if ports.udp.is_none() => ports.udp = Some(port),
+                    Protocol::Tcp(port) if ports.tcp.is_none() => ports.tcp = Some(port),
+                    _ => {}
+                }
+            }
+        }
+        ports
+    }
+}
+
 /// This node's own addresses, from the swarm's listen and external-address events.
 #[derive(Default)]
 pub(crate) struct OwnAddrs {
@@ -66,6 +114,10 @@ impl OwnAddrs {
     pub(crate) fn remove_external(&mut self, addr: &Multiaddr) {
         let addr = without_peer(addr.clone());
         self.external.retain(|a| *a != addr);
+    }
+
+    pub(crate) fn listen(&self) -> &[Multiaddr] {
+        &self.listen
     }
 
     pub(crate) fn all(&self) -> Vec<Multiaddr> {
@@ -171,6 +223,17 @@ mod tests {
         assert_eq!(adv[0], a("/ip4/192.168.1.9/udp/1/quic-v1"));
         assert!(adv.iter().any(is_relayed), "{adv:?}");
         assert!(!adv.iter().any(is_loopback), "loopback only when there is room: {adv:?}");
+    }
+
+    #[test]
+    fn remembered_ports_replace_zero_ports() {
+        let ports = Ports { udp: Some(4001), tcp: Some(4002) };
+        assert_eq!(ports.apply(&a("/ip4/0.0.0.0/udp/0/quic-v1")), Some(a("/ip4/0.0.0.0/udp/4001/quic-v1")));
+        assert_eq!(ports.apply(&a("/ip6/::/tcp/0")), Some(a("/ip6/::/tcp/4002")));
+        assert_eq!(ports.apply(&a("/ip4/0.0.0.0/tcp/9")), None, "explicit ports stay");
+        assert_eq!(Ports::default().apply(&a("/ip4/0.0.0.0/tcp/0")), None);
+        let seen = [a("/ip4/127.0.0.1/tcp/7"), a("/ip4/127.0.0.1/udp/8/quic-v1")];
+        assert_eq!(Ports::of(&seen), Ports { udp: Some(8), tcp: Some(7) });
     }
 
     #[test]

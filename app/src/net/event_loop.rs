@@ -16,7 +16,7 @@ use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Command;
-use super::addrs::{Connections, OwnAddrs};
+use super::addrs::{Connections, OwnAddrs, Ports, TCP_PORT_KEY, UDP_PORT_KEY};
 use super::links::{LinkEvent, Links};
 use super::swarm::{Behaviour, BehaviourEvent, learn_kad_peer};
 use crate::events::{NodeEvent, Path};
@@ -29,6 +29,18 @@ const READY_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long shutdown waits for queued messages to go out.
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 const RELAY_RETRY: Duration = Duration::from_secs(15);
+/// A peer counts as gone when it has had no connection this long. Connections come and go when
+/// both sides dial at once or a relayed connection is upgraded; a last message (say, "leaving")
+/// may also still be on its way when the connection closes.
+const GONE_AFTER: Duration = Duration::from_millis(750);
+/// After flushing, how long a stopping node keeps running before it closes its connections, so
+/// that its last messages are read on the other side (a QUIC connection closed too early takes
+/// unread data with it), and then how long it waits for the closes to go out.
+const LINGER: Duration = Duration::from_millis(300);
+const CLOSE_WAIT: Duration = Duration::from_millis(100);
+/// How long a peer that is no longer linked (kicked, refused) keeps its connection, so it can read
+/// why, before this node closes it.
+const DISCONNECT_AFTER: Duration = Duration::from_secs(5);
 
 pub(super) struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -51,7 +63,21 @@ pub(super) struct EventLoop {
     announced: Vec<Multiaddr>,
     /// Peers we unlinked whose writers are still sending what was queued.
     flushing: HashSet<PeerId>,
-    shutdown: Option<(Instant, oneshot::Sender<()>)>,
+    /// Peers whose last connection closed, and when.
+    lost: HashMap<PeerId, Instant>,
+    /// Peers no longer linked, to disconnect at the given time unless linked again.
+    disconnect_at: HashMap<PeerId, Instant>,
+    shutdown: Option<Shutdown>,
+}
+
+struct Shutdown {
+    /// Give up waiting for writers to flush at this time.
+    flush_deadline: Instant,
+    /// Set once flushed: close connections at this time.
+    close_at: Option<Instant>,
+    /// Set once connections were closed: stop at this time.
+    stop_at: Option<Instant>,
+    reply: oneshot::Sender<()>,
 }
 
 impl EventLoop {
@@ -85,6 +111,8 @@ impl EventLoop {
             ready_deadline: Instant::now() + READY_TIMEOUT,
             announced: Vec::new(),
             flushing: HashSet::new(),
+            lost: HashMap::new(),
+            disconnect_at: HashMap::new(),
             shutdown: None,
         };
         this.connect_relays();
@@ -120,15 +148,14 @@ impl EventLoop {
         loop {
             tokio::select! {
                 biased;
-                command = self.commands.recv() => match command {
+                _ = tick.tick() => self.on_tick(),
+                command = self.commands.recv(), if self.shutdown.is_none() => match command {
                     Some(command) => self.on_command(command),
-                    None => {
-                        self.begin_shutdown(None);
-                    }
+                    // Every handle is gone: nobody can use this node any more.
+                    None => self.begin_shutdown(None),
                 },
                 Some(event) = self.link_events.recv() => self.on_link_event(event),
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
-                _ = tick.tick() => self.on_tick(),
             }
             self.apply_actions();
             if self.finish_shutdown() {
@@ -227,20 +254,40 @@ impl EventLoop {
             let _ = self.engine.leave();
         }
         self.links.unlink_all();
-        let (tx, _) = oneshot::channel();
-        self.shutdown = Some((Instant::now() + FLUSH_TIMEOUT, reply.unwrap_or(tx)));
+        let reply = reply.unwrap_or_else(|| oneshot::channel().0);
+        self.shutdown = Some(Shutdown {
+            flush_deadline: Instant::now() + FLUSH_TIMEOUT,
+            close_at: None,
+            stop_at: None,
+            reply,
+        });
     }
 
-    /// True once shutting down and every writer has flushed (or the time is up).
+    /// True once shutting down, every writer has flushed (or the time is up), the other side had
+    /// time to read it, and connections were closed.
     fn finish_shutdown(&mut self) -> bool {
-        let Some((deadline, _)) = &self.shutdown else { return false };
-        if !self.flushing.is_empty() && Instant::now() < *deadline {
-            return false;
+        let now = Instant::now();
+        let Some(shutdown) = &mut self.shutdown else { return false };
+        match (shutdown.close_at, shutdown.stop_at) {
+            (None, _) if self.flushing.is_empty() || now >= shutdown.flush_deadline => {
+                shutdown.close_at = Some(now + LINGER);
+            }
+            (Some(at), None) if now >= at => {
+                shutdown.stop_at = Some(now + CLOSE_WAIT);
+                let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+                for peer in peers {
+                    let _ = self.swarm.disconnect_peer_id(peer);
+                }
+            }
+            (_, Some(at)) if now >= at => {
+                if let Some(shutdown) = self.shutdown.take() {
+                    let _ = shutdown.reply.send(());
+                }
+                return true;
+            }
+            _ => {}
         }
-        if let Some((_, reply)) = self.shutdown.take() {
-            let _ = reply.send(());
-        }
-        true
+        false
     }
 
     fn on_link_event(&mut self, event: LinkEvent) {
@@ -250,15 +297,31 @@ impl EventLoop {
             LinkEvent::OpenFailed { peer, error } => self.engine.on_link_failed(peer, &error, now),
             LinkEvent::Flushed { peer } => {
                 self.flushing.remove(&peer);
-                if !self.links.is_linked(&peer) && !self.engine.is_member(&peer) {
-                    let _ = self.swarm.disconnect_peer_id(peer);
-                }
+                self.disconnect_at.insert(peer, now + DISCONNECT_AFTER);
             }
         }
     }
 
     fn on_tick(&mut self) {
         let now = Instant::now();
+        let gone: Vec<PeerId> = self
+            .lost
+            .iter()
+            .filter(|(_, at)| now.duration_since(**at) >= GONE_AFTER)
+            .map(|(p, _)| *p)
+            .collect();
+        for peer in gone {
+            self.lost.remove(&peer);
+            self.engine.on_disconnected(peer, now);
+        }
+        let due: Vec<PeerId> =
+            self.disconnect_at.iter().filter(|(_, at)| now >= **at).map(|(p, _)| *p).collect();
+        for peer in due {
+            self.disconnect_at.remove(&peer);
+            if !self.links.is_linked(&peer) && !self.engine.is_member(&peer) {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
+        }
         self.engine.tick(now);
         if self.ready.is_some() && (self.pending_listeners.is_empty() || now >= self.ready_deadline) {
             self.become_ready();
@@ -271,6 +334,9 @@ impl EventLoop {
 
     fn become_ready(&mut self) {
         if let Some(waiters) = self.ready.take() {
+            let ports = Ports::of(self.own.listen());
+            self.engine.remember(UDP_PORT_KEY, ports.udp);
+            self.engine.remember(TCP_PORT_KEY, ports.tcp);
             self.addrs_changed();
             for waiter in waiters {
                 let _ = waiter.send(());
@@ -340,15 +406,12 @@ impl EventLoop {
                 self.own.remove_external(&address);
                 self.addrs_changed();
             }
-            SwarmEvent::ConnectionEstablished {
-                peer_id, connection_id, endpoint, num_established, ..
-            } => {
+            SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
                 let before = self.connections.path(&peer_id);
                 self.connections.opened(peer_id, connection_id, &endpoint);
-                if num_established.get() == 1 {
-                    self.engine.on_connected(peer_id);
-                }
+                self.lost.remove(&peer_id);
+                self.engine.on_connected(peer_id, Instant::now());
                 self.path_changed(peer_id, before);
                 // Once a direct connection exists, the relayed one only costs the relay: close it;
                 // the party streams reopen on the direct connection.
@@ -361,7 +424,7 @@ impl EventLoop {
                 let before = self.connections.path(&peer_id);
                 self.connections.closed(peer_id, connection_id);
                 if num_established == 0 {
-                    self.engine.on_disconnected(peer_id, Instant::now());
+                    self.lost.insert(peer_id, Instant::now());
                 } else {
                     self.path_changed(peer_id, before);
                 }

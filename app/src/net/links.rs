@@ -33,6 +33,9 @@ const READERS_TOTAL: usize = 256;
 /// What one inbound stream may send: a burst of 200 messages, then 100 a second.
 const READ_BURST: u32 = 200;
 const READ_PER_SEC: f64 = 100.0;
+/// Retry delays for opening a stream to an unreachable peer.
+const MIN_BACKOFF: Duration = Duration::from_millis(250);
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Garbage in a row after which a stream is closed.
 const MALFORMED_STREAK: u32 = 32;
 
@@ -133,8 +136,11 @@ async fn write_loop(
     events: mpsc::Sender<LinkEvent>,
     unlinked: Arc<AtomicBool>,
 ) {
-    let mut backoff = Duration::from_millis(250);
-    'open: loop {
+    let mut backoff = MIN_BACKOFF;
+    // A frame whose write failed is written again on the next stream: party messages are
+    // idempotent (snapshots, numbered chat, nonces), so at-least-once is safe.
+    let mut unsent: Option<Vec<u8>> = None;
+    loop {
         let mut stream = match control.open_stream(peer, PARTY_PROTOCOL).await {
             Ok(stream) => stream,
             Err(e) => {
@@ -144,42 +150,42 @@ async fn write_loop(
                     return;
                 }
                 tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(4));
-                if unlinked.load(Ordering::Relaxed) && rx.is_empty() {
-                    return;
-                }
+                backoff = (backoff * 2).min(MAX_BACKOFF);
                 continue;
             }
         };
-        backoff = Duration::from_millis(250);
-        while let Some(cmd) = rx.recv().await {
-            match cmd {
-                WriterCmd::Send(msg) => {
-                    let frame = wire::frame(&msg);
-                    let write = async {
-                        stream.write_all(&frame).await?;
-                        stream.flush().await
-                    };
-                    match tokio::time::timeout(WRITE_TIMEOUT, write).await {
-                        Ok(Ok(())) => {}
-                        Ok(Err(e)) => {
-                            tracing::debug!(%peer, error = %e, "party stream broke; reopening");
-                            continue 'open;
-                        }
-                        Err(_) => {
-                            tracing::debug!(%peer, "party stream stalled; reopening");
-                            continue 'open;
-                        }
+        backoff = MIN_BACKOFF;
+        loop {
+            let frame = match unsent.take() {
+                Some(frame) => frame,
+                None => match rx.recv().await {
+                    Some(WriterCmd::Send(msg)) => wire::frame(&msg),
+                    Some(WriterCmd::Close) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
+                        let _ = events.send(LinkEvent::Flushed { peer }).await;
+                        return;
                     }
+                    None => return,
+                },
+            };
+            let write = async {
+                stream.write_all(&frame).await?;
+                stream.flush().await
+            };
+            match tokio::time::timeout(WRITE_TIMEOUT, write).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::debug!(%peer, error = %e, "party stream broke; reopening");
+                    unsent = Some(frame);
+                    break;
                 }
-                WriterCmd::Close => {
-                    let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
-                    let _ = events.send(LinkEvent::Flushed { peer }).await;
-                    return;
+                Err(_) => {
+                    tracing::debug!(%peer, "party stream stalled; reopening");
+                    unsent = Some(frame);
+                    break;
                 }
             }
         }
-        return;
     }
 }
 

@@ -116,6 +116,8 @@ impl Node {
         config.dirs.create()?;
         let store = Store::open(&config.dirs.database())?;
         let key = store.keypair()?;
+        let port = |key: &str| store.meta(key).map(|p| p.and_then(|p| u16::try_from(p).ok()));
+        let remembered = addrs::Ports { udp: port(addrs::UDP_PORT_KEY)?, tcp: port(addrs::TCP_PORT_KEY)? };
         let peer_id = key.public().to_peer_id();
         let counters = Arc::new(Counters::default());
         let engine = Engine::new(store, &key, config.name.clone(), counters.clone(), config.join_timeout)?;
@@ -125,7 +127,9 @@ impl Node {
         let mut swarm = swarm::build(key, config.mdns)?;
         let mut listeners = std::collections::HashSet::new();
         for addr in config.listen_addrs() {
-            match swarm.listen_on(addr.clone()) {
+            // The port used last time first, so that links and reconnects keep working.
+            let again = remembered.apply(&addr).and_then(|a| swarm.listen_on(a).ok());
+            match again.map_or_else(|| swarm.listen_on(addr.clone()), Ok) {
                 Ok(id) => drop(listeners.insert(id)),
                 Err(e) => tracing::warn!(%addr, error = %e, "cannot listen"),
             }

@@ -61,6 +61,8 @@ pub(crate) fn kad_behaviour(key: &Keypair) -> kad::Behaviour<kad::store::MemoryS
     let peer = key.public().to_peer_id();
     let mut config = kad::Config::new(KAD_PROTOCOL);
     config.set_query_timeout(Duration::from_secs(30));
+    // Bootstrapping needs known peers (relays); the event loop bootstraps when it has some.
+    config.set_periodic_bootstrap_interval(None);
     kad::Behaviour::with_config(peer, kad::store::MemoryStore::new(peer), config)
 }
 

@@ -40,7 +40,7 @@ impl HostState {
         let me =
             Member { peer: ctx.me, name: ctx.name.clone(), presence: ctx.presence, addrs: ctx.addrs.clone() };
         let host = Self {
-            roster: HostRoster::new(id, me),
+            roster: HostRoster::new(id, me, Ctx::now_ms()),
             chat: HostChat::new(ctx.store.chat_head(id)?),
             revocations: ctx.store.revocations(id)?,
             party,
@@ -145,6 +145,7 @@ impl HostState {
         ctx.check_store("record an invite use", result);
 
         let (name, new) = self.roster.admit(from, &join.name, join.addrs.clone());
+        tracing::info!(peer = %from, %name, new, "admitted");
         ctx.link(from, join.addrs.clone());
         ctx.send(
             from,

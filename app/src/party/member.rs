@@ -1,11 +1,11 @@
 //! A member's side of a party: joining with an invite, following the host's roster and chat,
 //! keeping links to every other member, and reconnecting when the host goes away.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use anyhow::{Result, bail};
 use libp2p::PeerId;
-use partyline_protocol::wire::{Join, LeaveReason, Member, Message, Presence, Roster, Welcome};
+use partyline_protocol::wire::{Join, LeaveReason, Member, Message, Presence, Rejection, Roster, Welcome};
 use partyline_protocol::{JoinLink, PartyId, UnixTime};
 
 use super::chat::{Delivery, MemberChat};
@@ -18,6 +18,10 @@ use crate::events::{MemberInfo, NodeEvent, Path};
 const FRESH_HISTORY: u64 = 100;
 /// How much stored history is shown again when re-joining.
 const SHOWN_HISTORY: usize = 50;
+/// While the host is away, our invite is presented again this often (and on every new connection
+/// to the host, at most once a second).
+const REPRESENT_EVERY: Duration = Duration::from_secs(5);
+const REPRESENT_AT_MOST: Duration = Duration::from_secs(1);
 
 enum Phase {
     /// Waiting for the host's answer to our invite, until the deadline.
@@ -26,8 +30,10 @@ enum Phase {
         last_error: Option<String>,
     },
     Joined,
-    /// The host went away; we keep the link and present our invite again when it is back.
-    Reconnecting,
+    /// The host went away; we keep the link and present our invite again until it is back.
+    Reconnecting {
+        presented: Option<Instant>,
+    },
 }
 
 pub(crate) struct MemberState {
@@ -62,6 +68,7 @@ impl MemberState {
     }
 
     fn present_invite(&self, ctx: &mut Ctx) {
+        tracing::debug!(party = %self.party_id(), host = %self.host(), "presenting the invite");
         let join =
             Join { invite: self.link.invite().clone(), name: ctx.name.clone(), addrs: ctx.addrs.clone() };
         ctx.send(self.host(), Message::Join(Box::new(join)));
@@ -94,6 +101,8 @@ impl MemberState {
         }
         match msg {
             Message::Welcome(welcome) => self.welcomed(ctx, welcome),
+            // The owner is up but not hosting yet; a returning member keeps trying.
+            Message::Rejected(Rejection::NotHosted) if matches!(self.phase, Phase::Reconnecting { .. }) => {}
             Message::Rejected(rejection) => {
                 self.finish(
                     ctx,
@@ -139,6 +148,7 @@ impl MemberState {
             return;
         }
         let first = matches!(self.phase, Phase::Joining { .. });
+        tracing::info!(party = %self.party_id(), first, members = roster.members.len(), "welcomed");
         self.phase = Phase::Joined;
         let party = self.party_id();
         if first {
@@ -160,6 +170,8 @@ impl MemberState {
                 ctx.send(m.peer, Message::Hello { party });
             }
         } else {
+            // A restarted host numbers its rosters afresh: its welcome is always the truth.
+            self.roster.version = 0;
             self.apply_roster(ctx, roster);
         }
         if self.chat.head() < chat_head {
@@ -227,7 +239,8 @@ impl MemberState {
         if !matches!(self.phase, Phase::Joined) {
             return;
         }
-        self.phase = Phase::Reconnecting;
+        tracing::info!(host = %self.host(), ?reason, "lost the host; reconnecting");
+        self.phase = Phase::Reconnecting { presented: None };
         let host = self.host();
         let name =
             self.roster.members.iter().find(|m| m.peer == host).map_or_else(String::new, |m| m.name.clone());
@@ -237,8 +250,18 @@ impl MemberState {
         ctx.emit(NodeEvent::Reconnecting { attempt: 1 });
     }
 
-    pub(super) fn on_connected(&mut self, ctx: &mut Ctx, peer: PeerId) {
-        if peer == self.host() && matches!(self.phase, Phase::Reconnecting) {
+    pub(super) fn on_connected(&mut self, ctx: &mut Ctx, peer: PeerId, now: Instant) {
+        if peer == self.host() {
+            self.represent(ctx, now, REPRESENT_AT_MOST);
+        }
+    }
+
+    /// Presents the invite again if reconnecting and it was last presented `after` ago.
+    fn represent(&mut self, ctx: &mut Ctx, now: Instant, after: Duration) {
+        if let Phase::Reconnecting { presented } = &mut self.phase
+            && presented.is_none_or(|at| now.duration_since(at) >= after)
+        {
+            *presented = Some(now);
             self.present_invite(ctx);
         }
     }
@@ -259,6 +282,7 @@ impl MemberState {
 
     /// Returns true when this node gave up joining.
     pub(super) fn tick(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
+        self.represent(ctx, now, REPRESENT_EVERY);
         let Phase::Joining { deadline, last_error } = &self.phase else { return false };
         if now < *deadline {
             return false;

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use libp2p::identity::{Keypair, ed25519};
 use libp2p::{Multiaddr, PeerId};
-use partyline_protocol::wire::{Message, Presence};
+use partyline_protocol::wire::{Message, Presence, Rejection};
 use partyline_protocol::{InviteId, InviteTerms, JoinLink, PartyId};
 
 use crate::events::{MemberInfo, NodeEvent};
@@ -275,6 +275,14 @@ impl Engine {
         Ok(())
     }
 
+    /// Remembers numbers such as listening ports for the next start.
+    pub(crate) fn remember(&mut self, key: &str, value: Option<u16>) {
+        if let Some(value) = value {
+            let result = self.ctx.store.set_meta(key, i64::from(value));
+            self.ctx.check_store("remember the listening port", result);
+        }
+    }
+
     pub(crate) fn set_addrs(&mut self, addrs: Vec<Multiaddr>) {
         if self.ctx.addrs == addrs {
             return;
@@ -289,9 +297,15 @@ impl Engine {
         let finished = match &mut self.role {
             Role::Idle => {
                 match msg {
-                    Message::Join(_) => self
-                        .ctx
-                        .send(from, Message::Rejected(partyline_protocol::wire::Rejection::UnknownParty)),
+                    Message::Join(join) => {
+                        // A party of ours that was not ended is only not hosted yet (say, this
+                        // node is starting): its members should keep trying.
+                        let ended = self.ctx.store.owned_party_ended(join.invite.party_id()).ok().flatten();
+                        let rejection =
+                            if ended == Some(false) { Rejection::NotHosted } else { Rejection::UnknownParty };
+                        self.ctx.send(from, Message::Rejected(rejection));
+                        self.ctx.unlink(from);
+                    }
                     other => self.ctx.unauthorized(from, message_kind(&other)),
                 }
                 false
@@ -307,12 +321,13 @@ impl Engine {
         }
     }
 
-    pub(crate) fn on_connected(&mut self, peer: PeerId) {
+    pub(crate) fn on_connected(&mut self, peer: PeerId, now: Instant) {
         if let Role::Member(m) = &mut self.role {
-            m.on_connected(&mut self.ctx, peer);
+            m.on_connected(&mut self.ctx, peer, now);
         }
     }
 
+    /// `peer` has had no connection for a while.
     pub(crate) fn on_disconnected(&mut self, peer: PeerId, now: Instant) {
         match &mut self.role {
             Role::Idle => {}

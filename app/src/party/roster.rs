@@ -19,8 +19,9 @@ pub(crate) struct HostRoster {
 }
 
 impl HostRoster {
-    pub(crate) fn new(party: PartyId, me: Member) -> Self {
-        Self { party, version: 1, members: vec![me], departed: VecDeque::new() }
+    /// `version` should grow across restarts of the host (a clock reading does).
+    pub(crate) fn new(party: PartyId, me: Member, version: u64) -> Self {
+        Self { party, version, members: vec![me], departed: VecDeque::new() }
     }
 
     pub(crate) fn snapshot(&self) -> Roster {
@@ -169,7 +170,7 @@ mod tests {
     #[test]
     fn host_roster_tracks_changes_and_reasons() {
         let host = member("host");
-        let mut roster = HostRoster::new(PartyId([0; 16]), host.clone());
+        let mut roster = HostRoster::new(PartyId([0; 16]), host.clone(), 1);
         let bob = PeerId::random();
         assert_eq!(roster.admit(bob, "host", vec![]), ("host (2)".to_owned(), true));
         let v = roster.snapshot().version;

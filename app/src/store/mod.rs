@@ -23,6 +23,10 @@ CREATE TABLE identity (
     id INTEGER PRIMARY KEY CHECK (id IN (1, 2)), -- 1: the party node, 2: the relay
     keypair BLOB NOT NULL
 );
+CREATE TABLE meta (
+    key TEXT PRIMARY KEY,
+    value INTEGER NOT NULL
+);
 CREATE TABLE owned_parties (
     party_id BLOB PRIMARY KEY,
     salt BLOB NOT NULL,
@@ -113,6 +117,16 @@ impl Store {
     /// home directory.
     pub fn relay_keypair(&self) -> Result<Keypair> {
         self.identity(2)
+    }
+
+    /// A small remembered number, such as the port this node listened on last time.
+    pub fn meta(&self, key: &str) -> Result<Option<i64>> {
+        Ok(self.db.query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0)).optional()?)
+    }
+
+    pub fn set_meta(&self, key: &str, value: i64) -> Result<()> {
+        self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?1, ?2)", params![key, value])?;
+        Ok(())
     }
 
     fn identity(&self, slot: i64) -> Result<Keypair> {

@@ -35,6 +35,17 @@ impl Store {
         .transpose()
     }
 
+    /// Whether this node owns `id`, and if so whether it was ended.
+    pub(crate) fn owned_party_ended(&self, id: PartyId) -> Result<Option<bool>> {
+        let ended: Option<Option<i64>> = self
+            .db
+            .query_row("SELECT ended_at FROM owned_parties WHERE party_id = ?1", [id.0.as_slice()], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(ended.map(|at| at.is_some()))
+    }
+
     pub(crate) fn create_owned_party(&self, id: PartyId, salt: PartySalt, now: UnixTime) -> Result<()> {
         self.db.execute(
             "INSERT INTO owned_parties (party_id, salt, created_at) VALUES (?1, ?2, ?3)",
@@ -168,10 +179,13 @@ mod tests {
         let store = Store::in_memory().unwrap();
         assert_eq!(store.current_owned_party().unwrap(), None);
         let (id, salt) = (PartyId([1; 16]), PartySalt([2; 8]));
+        assert_eq!(store.owned_party_ended(id).unwrap(), None);
         store.create_owned_party(id, salt, NOW).unwrap();
         assert_eq!(store.current_owned_party().unwrap(), Some(OwnedParty { id, salt }));
+        assert_eq!(store.owned_party_ended(id).unwrap(), Some(false));
         store.end_owned_party(id, NOW).unwrap();
         assert_eq!(store.current_owned_party().unwrap(), None);
+        assert_eq!(store.owned_party_ended(id).unwrap(), Some(true));
     }
 
     #[test]
