@@ -137,22 +137,29 @@ impl Proc {
             .unwrap_or_else(|e| panic!("{}: stdin: {e}", self.name));
     }
 
-    /// The next event satisfying `pred`, skipping others; panics after `timeout` with what was seen.
-    pub fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+    /// The next event satisfying `pred`, skipping others, or `None` after `timeout`.
+    pub fn try_wait_for(&self, timeout: Duration, pred: impl Fn(&Value) -> bool) -> Option<Value> {
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.events.recv_timeout(left) {
-                Ok(ev) if pred(&ev) => return ev,
+                Ok(ev) if pred(&ev) => return Some(ev),
                 Ok(_) => {}
-                Err(_) => panic!(
-                    "{}: no {what} within {timeout:?}. Events so far:\n{}\nstderr tail:\n{}",
-                    self.name,
-                    self.seen().iter().map(Value::to_string).collect::<Vec<_>>().join("\n"),
-                    self.stderr_tail()
-                ),
+                Err(_) => return None,
             }
         }
+    }
+
+    /// The next event satisfying `pred`, skipping others; panics after `timeout` with what was seen.
+    pub fn wait_for(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        self.try_wait_for(timeout, pred).unwrap_or_else(|| {
+            panic!(
+                "{}: no {what} within {timeout:?}. Events so far:\n{}\nstderr tail:\n{}",
+                self.name,
+                self.seen().iter().map(Value::to_string).collect::<Vec<_>>().join("\n"),
+                self.stderr_tail()
+            )
+        })
     }
 
     pub fn wait_event(&self, timeout: Duration, event: &str) -> Value {

@@ -69,12 +69,18 @@ impl Netns {
         self.ip(&["route", "add", net, "via", via]);
     }
 
-    /// Source-NATs everything leaving through `wan` (a home router), keeping ports where it can.
+    /// Acts as a home router on `wan`: source-NATs what leaves (keeping ports where it can) and,
+    /// like real routers, drops unsolicited packets arriving for the router itself. The drop also
+    /// keeps such packets from leaving conntrack entries behind that would make the NAT pick
+    /// another port for the next outgoing flow, which would break hole punching.
     pub fn masquerade(&self, wan: &str) {
         self.sh(&format!(
             "nft add table ip nat && \
              nft add chain ip nat post '{{ type nat hook postrouting priority 100 ; }}' && \
-             nft add rule ip nat post oifname {wan} masquerade"
+             nft add rule ip nat post oifname {wan} masquerade && \
+             nft add table ip filter && \
+             nft add chain ip filter input '{{ type filter hook input priority 0 ; }}' && \
+             nft add rule ip filter input iifname {wan} ct state new drop"
         ));
     }
 }

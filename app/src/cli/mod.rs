@@ -246,6 +246,7 @@ async fn session(
     let mut stdin_open = true;
     let signal = shutdown_signal();
     tokio::pin!(signal);
+    let mut signalled = false;
     let code = loop {
         tokio::select! {
             event = events.recv() => {
@@ -260,7 +261,9 @@ async fn session(
                 // No more input (stdin closed, or not a terminal): keep the party going.
                 Ok(None) | Err(_) => stdin_open = false,
             },
-            () = &mut signal => {
+            // Ctrl-C or SIGTERM: leave properly, then stop when the `left` event comes.
+            () = &mut signal, if !signalled => {
+                signalled = true;
                 if node.leave().await.is_err() {
                     break ExitCode::SUCCESS;
                 }

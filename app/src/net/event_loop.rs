@@ -119,8 +119,8 @@ impl EventLoop {
         this
     }
 
-    /// Dials each relay, reserves a slot on it (listening on its circuit address), and uses it
-    /// as a Kademlia bootstrap node.
+    /// Reserves a slot on each relay (listening on its circuit address dials it), and adds it as
+    /// a Kademlia bootstrap node.
     fn connect_relays(&mut self) {
         for (peer, addr) in self.relays.clone() {
             if self.relay_listeners.values().any(|a| *a == addr) {
@@ -136,9 +136,6 @@ impl EventLoop {
                 }
                 Err(e) => self.emit(NodeEvent::Error { message: format!("cannot use relay {addr}: {e}") }),
             }
-        }
-        if !self.relays.is_empty() {
-            let _ = self.swarm.behaviour_mut().kad.bootstrap();
         }
     }
 
@@ -450,13 +447,14 @@ impl EventLoop {
             }
             BehaviourEvent::Dcutr(dcutr::Event { remote_peer_id, result }) => {
                 tracing::info!(peer = %remote_peer_id, ?result, "hole punch finished");
-                if let Some(name) = self.engine.member_name(&remote_peer_id) {
-                    let (ok, error) = match result {
-                        Ok(_) => (true, None),
-                        Err(e) => (false, Some(e.to_string())),
-                    };
-                    self.emit(NodeEvent::HolePunch { peer: remote_peer_id, name, ok, error });
-                }
+                // Hole punching starts as soon as a relayed connection opens, often before the
+                // peer has joined: its name may not be known yet.
+                let name = self.engine.member_name(&remote_peer_id).unwrap_or_default();
+                let (ok, error) = match result {
+                    Ok(_) => (true, None),
+                    Err(e) => (false, Some(e.to_string())),
+                };
+                self.emit(NodeEvent::HolePunch { peer: remote_peer_id, name, ok, error });
             }
             BehaviourEvent::RelayClient(relay::client::Event::ReservationReqAccepted {
                 relay_peer_id,

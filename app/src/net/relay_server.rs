@@ -73,6 +73,13 @@ pub(crate) fn relay_limits(limits: &RelayServerSettings) -> relay::Config {
     config
 }
 
+fn is_loopback(addr: &Multiaddr) -> bool {
+    addr.iter().any(|p| {
+        matches!(p, Protocol::Ip4(ip) if ip.is_loopback())
+            || matches!(p, Protocol::Ip6(ip) if ip.is_loopback())
+    })
+}
+
 fn default_listen(port: u16) -> Vec<Multiaddr> {
     [format!("/ip4/0.0.0.0/udp/{port}/quic-v1"), format!("/ip4/0.0.0.0/tcp/{port}")]
         .iter()
@@ -111,8 +118,8 @@ pub async fn run(key: Keypair, config: RelayConfig, mut report: impl FnMut(Relay
     for addr in listen {
         pending.insert(swarm.listen_on(addr.clone()).with_context(|| format!("cannot listen on {addr}"))?);
     }
-    for addr in config.external {
-        swarm.add_external_address(addr);
+    for addr in &config.external {
+        swarm.add_external_address(addr.clone());
     }
     let me = *swarm.local_peer_id();
     let mut addrs: Vec<Multiaddr> = Vec::new();
@@ -134,12 +141,15 @@ pub async fn run(key: Keypair, config: RelayConfig, mut report: impl FnMut(Relay
         };
         match event {
             SwarmEvent::NewListenAddr { listener_id, address } => {
-                swarm.add_external_address(address.clone());
+                // Announced to clients in reservations; loopback only helps peers on this machine.
+                if !is_loopback(&address) || config.listen.iter().all(is_loopback) {
+                    swarm.add_external_address(address.clone());
+                }
                 addrs.push(address.with(Protocol::P2p(me)));
                 pending.remove(&listener_id);
                 if pending.is_empty() && !ready {
-                    ready = true;
-                    report(RelayEvent::Ready { peer: me, addrs: addrs.clone() });
+                    // Listening on 0.0.0.0 reports one address per interface, in quick succession.
+                    settle.as_mut().reset(tokio::time::Instant::now() + Duration::from_millis(300));
                 }
             }
             SwarmEvent::ListenerClosed { listener_id, .. } => {

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building, running and testing Partyline needs on Debian, idempotently:
+# Debian packages (only the missing ones), and cargo-fuzz for the fuzz smoke run.
+set -euo pipefail
+
+if ! command -v cargo >/dev/null; then
+  echo "setup: Rust is missing; install it with rustup (https://rustup.rs), then run this again" >&2
+  exit 1
+fi
+
+# Build: C toolchain and linker (see .cargo/config.toml), audio/input/display headers for the
+# voice and overlay stack, the system Opus. Tests: iproute2 and nftables for network namespaces.
+PACKAGES=(
+  pkg-config cmake clang lld
+  libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libdbus-1-dev libopus-dev
+  iproute2 nftables procps
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+  echo "setup: installing ${missing[*]}" >&2
+  SUDO=""
+  [[ $(id -u) -ne 0 ]] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+if [[ "${1:-}" == "--test" ]] && ! cargo fuzz --version >/dev/null 2>&1; then
+  echo "setup: installing cargo-fuzz" >&2
+  cargo install --locked --quiet cargo-fuzz
+fi
