@@ -13,7 +13,10 @@ cargo fmt --all --check
 step "lints"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
-cargo test --workspace --locked
+# Two runs: the protocol's property tests pull in dev-dependency features that would otherwise
+# give the app a second build (the integration tests build and run the real `partyline` binary).
+cargo test --locked -p partyline-protocol
+cargo test --locked -p partyline -p partyline-tests
 step "fuzz smoke run"
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 step "all good"

@@ -111,10 +111,7 @@ impl Settings {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let settings = Settings::default();
                 let text = format!("{HEADER}\n{}", toml::to_string_pretty(&settings)?);
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                std::fs::write(path, text)
+                write_atomically(path, &text)
                     .with_context(|| format!("cannot write default settings to {}", path.display()))?;
                 Ok(settings)
             }
@@ -135,6 +132,18 @@ impl Settings {
         );
         Ok(())
     }
+}
+
+/// A crash or a full disk never leaves a half-written file: write a temporary file beside it,
+/// flush it, then rename it over the old one.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes())?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
-use libp2p::swarm::SwarmEvent;
+use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
 use tokio::sync::{mpsc, oneshot};
 
@@ -41,6 +41,10 @@ const CLOSE_WAIT: Duration = Duration::from_millis(100);
 /// How long a peer that is no longer linked (kicked, refused) keeps its connection, so it can read
 /// why, before this node closes it.
 const DISCONNECT_AFTER: Duration = Duration::from_secs(5);
+/// How long a relayed connection that a direct one replaced stays open, so the party stream on it
+/// finishes cleanly; the writer opens its next stream only after `MIGRATE_PAUSE`, once it is closed.
+const RELAYED_CLOSE_DELAY: Duration = Duration::from_millis(750);
+const _: () = assert!(RELAYED_CLOSE_DELAY.as_millis() < super::links::MIGRATE_PAUSE.as_millis());
 
 pub(super) struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -65,6 +69,8 @@ pub(super) struct EventLoop {
     flushing: HashSet<PeerId>,
     /// Peers whose last connection closed, and when.
     lost: HashMap<PeerId, Instant>,
+    /// Connections to close at the given time (relayed ones a direct connection replaced).
+    close_at: HashMap<ConnectionId, Instant>,
     /// Peers no longer linked, to disconnect at the given time unless linked again.
     disconnect_at: HashMap<PeerId, Instant>,
     shutdown: Option<Shutdown>,
@@ -113,6 +119,7 @@ impl EventLoop {
             flushing: HashSet::new(),
             lost: HashMap::new(),
             disconnect_at: HashMap::new(),
+            close_at: HashMap::new(),
             shutdown: None,
         };
         this.connect_relays();
@@ -410,10 +417,14 @@ impl EventLoop {
                 self.lost.remove(&peer_id);
                 self.engine.on_connected(peer_id, Instant::now());
                 self.path_changed(peer_id, before);
-                // Once a direct connection exists, the relayed one only costs the relay: close it;
-                // the party streams reopen on the direct connection.
-                for relayed in self.connections.redundant_relayed(&peer_id) {
-                    self.swarm.close_connection(relayed);
+                // Once a direct connection exists, the relayed one only costs the relay. The party
+                // stream finishes cleanly on it first, then the relayed connection is closed, and
+                // the stream reopens on the direct one.
+                let relayed = self.connections.redundant_relayed(&peer_id);
+                if !relayed.is_empty() {
+                    self.links.migrate(peer_id);
+                    self.close_at
+                        .extend(relayed.into_iter().map(|c| (c, Instant::now() + RELAYED_CLOSE_DELAY)));
                 }
             }
             SwarmEvent::ConnectionClosed { peer_id, connection_id, num_established, cause, .. } => {
@@ -436,8 +447,9 @@ impl EventLoop {
             BehaviourEvent::Identify(identify::Event::Received { peer_id, info, .. }) => {
                 learn_kad_peer(&mut self.swarm.behaviour_mut().kad, &peer_id, info);
             }
-            BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(error) }) => {
-                tracing::debug!(%peer, %error, "ping failed; closing the connection");
+            // A peer that stops answering pings is gone even if its TCP connection looks open.
+            BehaviourEvent::Ping(ping::Event { peer, connection, result: Err(ping::Failure::Timeout) }) => {
+                tracing::debug!(%peer, "ping timed out; closing the connection");
                 self.swarm.close_connection(connection);
             }
             BehaviourEvent::Mdns(mdns::Event::Discovered(found)) => {

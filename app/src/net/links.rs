@@ -33,6 +33,9 @@ const READERS_TOTAL: usize = 256;
 /// What one inbound stream may send: a burst of 200 messages, then 100 a second.
 const READ_BURST: u32 = 200;
 const READ_PER_SEC: f64 = 100.0;
+/// How long a migrating writer waits before opening its new stream, so that the old connection
+/// is closed by then and the new stream lands on the remaining one.
+pub(crate) const MIGRATE_PAUSE: Duration = Duration::from_millis(1500);
 /// Retry delays for opening a stream to an unreachable peer.
 const MIN_BACKOFF: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
@@ -59,6 +62,9 @@ pub(crate) enum LinkEvent {
 
 enum WriterCmd {
     Send(Message),
+    /// Finish the current stream cleanly and open a new one after [`MIGRATE_PAUSE`]: the
+    /// connection it runs on is about to be closed (a direct one replaced a relayed one).
+    Migrate,
     Close,
 }
 
@@ -112,6 +118,13 @@ impl Links {
         }
     }
 
+    /// Moves `peer`'s stream off a connection that is about to close (see [`WriterCmd::Migrate`]).
+    pub(crate) fn migrate(&mut self, peer: PeerId) {
+        if let Some(writer) = self.writers.get(&peer) {
+            let _ = writer.tx.try_send(WriterCmd::Migrate);
+        }
+    }
+
     /// Flushes what is queued for `peer`, then closes its stream.
     pub(crate) fn unlink(&mut self, peer: PeerId) {
         if let Some(writer) = self.writers.remove(&peer) {
@@ -160,6 +173,11 @@ async fn write_loop(
                 Some(frame) => frame,
                 None => match rx.recv().await {
                     Some(WriterCmd::Send(msg)) => wire::frame(&msg),
+                    Some(WriterCmd::Migrate) => {
+                        let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
+                        tokio::time::sleep(MIGRATE_PAUSE).await;
+                        break;
+                    }
                     Some(WriterCmd::Close) => {
                         let _ = tokio::time::timeout(Duration::from_secs(2), stream.close()).await;
                         let _ = events.send(LinkEvent::Flushed { peer }).await;

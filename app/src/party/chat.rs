@@ -2,7 +2,7 @@
 //! buffering what arrives early and asking the host for what they missed.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use libp2p::PeerId;
 use partyline_protocol::wire::ChatMessage;
@@ -26,8 +26,8 @@ pub(crate) struct MemberChat {
     early: BTreeMap<u64, ChatMessage>,
     /// A `ChatSync` is outstanding.
     syncing: bool,
-    /// Submitted but not yet seen ordered, by nonce.
-    unsent: BTreeMap<u64, String>,
+    /// Submitted but not yet seen ordered, by nonce, with when it was last sent.
+    unsent: BTreeMap<u64, (String, Option<Instant>)>,
     next_nonce: u64,
 }
 
@@ -97,13 +97,29 @@ impl MemberChat {
         }
         let nonce = self.next_nonce;
         self.next_nonce = self.next_nonce.wrapping_add(1);
-        self.unsent.insert(nonce, text);
+        self.unsent.insert(nonce, (text, None));
         Some(nonce)
     }
 
-    /// What to submit again after reconnecting to the host, oldest first.
-    pub(crate) fn unsent(&self) -> impl Iterator<Item = (u64, &String)> {
-        self.unsent.iter().map(|(n, t)| (*n, t))
+    /// Our messages to (re)send now, oldest first: those never sent, and those sent more than
+    /// `resend_after` ago without coming back ordered (lost on the way: the host drops repeats).
+    pub(crate) fn due(&mut self, now: Instant, resend_after: Duration) -> Vec<(u64, String)> {
+        let mut due = Vec::new();
+        for (nonce, (text, sent)) in &mut self.unsent {
+            if sent.is_none_or(|at| now.saturating_duration_since(at) >= resend_after) {
+                *sent = Some(now);
+                due.push((*nonce, text.clone()));
+            }
+        }
+        due
+    }
+
+    /// Forgets when messages were sent, so that [`MemberChat::due`] returns all of them (after
+    /// reconnecting to the host).
+    pub(crate) fn mark_unsent(&mut self) {
+        for (_, sent) in self.unsent.values_mut() {
+            *sent = None;
+        }
     }
 }
 
@@ -199,14 +215,19 @@ mod tests {
     }
 
     #[test]
-    fn own_messages_wait_until_ordered() {
+    fn own_messages_are_resent_until_ordered() {
+        let (t0, again) = (Instant::now(), Duration::from_secs(5));
         let mut chat = MemberChat::new(0);
         let nonce = chat.submit("hi".into()).unwrap();
-        assert_eq!(chat.unsent().count(), 1);
+        assert_eq!(chat.due(t0, again), vec![(nonce, "hi".to_owned())]);
+        assert!(chat.due(t0 + Duration::from_secs(1), again).is_empty(), "not yet");
+        assert_eq!(chat.due(t0 + again, again).len(), 1, "lost? send it again");
+        chat.mark_unsent();
+        assert_eq!(chat.due(t0 + again, again).len(), 1, "after reconnecting: all of them");
         let mut echoed = m(1);
         echoed.nonce = nonce;
         let _ = chat.receive(echoed);
-        assert_eq!(chat.unsent().count(), 0);
+        assert!(chat.due(t0 + again * 3, again).is_empty(), "ordered: done");
         for _ in 0..MAX_UNSENT {
             chat.submit("x".into()).unwrap();
         }

@@ -22,6 +22,8 @@ const SHOWN_HISTORY: usize = 50;
 /// to the host, at most once a second).
 const REPRESENT_EVERY: Duration = Duration::from_secs(5);
 const REPRESENT_AT_MOST: Duration = Duration::from_secs(1);
+/// Our chat that the host has not echoed back ordered within this long is sent again.
+const RESEND_CHAT_AFTER: Duration = Duration::from_secs(3);
 
 enum Phase {
     /// Waiting for the host's answer to our invite, until the deadline.
@@ -177,10 +179,8 @@ impl MemberState {
         if self.chat.head() < chat_head {
             ctx.send(self.host(), Message::ChatSync { after: self.chat.head() });
         }
-        let unsent: Vec<_> = self.chat.unsent().map(|(nonce, text)| (nonce, text.clone())).collect();
-        for (nonce, text) in unsent {
-            ctx.send(self.host(), Message::ChatSubmit { nonce, text });
-        }
+        self.chat.mark_unsent();
+        self.send_due_chat(ctx, Instant::now());
         if ctx.presence != Presence::Online {
             ctx.send(self.host(), Message::Presence(ctx.presence));
         }
@@ -220,13 +220,20 @@ impl MemberState {
     }
 
     pub(super) fn chat(&mut self, ctx: &mut Ctx, text: String) -> Result<()> {
-        let Some(nonce) = self.chat.submit(text.clone()) else {
+        if self.chat.submit(text).is_none() {
             bail!("too many messages are waiting for the host; try again when it is back");
-        };
-        if matches!(self.phase, Phase::Joined) {
-            ctx.send(self.host(), Message::ChatSubmit { nonce, text });
         }
+        self.send_due_chat(ctx, Instant::now());
         Ok(())
+    }
+
+    /// Sends our messages the host has not ordered yet: new ones, and ones that seem lost.
+    fn send_due_chat(&mut self, ctx: &mut Ctx, now: Instant) {
+        if matches!(self.phase, Phase::Joined) {
+            for (nonce, text) in self.chat.due(now, RESEND_CHAT_AFTER) {
+                ctx.send(self.host(), Message::ChatSubmit { nonce, text });
+            }
+        }
     }
 
     pub(super) fn set_presence(&mut self, ctx: &mut Ctx, presence: Presence) {
@@ -283,6 +290,7 @@ impl MemberState {
     /// Returns true when this node gave up joining.
     pub(super) fn tick(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
         self.represent(ctx, now, REPRESENT_EVERY);
+        self.send_due_chat(ctx, now);
         let Phase::Joining { deadline, last_error } = &self.phase else { return false };
         if now < *deadline {
             return false;
