@@ -24,6 +24,13 @@ fn joiners_see_three_members_and_notice_a_kill_dash_nine() {
         members["members"].as_array().unwrap().iter().find(|m| m["name"] == "carol").unwrap().clone();
     assert_eq!(carol_entry["path"], "direct", "bob reaches carol directly: {members}");
 
+    // Presence is part of the roster everyone sees.
+    bob.send("/away");
+    for p in [&alice, &carol] {
+        let away = p.wait_event(Duration::from_secs(5), "presence");
+        assert_eq!((away["name"].as_str(), away["presence"].as_str()), (Some("bob"), Some("away")));
+    }
+
     carol.kill9();
     for p in [&alice, &bob] {
         let left = p.wait_for(Duration::from_secs(10), "carol's member-left", |e| {

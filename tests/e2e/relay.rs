@@ -95,6 +95,21 @@ fn form_party(alice: &mut Proc, bob: &mut Proc) -> (String, Option<Value>) {
     (path, punch)
 }
 
+/// Runs a relay in `relay_ns`; alice hosts in `a` with the relay's address `a_sees`, bob joins
+/// from `b` with its address `b_sees`; they form a party through the relay (see [`form_party`]).
+fn meet_through_relay(
+    relay_ns: &Netns,
+    (a, a_sees): (&Netns, &str),
+    (b, b_sees): (&Netns, &str),
+) -> (String, Option<Value>) {
+    let (relay, addrs) = start_relay(relay_ns);
+    let (mut alice, invite) = host_with_relay(a, &relay_addr(&addrs, a_sees));
+    let mut bob = start_in(b, "bob", &["join", &invite, "--relay", &relay_addr(&addrs, b_sees)]);
+    let outcome = form_party(&mut alice, &mut bob);
+    relay.wait_event(Duration::from_secs(5), "circuit");
+    outcome
+}
+
 #[test]
 fn relay_only_party_forms_through_the_relay() {
     // relay namespace R bridges A and B but does not forward between them.
@@ -106,12 +121,7 @@ fn relay_only_party_forms_through_the_relay() {
     a.route("10.99.2.0/24", "10.99.1.1");
     b.route("10.99.1.0/24", "10.99.2.1");
 
-    let (relay, addrs) = start_relay(&r);
-    let (mut alice, invite) = host_with_relay(&a, &relay_addr(&addrs, "10.99.1.1"));
-    let mut bob = start_in(&b, "bob", &["join", &invite, "--relay", &relay_addr(&addrs, "10.99.2.1")]);
-
-    let (path, punch) = form_party(&mut alice, &mut bob);
-    relay.wait_event(Duration::from_secs(5), "circuit");
+    let (path, punch) = meet_through_relay(&r, (&a, "10.99.1.1"), (&b, "10.99.2.1"));
     println!("relay only: party formed over the relay; path {path}; hole punch: {punch:?}");
     assert_eq!(path, "relayed", "A and B cannot reach each other directly here");
     if let Some(punch) = punch {
@@ -137,12 +147,7 @@ fn peers_behind_nats_meet_through_a_relay_and_hole_punch() {
     a.default_route("192.168.1.1");
     b.default_route("192.168.2.1");
 
-    let (relay, addrs) = start_relay(&i);
-    let (mut alice, invite) = host_with_relay(&a, &relay_addr(&addrs, "203.0.113.1"));
-    let mut bob = start_in(&b, "bob", &["join", &invite, "--relay", &relay_addr(&addrs, "198.51.100.1")]);
-
-    let (path, punch) = form_party(&mut alice, &mut bob);
-    relay.wait_event(Duration::from_secs(5), "circuit");
+    let (path, punch) = meet_through_relay(&i, (&a, "203.0.113.1"), (&b, "198.51.100.1"));
     println!("behind NATs: party formed; path {path}; hole punch: {punch:?}");
     let punch = punch.expect("DCUtR reports a hole punch attempt");
     assert_eq!(punch["ok"], true, "DCUtR upgraded the relayed connection: {punch}");

@@ -37,7 +37,7 @@ const GONE_AFTER: Duration = Duration::from_millis(750);
 /// that its last messages are read on the other side (a QUIC connection closed too early takes
 /// unread data with it), and then how long it waits for the closes to go out.
 const LINGER: Duration = Duration::from_millis(300);
-const CLOSE_WAIT: Duration = Duration::from_millis(100);
+const CLOSE_WAIT: Duration = Duration::from_millis(500);
 /// How long a peer that is no longer linked (kicked, refused) keeps its connection, so it can read
 /// why, before this node closes it.
 const DISCONNECT_AFTER: Duration = Duration::from_secs(5);
@@ -283,7 +283,8 @@ impl EventLoop {
                     let _ = self.swarm.disconnect_peer_id(peer);
                 }
             }
-            (_, Some(at)) if now >= at => {
+            // Stop once every connection has closed (the peers were told), or at the deadline.
+            (_, Some(at)) if now >= at || self.swarm.connected_peers().next().is_none() => {
                 if let Some(shutdown) = self.shutdown.take() {
                     let _ = shutdown.reply.send(());
                 }
