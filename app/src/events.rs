@@ -39,7 +39,7 @@ pub struct MemberInfo {
     pub path: Path,
 }
 
-/// Counters of what the node refused from other peers.
+/// Counters of what the node refused from other peers, or could not deliver.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
     pub frames_in: u64,
@@ -48,7 +48,10 @@ pub struct Stats {
     pub dropped_rate_limited: u64,
     pub dropped_unauthorized: u64,
     pub streams_refused: u64,
+    /// Events the front end did not take in time.
     pub events_lost: u64,
+    /// Messages to a peer that was not keeping up.
+    pub dropped_outbound: u64,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -39,6 +39,16 @@ pub fn partyline_bin() -> &'static Path {
         let profile = profile_dir.file_name().and_then(|p| p.to_str()).unwrap_or("debug").to_owned();
         let mut build = Command::new(env!("CARGO"));
         build.args(["build", "--quiet", "-p", "partyline", "--bin", "partyline"]);
+        // Cargo gives this test process variables describing it (CARGO_PKG_NAME and others); some
+        // build scripts rebuild their crate when those change, so the nested build must not see them.
+        const KEEP: [&str; 6] =
+            ["CARGO_HOME", "CARGO_TARGET_DIR", "CARGO_BUILD_", "CARGO_NET_", "CARGO_HTTP_", "CARGO_REGISTR"];
+        for (key, _) in std::env::vars_os() {
+            let key = key.to_string_lossy();
+            if key.starts_with("CARGO_") && !KEEP.iter().any(|k| key.starts_with(k)) {
+                build.env_remove(key.as_ref());
+            }
+        }
         if profile == "release" {
             build.arg("--release");
         }
@@ -290,13 +300,4 @@ pub fn chat_log(events: &[Value]) -> Vec<(u64, String, String)> {
             )
         })
         .collect()
-}
-
-/// Polls `check` until it holds or `timeout` passes.
-pub fn eventually(timeout: Duration, what: &str, mut check: impl FnMut() -> bool) {
-    let deadline = Instant::now() + timeout;
-    while !check() {
-        assert!(Instant::now() < deadline, "not true within {timeout:?}: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }

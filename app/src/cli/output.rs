@@ -92,6 +92,7 @@ fn stats_json(s: &Stats) -> Value {
         "dropped_unauthorized": s.dropped_unauthorized,
         "streams_refused": s.streams_refused,
         "events_lost": s.events_lost,
+        "dropped_outbound": s.dropped_outbound,
     })
 }
 

@@ -114,7 +114,7 @@ impl Links {
         let writer = &self.writers[&peer];
         if writer.tx.try_send(WriterCmd::Send(msg)).is_err() {
             tracing::warn!(%peer, "peer is not keeping up; dropped a message to it");
-            Counters::bump(&self.counters.events_lost);
+            Counters::bump(&self.counters.dropped_outbound);
         }
     }
 
