@@ -38,6 +38,7 @@ const GONE_AFTER: Duration = Duration::from_millis(750);
 /// unread data with it), and then how long it waits for the closes to go out.
 const LINGER: Duration = Duration::from_millis(300);
 const CLOSE_WAIT: Duration = Duration::from_millis(500);
+const CLOSE_FLUSH: Duration = Duration::from_millis(100);
 /// How long a peer that is no longer linked (kicked, refused) keeps its connection, so it can read
 /// why, before this node closes it.
 const DISCONNECT_AFTER: Duration = Duration::from_secs(5);
@@ -278,13 +279,18 @@ impl EventLoop {
             }
             (Some(at), None) if now >= at => {
                 shutdown.stop_at = Some(now + CLOSE_WAIT);
+                // Blocking closes each connection and keeps behaviours from dialing again.
                 let peers: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
                 for peer in peers {
-                    let _ = self.swarm.disconnect_peer_id(peer);
+                    self.swarm.behaviour_mut().blocked.block_peer(peer);
                 }
             }
-            // Stop once every connection has closed (the peers were told), or at the deadline.
-            (_, Some(at)) if now >= at || self.swarm.connected_peers().next().is_none() => {
+            // Every connection has closed: the QUIC close packets still have to leave this
+            // process, or peers keep a dead connection (and streams opened on it) for seconds.
+            (_, Some(at)) if self.swarm.connected_peers().next().is_none() && at > now + CLOSE_FLUSH => {
+                shutdown.stop_at = Some(now + CLOSE_FLUSH);
+            }
+            (_, Some(at)) if now >= at => {
                 if let Some(shutdown) = self.shutdown.take() {
                     let _ = shutdown.reply.send(());
                 }
@@ -413,6 +419,11 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished { peer_id, connection_id, endpoint, .. } => {
                 tracing::debug!(%peer_id, addr = %endpoint.get_remote_address(), "connected");
+                if self.shutdown.as_ref().is_some_and(|s| s.stop_at.is_some()) {
+                    // Stopping: the peer connected again; close properly so that it knows.
+                    self.swarm.behaviour_mut().blocked.block_peer(peer_id);
+                    return;
+                }
                 let before = self.connections.path(&peer_id);
                 self.connections.opened(peer_id, connection_id, &endpoint);
                 self.lost.remove(&peer_id);

@@ -102,6 +102,7 @@ impl Links {
         if self.writers.get(&peer).is_some_and(|w| !w.tx.is_closed()) {
             return;
         }
+        tracing::debug!(%peer, "linking");
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let unlinked = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_loop(peer, self.control.clone(), rx, self.events.clone(), unlinked.clone()));

@@ -13,8 +13,8 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, autonat, dcutr, identify, kad, mdns, noise, ping, quic, relay, tcp,
-    tls, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, allow_block_list, autonat, dcutr, identify, kad, mdns, noise, ping,
+    quic, relay, tcp, tls, yamux,
 };
 
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/kad/1.0.0");
@@ -28,6 +28,8 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
+    /// Peers this node refuses to connect to (everyone, while it stops).
+    pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -113,6 +115,7 @@ pub(crate) fn build(key: Keypair, mdns: bool) -> Result<Swarm<Behaviour>> {
                 None
             };
             Behaviour {
+                blocked: allow_block_list::Behaviour::default(),
                 relay_client,
                 dcutr: dcutr::Behaviour::new(peer),
                 identify: identify::Behaviour::new(identify_config(key)),
@@ -124,7 +127,9 @@ pub(crate) fn build(key: Keypair, mdns: bool) -> Result<Swarm<Behaviour>> {
             }
         })
         .context("cannot set up the network behaviours")?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT))
+        // Smart dialing tries QUIC first and TCP a moment later, instead of both at once: fewer
+        // duplicate connections, whose abandoned QUIC halves linger on the other side.
+        .with_swarm_config(|c| c.with_idle_connection_timeout(IDLE_CONNECTION_TIMEOUT).with_smart_dial())
         .build();
     Ok(swarm)
 }
