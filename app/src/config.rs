@@ -8,6 +8,10 @@ use anyhow::{Context, Result};
 use libp2p::Multiaddr;
 use serde::{Deserialize, Serialize};
 
+use crate::voice::{
+    CodecSettings, GateSettings, MicSource, SpatialSettings, SpeakerSink, VoiceConfig, VoiceMode,
+};
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Settings {
@@ -24,7 +28,109 @@ pub struct Settings {
     #[serde(with = "humantime_serde")]
     pub join_timeout: Duration,
     pub invites: InviteSettings,
+    pub voice: VoiceSettings,
     pub relay_server: RelayServerSettings,
+}
+
+/// Voice: devices, how the microphone opens, how voices are encoded and placed.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct VoiceSettings {
+    /// Off: chat only, no audio devices opened.
+    pub enabled: bool,
+    /// Microphone: "default", "none" (listen only) or part of a device's name.
+    pub input: String,
+    /// Speakers or headset: "default", "none", or part of a device's name.
+    pub output: String,
+    /// "voice" (voice activation), "ptt" (push-to-talk, hold) or "latch" (press to toggle).
+    pub mode: String,
+    /// Voice activation: how sure the detector must be that it hears speech, 0 to 1.
+    pub threshold: f32,
+    /// Voice activation: how long the microphone stays open after speech.
+    #[serde(with = "humantime_serde")]
+    pub hold: Duration,
+    pub noise_suppression: bool,
+    /// Opus bitrate in bits per second.
+    pub bitrate: u32,
+    /// Opus frame length: 10ms or 20ms.
+    #[serde(with = "humantime_serde")]
+    pub frame: Duration,
+    /// Streams each member's voice is spread over, so one lost packet stalls only some frames.
+    pub streams_per_peer: usize,
+    /// Read your in-game position from the MumbleLink shared memory games write.
+    pub mumble_link: bool,
+    /// Positional audio: voices fade from full volume at `min_distance` to silence at
+    /// `max_distance` (metres); `rolloff` 1 fades linearly in decibels.
+    pub min_distance: f32,
+    pub max_distance: f32,
+    pub rolloff: f32,
+}
+
+impl Default for VoiceSettings {
+    fn default() -> Self {
+        let codec = CodecSettings::default();
+        let gate = GateSettings::default();
+        let spatial = SpatialSettings::default();
+        Self {
+            enabled: true,
+            input: "default".into(),
+            output: "default".into(),
+            mode: gate.mode.as_str().into(),
+            threshold: gate.threshold,
+            hold: Duration::from_millis(u64::from(gate.hold_ms)),
+            noise_suppression: true,
+            bitrate: codec.bitrate,
+            frame: Duration::from_millis(u64::from(codec.frame_ms)),
+            streams_per_peer: 8,
+            mumble_link: true,
+            min_distance: spatial.min_distance,
+            max_distance: spatial.max_distance,
+            rolloff: spatial.rolloff,
+        }
+    }
+}
+
+impl VoiceSettings {
+    pub fn to_config(&self) -> VoiceConfig {
+        let defaults = VoiceConfig::default();
+        VoiceConfig {
+            input: MicSource::device(&self.input),
+            output: SpeakerSink::device(&self.output),
+            codec: CodecSettings {
+                frame_ms: self.frame.as_millis() as u32,
+                bitrate: self.bitrate,
+                ..CodecSettings::default()
+            },
+            gate: GateSettings {
+                mode: self.mode.parse().unwrap_or_default(),
+                threshold: self.threshold,
+                hold_ms: self.hold.as_millis() as u32,
+                ..GateSettings::default()
+            },
+            noise_suppression: self.noise_suppression,
+            spatial: SpatialSettings {
+                min_distance: self.min_distance,
+                max_distance: self.max_distance,
+                rolloff: self.rolloff,
+            },
+            mumble_link: self.mumble_link,
+            streams_per_peer: self.streams_per_peer,
+            ..defaults
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        self.mode.parse::<VoiceMode>().map_err(anyhow::Error::msg).context("voice.mode")?;
+        anyhow::ensure!((0.0..=1.0).contains(&self.threshold), "voice.threshold must be between 0 and 1");
+        anyhow::ensure!(matches!(self.frame.as_millis(), 10 | 20), "voice.frame must be 10ms or 20ms");
+        anyhow::ensure!((6_000..=128_000).contains(&self.bitrate), "voice.bitrate must be 6000 to 128000");
+        anyhow::ensure!((1..=8).contains(&self.streams_per_peer), "voice.streams_per_peer must be 1 to 8");
+        anyhow::ensure!(
+            self.min_distance >= 0.0 && self.max_distance > self.min_distance && self.rolloff > 0.0,
+            "voice distances must satisfy 0 <= min_distance < max_distance, and rolloff > 0"
+        );
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -60,6 +166,7 @@ impl Default for Settings {
             mdns: true,
             join_timeout: Duration::from_secs(15),
             invites: InviteSettings::default(),
+            voice: VoiceSettings::default(),
             relay_server: RelayServerSettings::default(),
         }
     }
@@ -130,7 +237,7 @@ impl Settings {
             self.invites.expires >= Duration::from_secs(1),
             "invites.expires must be at least 1s"
         );
-        Ok(())
+        self.voice.validate()
     }
 }
 

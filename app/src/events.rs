@@ -54,7 +54,56 @@ pub struct Stats {
     pub dropped_outbound: u64,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// How voice flows right now.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct VoiceStats {
+    /// The microphone in use (`None`: listen-only).
+    pub input: Option<String>,
+    /// The microphone's recent level, dBFS.
+    pub input_level_db: f32,
+    pub mode: String,
+    pub talking: bool,
+    /// What we send to each member, voice frames and their framing, kbit/s.
+    pub sent_kbps: f32,
+    /// The loss (percent) our encoder's forward error correction is tuned for: the worst a
+    /// member reported.
+    pub fec_loss_percent: u8,
+    /// Voice frames from peers that are not members, and malformed ones: dropped.
+    pub unknown_frames: u64,
+    pub malformed_frames: u64,
+    /// Network side: frames read, and dropped because they were stale when their turn to be
+    /// sent came, because a member's send queue was full, or because they came in faster than
+    /// a member may send (or faster than the voice thread took them); voice streams refused.
+    pub frames_in: u64,
+    pub dropped_stale: u64,
+    pub dropped_queue_full: u64,
+    pub dropped_inbound: u64,
+    pub streams_refused: u64,
+    pub members: Vec<MemberVoiceStats>,
+}
+
+/// How one member's voice reaches us.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberVoiceStats {
+    pub peer: PeerId,
+    pub name: String,
+    /// Fraction of frames lost over the last report window.
+    pub loss: f32,
+    pub jitter_ms: f32,
+    /// Audio waiting to be heard: jitter buffer and mixer ring.
+    pub buffer_ms: f32,
+    pub kbps: f32,
+    pub received: u64,
+    pub lost: u64,
+    pub fec: u64,
+    pub concealed: u64,
+    pub late: u64,
+    pub dropped: u64,
+    pub underruns: u64,
+    pub speaking: bool,
+}
+
+#[derive(Clone, Debug, PartialEq)]
 pub enum NodeEvent {
     /// Addresses this node listens on or is reachable at (relayed ones included).
     Listening {
@@ -114,6 +163,19 @@ pub enum NodeEvent {
     },
     Revoked {
         invites: Vec<InviteId>,
+    },
+    /// A member (or this node, with `peer` our own id) started or stopped talking.
+    Speaking {
+        peer: PeerId,
+        name: String,
+        on: bool,
+    },
+    VoiceStats(VoiceStats),
+    /// A microphone file started playing, or a speaker file recording, at this wall-clock time
+    /// (ms since the Unix epoch).
+    AudioStarted {
+        source: &'static str,
+        at_ms: u64,
     },
     /// The host is unreachable; the node keeps trying.
     Reconnecting {

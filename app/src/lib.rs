@@ -8,6 +8,7 @@ pub mod net;
 pub mod party;
 pub mod paths;
 pub mod store;
+pub mod voice;
 
 mod rate;
 mod stats;

@@ -4,6 +4,7 @@
 //! - [`invite`]: invites signed by the owner (expiry, max uses, nonce) and the owner's revocation list.
 //! - [`link`]: the `partyline://join/<payload>` link that carries a party, an invite and addresses.
 //! - [`wire`]: the messages members exchange, their compact versioned encoding and hard size limits.
+//! - [`voice`]: voice frames (an Opus packet with sequence, timestamp and the speaker's pose).
 //!
 //! Every decoder here takes untrusted bytes and answers with a typed error saying what is wrong.
 
@@ -11,6 +12,7 @@ pub mod invite;
 pub mod link;
 pub mod party;
 pub mod time;
+pub mod voice;
 pub mod wire;
 
 mod compact;

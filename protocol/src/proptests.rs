@@ -128,6 +128,8 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::Leave),
         any::<bool>().prop_map(|banned| Message::Kicked { banned }),
         Just(Message::PartyEnded),
+        (0u16..=1000, any::<u16>())
+            .prop_map(|(loss_permille, jitter_ms)| Message::VoiceReport { loss_permille, jitter_ms }),
     ]
 }
 
@@ -165,6 +167,21 @@ proptest! {
     fn message_decoder_never_panics(mut bytes in prop::collection::vec(any::<u8>(), 0..600)) {
         if let Some(first) = bytes.first_mut() { *first = WIRE_VERSION; }
         let _ = wire::decode(&bytes);
+    }
+
+    #[test]
+    fn voice_frames_round_trip_and_garbage_never_panics(
+        seq in any::<u32>(), ts in any::<u32>(), talking in any::<bool>(), end in any::<bool>(),
+        pose in prop::option::of((-1e6f32..1e6, -1e6f32..1e6, -1e6f32..1e6, -7f32..7f32)),
+        opus in prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET),
+        garbage in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        use crate::voice::{Pose, VoiceFrame};
+        let pose = pose.map(|(x, y, z, yaw)| Pose { x, y, z, yaw });
+        let frame = VoiceFrame { seq, ts, talking, end, pose, opus: &opus };
+        let framed = frame.to_framed();
+        prop_assert_eq!(VoiceFrame::decode(&framed[2..]).unwrap(), frame);
+        let _ = VoiceFrame::decode(&garbage);
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //! member -> member  Hello           (opens a mesh link; each side opens its own one-way stream)
 //! owner -> members  Roster, Chat, ChatPage, Kicked, PartyEnded
 //! member -> owner   ChatSubmit, ChatSync, Presence, Leave
+//! member -> member  VoiceReport     (how the sender's voice arrives)
 //! ```
 
 use libp2p_identity::PeerId;
@@ -70,6 +71,12 @@ pub enum Message {
         banned: bool,
     },
     PartyEnded,
+    /// How a member hears us: loss in ‰ and jitter over the last seconds. Senders tune their
+    /// encoder (forward error correction) to the worst report.
+    VoiceReport {
+        loss_permille: u16,
+        jitter_ms: u16,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -296,6 +303,9 @@ fn validate(msg: &Message) -> Result<(), WireError> {
         Message::ChatPage { messages, .. } => {
             check(messages.len() <= MAX_CHAT_PAGE, "more than 64 messages in a page")?;
             messages.iter().try_for_each(check_chat)
+        }
+        Message::VoiceReport { loss_permille, .. } => {
+            check(*loss_permille <= 1000, "loss above 1000 permille")
         }
         Message::Rejected(_)
         | Message::Hello { .. }

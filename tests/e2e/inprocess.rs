@@ -30,6 +30,8 @@ impl Peer {
             port: 0,
             mdns: false,
             join_timeout: Duration::from_secs(10),
+            voice: None,
+            announce: vec![],
         };
         let (node, events) = Node::start(config).await.expect("node starts");
         Self { node, events, seen: Vec::new() }

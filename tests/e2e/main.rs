@@ -8,3 +8,4 @@ mod inprocess;
 mod processes;
 mod rejection;
 mod relay;
+mod voice;

@@ -78,7 +78,7 @@ fn party_that_no_longer_exists() {
     alice.send("/end");
     alice.wait_event(Duration::from_secs(5), "party-ended");
     assert!(alice.wait_exit(Duration::from_secs(5)).success());
-    let mut args = vec!["host", "--name", "alice", "--new", "--no-mdns"];
+    let mut args = vec!["host", "--name", "alice", "--new", "--no-mdns", "--no-voice"];
     for addr in listening["addrs"].as_array().unwrap() {
         args.extend(["--listen", addr.as_str().unwrap()]);
     }

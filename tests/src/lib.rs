@@ -1,6 +1,8 @@
 //! Harness for Partyline's integration tests and benchmarks: real `partyline` processes driven
 //! through their JSON output and stdin, in-process nodes, and network namespaces.
 
+pub mod audio;
+pub mod impair;
 pub mod netns;
 
 use std::io::{BufRead, BufReader, Write};
@@ -28,6 +30,9 @@ pub fn init_logs() {
 /// Loopback-only listening, so test traffic never leaves the machine, and no multicast discovery.
 pub const LOOPBACK: &[&str] =
     &["--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
+
+/// Party tests that are not about voice run without it (no audio devices exist in CI).
+pub const NO_VOICE: &[&str] = &["--no-voice"];
 
 /// The `partyline` binary, built (once per test run) from this workspace.
 pub fn partyline_bin() -> &'static Path {
@@ -172,6 +177,14 @@ impl Proc {
         })
     }
 
+    /// Like [`Proc::wait_for`], but an event printed earlier counts too.
+    pub fn seen_or_wait(&self, timeout: Duration, what: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        match self.seen().into_iter().find(|e| pred(e)) {
+            Some(e) => e,
+            None => self.wait_for(timeout, what, pred),
+        }
+    }
+
     pub fn wait_event(&self, timeout: Duration, event: &str) -> Value {
         self.wait_for(timeout, event, |e| e["event"] == event)
     }
@@ -249,6 +262,9 @@ impl Drop for Proc {
 pub fn host(name: &str, extra: &[&str]) -> (Proc, String) {
     let mut args = vec!["host", "--name", name];
     args.extend_from_slice(LOOPBACK);
+    if !extra.iter().any(|a| a.starts_with("--mic") || a.starts_with("--speaker")) {
+        args.extend_from_slice(NO_VOICE);
+    }
     args.extend_from_slice(extra);
     let proc = Proc::start(name, &args);
     let link = proc.wait_event(Duration::from_secs(20), "link")["link"].as_str().expect("link").to_owned();
@@ -259,6 +275,9 @@ pub fn host(name: &str, extra: &[&str]) -> (Proc, String) {
 pub fn join_args<'a>(link: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec!["join", link, "--name", name];
     args.extend_from_slice(LOOPBACK);
+    if !extra.iter().any(|a| a.starts_with("--mic") || a.starts_with("--speaker")) {
+        args.extend_from_slice(NO_VOICE);
+    }
     args.extend_from_slice(extra);
     args
 }

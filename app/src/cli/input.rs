@@ -6,7 +6,9 @@ use std::time::Duration;
 use partyline_protocol::InviteId;
 use partyline_protocol::wire::Presence;
 
+use crate::net::VoiceControl;
 use crate::party::RevokeTarget;
+use crate::voice::{VoiceMode, parse_pose};
 
 pub(crate) const HELP: &str = "\
 Type a line to chat. Commands:
@@ -14,13 +16,19 @@ Type a line to chat. Commands:
   /invite [DUR] [uses=N]   a fresh link (owner), e.g. /invite 2h uses=3
   /revoke [ID|all]         stop invite links from working (owner; default all)
   /kick NAME, /ban NAME    remove a member (owner); a ban keeps them out
-  /away, /back, /mute, /unmute   your presence
+  /away, /back, /mute, /unmute   your presence (muted: your microphone is off)
+  /deafen, /undeafen       hear nobody (and send nothing)
+  /ptt down, /ptt up       the push-to-talk key
+  /mode voice|ptt|latch    voice activation, push-to-talk, or push-to-talk latch
+  /volume NAME PERCENT     a member's volume (100 = as sent, up to 200)
+  /silence NAME, /unsilence NAME   stop or start hearing a member
+  /pos X Y Z [YAW], /pos off       your position in metres, yaw in degrees
   /stats                   what this node dropped from other peers
   /leave                   leave the party (as owner: go offline)
   /end                     end the party for good (owner)
   //text                   chat a line that starts with /";
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub(crate) enum Input {
     Chat(String),
     Members,
@@ -28,6 +36,7 @@ pub(crate) enum Input {
     Revoke(RevokeTarget),
     Kick { name: String, ban: bool },
     Presence(Presence),
+    Voice(VoiceControl),
     Stats,
     Leave,
     End,
@@ -60,6 +69,20 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "kick" | "ban" if rest.is_empty() => Err(format!("/{name} needs a member's name")),
         "kick" => Ok(Input::Kick { name: rest.to_owned(), ban: false }),
         "ban" => Ok(Input::Kick { name: rest.to_owned(), ban: true }),
+        "deafen" => no_args(Input::Voice(VoiceControl::Deafened(true))),
+        "undeafen" => no_args(Input::Voice(VoiceControl::Deafened(false))),
+        "ptt" => match rest {
+            "down" | "on" | "press" => Ok(Input::Voice(VoiceControl::Key(true))),
+            "up" | "off" | "release" => Ok(Input::Voice(VoiceControl::Key(false))),
+            _ => Err("usage: /ptt down, /ptt up".into()),
+        },
+        "mode" => rest.parse::<VoiceMode>().map(|m| Input::Voice(VoiceControl::Mode(m))),
+        "volume" => parse_volume(rest),
+        "silence" | "unsilence" if rest.is_empty() => Err(format!("/{name} needs a member's name")),
+        "silence" => Ok(Input::Voice(VoiceControl::MuteMember { name: rest.to_owned(), muted: true })),
+        "unsilence" => Ok(Input::Voice(VoiceControl::MuteMember { name: rest.to_owned(), muted: false })),
+        "pos" if rest == "off" => Ok(Input::Voice(VoiceControl::Pose(None))),
+        "pos" => parse_pose(rest).map(|p| Input::Voice(VoiceControl::Pose(Some(p)))),
         "away" => no_args(Input::Presence(Presence::Away)),
         "back" | "unmute" => no_args(Input::Presence(Presence::Online)),
         "mute" => no_args(Input::Presence(Presence::Muted)),
@@ -69,6 +92,17 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "help" | "?" => Ok(Input::Help),
         other => Err(format!("unknown command /{other}; /help lists the commands")),
     }
+}
+
+/// `NAME PERCENT`: the name may have spaces; the last word is the volume.
+fn parse_volume(args: &str) -> Result<Input, String> {
+    let usage = || "usage: /volume NAME PERCENT (0 to 200)".to_owned();
+    let (name, percent) = args.rsplit_once(char::is_whitespace).ok_or_else(usage)?;
+    let percent: f32 = percent.trim_end_matches('%').parse().map_err(|_| usage())?;
+    if !(0.0..=200.0).contains(&percent) || name.trim().is_empty() {
+        return Err(usage());
+    }
+    Ok(Input::Voice(VoiceControl::Volume { name: name.trim().to_owned(), volume: percent / 100.0 }))
 }
 
 fn parse_invite(args: &str) -> Result<Input, String> {
@@ -107,6 +141,26 @@ mod tests {
         assert_eq!(parse("/revoke"), Ok(Input::Revoke(RevokeTarget::All)));
         assert_eq!(parse("/mute"), Ok(Input::Presence(Presence::Muted)));
         assert_eq!(parse("/leave"), Ok(Input::Leave));
+    }
+
+    #[test]
+    fn voice_commands() {
+        assert_eq!(parse("/ptt down"), Ok(Input::Voice(VoiceControl::Key(true))));
+        assert_eq!(parse("/ptt up"), Ok(Input::Voice(VoiceControl::Key(false))));
+        assert_eq!(parse("/mode latch"), Ok(Input::Voice(VoiceControl::Mode(VoiceMode::PushToTalkLatch))));
+        assert_eq!(
+            parse("/volume Big Bob 150%"),
+            Ok(Input::Voice(VoiceControl::Volume { name: "Big Bob".into(), volume: 1.5 }))
+        );
+        assert!(parse("/volume bob 300").is_err());
+        assert_eq!(parse("/deafen"), Ok(Input::Voice(VoiceControl::Deafened(true))));
+        assert_eq!(parse("/pos off"), Ok(Input::Voice(VoiceControl::Pose(None))));
+        assert!(matches!(parse("/pos 1 2 3 90"), Ok(Input::Voice(VoiceControl::Pose(Some(_))))));
+        assert!(parse("/pos 1").is_err());
+        assert_eq!(
+            parse("/silence bob"),
+            Ok(Input::Voice(VoiceControl::MuteMember { name: "bob".into(), muted: true }))
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::net::relay_server::{self, RelayConfig};
 use crate::net::{Node, NodeConfig};
 use crate::paths::Dirs;
 use crate::store::Store;
+use crate::voice::{MicSource, SpeakerSink, VoiceConfig, VoiceMode};
 use input::Input;
 use output::Printer;
 
@@ -50,6 +51,8 @@ enum Command {
     Join(JoinArgs),
     /// Run a community relay and bootstrap node for peers behind NATs.
     Relay(RelayArgs),
+    /// List audio input and output devices.
+    Devices,
 }
 
 #[derive(Args, Debug, Default)]
@@ -66,9 +69,48 @@ struct NodeArgs {
     /// UDP/TCP port to listen on (default: from settings; 0 picks one).
     #[arg(long)]
     port: Option<u16>,
+    /// Advertise this address instead of the ones found (repeatable): a port forward, a proxy.
+    #[arg(long, value_name = "ADDR")]
+    announce: Vec<Multiaddr>,
     /// Do not look for peers on the local network with mDNS.
     #[arg(long)]
     no_mdns: bool,
+    #[command(flatten)]
+    voice: VoiceArgs,
+}
+
+#[derive(Args, Debug, Default)]
+struct VoiceArgs {
+    /// Chat only: no voice, no audio devices.
+    #[arg(long)]
+    no_voice: bool,
+    /// Microphone: "default", "none" (listen only), or part of a device's name.
+    #[arg(long, value_name = "NAME")]
+    mic_device: Option<String>,
+    /// Speakers: "default", "none", or part of a device's name.
+    #[arg(long, value_name = "NAME")]
+    speaker_device: Option<String>,
+    /// Play this WAV file as the microphone, in real time (bots, tests).
+    #[arg(long, value_name = "WAV", conflicts_with = "mic_device")]
+    mic_file: Option<PathBuf>,
+    /// Record what you hear into this WAV file, in real time (bots, tests).
+    #[arg(long, value_name = "WAV", conflicts_with = "speaker_device")]
+    speaker_file: Option<PathBuf>,
+    /// voice (voice activation), ptt (push-to-talk) or latch.
+    #[arg(long, value_name = "MODE")]
+    voice_mode: Option<VoiceMode>,
+    /// Streams each member's voice is spread over (1-8).
+    #[arg(long, value_name = "N")]
+    voice_streams: Option<usize>,
+    /// Opus bitrate, bits per second.
+    #[arg(long, value_name = "BPS")]
+    bitrate: Option<u32>,
+    /// Opus frame length in ms: 10 or 20.
+    #[arg(long, value_name = "MS")]
+    frame_ms: Option<u32>,
+    /// No noise suppression (the voice detector still runs).
+    #[arg(long)]
+    no_noise_suppression: bool,
 }
 
 #[derive(Args, Debug, Default)]
@@ -142,11 +184,46 @@ async fn dispatch(cli: Cli, printer: Printer) -> Result<ExitCode> {
         Some(Command::Host(args)) => host(dirs, settings, args, printer).await,
         Some(Command::Join(args)) => join(dirs, settings, args, printer).await,
         Some(Command::Relay(args)) => relay(dirs, settings, args, printer).await,
+        Some(Command::Devices) => devices(printer),
     }
 }
 
 fn invite_terms(settings: &Settings) -> InviteTerms {
     InviteTerms { lifetime: settings.invites.expires, max_uses: NonZeroU32::new(settings.invites.max_uses) }
+}
+
+fn voice_config(base: Option<VoiceConfig>, args: VoiceArgs) -> Result<Option<VoiceConfig>> {
+    let Some(mut voice) = base.filter(|_| !args.no_voice) else { return Ok(None) };
+    if let Some(name) = args.mic_device {
+        voice.input = MicSource::device(&name);
+    }
+    if let Some(path) = args.mic_file {
+        anyhow::ensure!(path.is_file(), "--mic-file {}: no such file", path.display());
+        voice.input = MicSource::File(path);
+    }
+    if let Some(name) = args.speaker_device {
+        voice.output = SpeakerSink::device(&name);
+    }
+    if let Some(path) = args.speaker_file {
+        voice.output = SpeakerSink::File(path);
+    }
+    if let Some(mode) = args.voice_mode {
+        voice.gate.mode = mode;
+    }
+    if let Some(n) = args.voice_streams {
+        anyhow::ensure!((1..=8).contains(&n), "--voice-streams must be 1 to 8");
+        voice.streams_per_peer = n;
+    }
+    if let Some(bitrate) = args.bitrate {
+        anyhow::ensure!((6_000..=128_000).contains(&bitrate), "--bitrate must be 6000 to 128000");
+        voice.codec.bitrate = bitrate;
+    }
+    if let Some(ms) = args.frame_ms {
+        anyhow::ensure!(matches!(ms, 10 | 20), "--frame-ms must be 10 or 20");
+        voice.codec.frame_ms = ms;
+    }
+    voice.noise_suppression &= !args.no_noise_suppression;
+    Ok(Some(voice))
 }
 
 fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeConfig> {
@@ -161,10 +238,12 @@ fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeCo
     }
     config.relays.extend(args.relays);
     config.listen = args.listen;
+    config.announce = args.announce;
     if let Some(port) = args.port {
         config.port = port;
     }
     config.mdns &= !args.no_mdns;
+    config.voice = voice_config(config.voice.take(), args.voice)?;
     Ok(config)
 }
 
@@ -216,6 +295,12 @@ async fn relay(dirs: Dirs, settings: Settings, args: RelayArgs, printer: Printer
         result = relay_server::run(key, config, |event| printer.relay(&event)) => result.map(|()| ExitCode::SUCCESS),
         () = shutdown_signal() => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn devices(printer: Printer) -> Result<ExitCode> {
+    let (inputs, outputs) = crate::voice::list_devices()?;
+    printer.devices(&inputs, &outputs);
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
@@ -304,7 +389,13 @@ async fn run_input(node: &Node, line: &str, default_terms: InviteTerms, printer:
             Input::Revoke(target) => drop(node.revoke(target).await?),
             Input::Kick { name, ban } => node.kick(&name, ban).await?,
             Input::Presence(presence) => node.set_presence(presence).await?,
-            Input::Stats => printer.event(&NodeEvent::Stats(node.stats().await?)),
+            Input::Voice(control) => node.voice(control).await?,
+            Input::Stats => {
+                printer.event(&NodeEvent::Stats(node.stats().await?));
+                if let Ok(voice) = node.voice_stats().await {
+                    printer.event(&NodeEvent::VoiceStats(voice));
+                }
+            }
             Input::Leave => node.leave().await?,
             Input::End => node.end_party().await?,
         }

@@ -5,7 +5,7 @@ use std::io::Write;
 
 use serde_json::{Value, json};
 
-use crate::events::{MemberInfo, NodeEvent, Stats};
+use crate::events::{MemberInfo, NodeEvent, Stats, VoiceStats};
 use crate::net::relay_server::RelayEvent;
 
 #[derive(Clone, Copy)]
@@ -35,6 +35,14 @@ impl Printer {
             self.line(&json!({"event": "help", "text": text}).to_string());
         } else {
             self.line(text);
+        }
+    }
+
+    pub(crate) fn devices(&self, inputs: &[String], outputs: &[String]) {
+        if self.json {
+            self.line(&json!({"event": "devices", "inputs": inputs, "outputs": outputs}).to_string());
+        } else {
+            self.line(&format!("Inputs:\n  {}\nOutputs:\n  {}", inputs.join("\n  "), outputs.join("\n  ")));
         }
     }
 
@@ -79,6 +87,29 @@ fn member_json(m: &MemberInfo) -> Value {
         "owner": m.owner,
         "me": m.me,
         "path": if m.me { "self" } else { m.path.as_str() },
+    })
+}
+
+fn voice_stats_json(v: &VoiceStats) -> Value {
+    let members: Vec<Value> = v
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "peer": m.peer.to_string(), "name": m.name, "loss": m.loss, "jitter_ms": m.jitter_ms,
+                "buffer_ms": m.buffer_ms, "kbps": m.kbps, "received": m.received, "lost": m.lost,
+                "fec": m.fec, "concealed": m.concealed, "late": m.late, "dropped": m.dropped,
+                "underruns": m.underruns, "speaking": m.speaking,
+            })
+        })
+        .collect();
+    json!({
+        "event": "voice-stats", "input": v.input, "input_level_db": v.input_level_db, "mode": v.mode,
+        "talking": v.talking,
+        "sent_kbps": v.sent_kbps, "fec_loss_percent": v.fec_loss_percent,
+        "unknown_frames": v.unknown_frames, "malformed_frames": v.malformed_frames,
+        "frames_in": v.frames_in, "dropped_stale": v.dropped_stale, "dropped_queue_full": v.dropped_queue_full,
+        "dropped_inbound": v.dropped_inbound, "streams_refused": v.streams_refused, "members": members,
     })
 }
 
@@ -135,6 +166,13 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
             "event": "revoked", "invites": invites.iter().map(ToString::to_string).collect::<Vec<_>>(),
         }),
         NodeEvent::Reconnecting { attempt } => json!({"event": "reconnecting", "attempt": attempt}),
+        NodeEvent::Speaking { peer, name, on } => {
+            json!({"event": "speaking", "peer": peer.to_string(), "name": name, "on": on})
+        }
+        NodeEvent::VoiceStats(v) => voice_stats_json(v),
+        NodeEvent::AudioStarted { source, at_ms } => {
+            json!({"event": "audio-started", "source": source, "at_ms": at_ms})
+        }
         NodeEvent::Stats(stats) => stats_json(stats),
         NodeEvent::Error { message } => json!({"event": "error", "message": message}),
         NodeEvent::JoinFailed { message } => json!({"event": "error", "message": message, "fatal": true}),
@@ -189,6 +227,31 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             format!("* revoked {}", invites.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
         }
         NodeEvent::Reconnecting { .. } => "* lost the party host; reconnecting…".into(),
+        NodeEvent::Speaking { name, on: true, .. } => format!("* {name} is talking"),
+        NodeEvent::Speaking { .. } | NodeEvent::AudioStarted { .. } => return None,
+        NodeEvent::VoiceStats(v) => {
+            let mut text = format!(
+                "voice: input {}, mode {}, sending {:.1} kbit/s, FEC tuned for {}% loss",
+                v.input.as_deref().unwrap_or("none (listen-only)"),
+                v.mode,
+                v.sent_kbps,
+                v.fec_loss_percent
+            );
+            for m in &v.members {
+                text += &format!(
+                    "\n  {}: loss {:.1}%, jitter {:.0} ms, buffer {:.0} ms, {:.1} kbit/s (FEC {}, concealed {}, late {})",
+                    m.name,
+                    m.loss * 100.0,
+                    m.jitter_ms,
+                    m.buffer_ms,
+                    m.kbps,
+                    m.fec,
+                    m.concealed,
+                    m.late
+                );
+            }
+            text
+        }
         NodeEvent::Stats(s) => format!(
             "frames in {}, dropped: oversize {}, malformed {}, rate-limited {}, unauthorized {}; streams refused {}",
             s.frames_in,

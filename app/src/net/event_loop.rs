@@ -13,15 +13,18 @@ use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
+use partyline_protocol::wire::{Message, Presence};
 use tokio::sync::{mpsc, oneshot};
 
 use super::Command;
 use super::addrs::{Connections, OwnAddrs, Ports, TCP_PORT_KEY, UDP_PORT_KEY};
 use super::links::{LinkEvent, Links};
 use super::swarm::{Behaviour, BehaviourEvent, learn_kad_peer};
+use super::voice_bridge::{VoiceBridge, VoiceControl};
 use crate::events::{NodeEvent, Path};
 use crate::party::{Action, Engine};
 use crate::stats::Counters;
+use crate::voice::VoiceOut;
 
 const TICK: Duration = Duration::from_millis(250);
 /// How long start-up waits for listeners and relay reservations.
@@ -51,6 +54,7 @@ pub(super) struct EventLoop {
     swarm: Swarm<Behaviour>,
     engine: Engine,
     links: Links,
+    voice: Option<VoiceBridge>,
     commands: mpsc::Receiver<Command>,
     link_events: mpsc::Receiver<LinkEvent>,
     events: mpsc::Sender<NodeEvent>,
@@ -66,6 +70,8 @@ pub(super) struct EventLoop {
     ready_deadline: Instant,
     /// What the front end was last told about our addresses.
     announced: Vec<Multiaddr>,
+    /// Addresses to advertise instead of the ones found, if any.
+    announce: Vec<Multiaddr>,
     /// Peers we unlinked whose writers are still sending what was queued.
     flushing: HashSet<PeerId>,
     /// Peers whose last connection closed, and when.
@@ -93,6 +99,7 @@ impl EventLoop {
         swarm: Swarm<Behaviour>,
         engine: Engine,
         links: Links,
+        voice: Option<VoiceBridge>,
         commands: mpsc::Receiver<Command>,
         link_events: mpsc::Receiver<LinkEvent>,
         events: mpsc::Sender<NodeEvent>,
@@ -104,6 +111,7 @@ impl EventLoop {
             swarm,
             engine,
             links,
+            voice,
             commands,
             link_events,
             events,
@@ -117,6 +125,7 @@ impl EventLoop {
             ready: Some(Vec::new()),
             ready_deadline: Instant::now() + READY_TIMEOUT,
             announced: Vec::new(),
+            announce: Vec::new(),
             flushing: HashSet::new(),
             lost: HashMap::new(),
             disconnect_at: HashMap::new(),
@@ -125,6 +134,11 @@ impl EventLoop {
         };
         this.connect_relays();
         this
+    }
+
+    pub(super) fn announcing(mut self, addrs: Vec<Multiaddr>) -> Self {
+        self.announce = addrs;
+        self
     }
 
     /// Reserves a slot on each relay (listening on its circuit address dials it), and adds it as
@@ -160,6 +174,11 @@ impl EventLoop {
                     None => self.begin_shutdown(None),
                 },
                 Some(event) = self.link_events.recv() => self.on_link_event(event),
+                Some(out) = voice_out(&mut self.voice) => {
+                    if let Some(voice) = &mut self.voice {
+                        voice.on_out(out, &mut self.links);
+                    }
+                }
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
             }
             self.apply_actions();
@@ -196,7 +215,12 @@ impl EventLoop {
                     }
                     self.links.unlink(peer);
                 }
-                Action::Emit(event) => self.emit(event),
+                Action::Emit(event) => {
+                    if let Some(voice) = &mut self.voice {
+                        voice.on_event(&event);
+                    }
+                    self.emit(event);
+                }
             }
         }
     }
@@ -227,8 +251,20 @@ impl EventLoop {
                 let _ = reply.send(self.engine.kick(&name, ban));
             }
             Command::Presence { presence, reply } => {
-                let _ = reply.send(self.engine.set_presence(presence));
+                let result = self.engine.set_presence(presence);
+                if result.is_ok() && self.voice.is_some() {
+                    let _ = self.voice_control(VoiceControl::Muted(presence == Presence::Muted));
+                }
+                let _ = reply.send(result);
             }
+            Command::Voice { control, reply } => {
+                let _ = reply.send(self.voice_control(control));
+            }
+            // The voice thread answers; the caller waits for it, not this loop.
+            Command::VoiceStats(reply) => match &self.voice {
+                Some(voice) => voice.stats(reply),
+                None => drop(reply.send(Err(anyhow::anyhow!("voice is off")))),
+            },
             Command::Members(reply) => {
                 let members = self.engine.members().map(|mut members| {
                     for m in members.iter_mut().filter(|m| !m.me) {
@@ -251,6 +287,14 @@ impl EventLoop {
                 let _ = reply.send(self.engine.end());
             }
             Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
+        }
+    }
+
+    fn voice_control(&mut self, control: VoiceControl) -> anyhow::Result<()> {
+        let members = self.engine.members().unwrap_or_default();
+        match &mut self.voice {
+            Some(voice) => voice.control(control, &members),
+            None => Err(anyhow::anyhow!("voice is off")),
         }
     }
 
@@ -304,6 +348,13 @@ impl EventLoop {
     fn on_link_event(&mut self, event: LinkEvent) {
         let now = Instant::now();
         match event {
+            LinkEvent::Message { peer, msg: Message::VoiceReport { loss_permille, .. } } => {
+                // Voice quality is the voice thread's business, not the party's.
+                let taken = self.voice.as_mut().is_some_and(|v| v.on_report(peer, loss_permille));
+                if !taken {
+                    Counters::bump(&self.counters.dropped_unauthorized);
+                }
+            }
             LinkEvent::Message { peer, msg } => self.engine.on_message(peer, msg, now),
             LinkEvent::OpenFailed { peer, error } => self.engine.on_link_failed(peer, &error, now),
             LinkEvent::Flushed { peer } => {
@@ -359,7 +410,8 @@ impl EventLoop {
         if self.ready.is_some() {
             return;
         }
-        self.engine.set_addrs(self.own.advertised());
+        let advertised = if self.announce.is_empty() { self.own.advertised() } else { self.announce.clone() };
+        self.engine.set_addrs(advertised);
         let all = self.own.all();
         if all != self.announced {
             self.announced = all.clone();
@@ -488,5 +540,13 @@ impl EventLoop {
             }
             other => tracing::trace!(?other, "behaviour event"),
         }
+    }
+}
+
+/// The voice thread's next output, or never without voice.
+async fn voice_out(voice: &mut Option<VoiceBridge>) -> Option<VoiceOut> {
+    match voice {
+        Some(v) => v.voice_mut().out.recv().await,
+        None => std::future::pending().await,
     }
 }

@@ -5,8 +5,12 @@
 mod addrs;
 mod event_loop;
 mod links;
+mod voice_bridge;
+mod voice_links;
 
 pub use links::PARTY_PROTOCOL;
+pub use voice_bridge::VoiceControl;
+pub use voice_links::VOICE_PROTOCOL;
 pub mod relay_server;
 mod swarm;
 
@@ -21,11 +25,12 @@ use partyline_protocol::{InviteId, InviteTerms, JoinLink, PartyId};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Settings;
-use crate::events::{MemberInfo, NodeEvent, Stats};
+use crate::events::{MemberInfo, NodeEvent, Stats, VoiceStats};
 use crate::party::{Engine, RevokeTarget};
 use crate::paths::Dirs;
 use crate::stats::Counters;
 use crate::store::Store;
+use crate::voice::{Voice, VoiceConfig};
 
 /// Commands waiting for the event loop.
 const COMMAND_QUEUE: usize = 64;
@@ -44,6 +49,11 @@ pub struct NodeConfig {
     pub port: u16,
     pub mdns: bool,
     pub join_timeout: Duration,
+    /// `None`: no voice at all (chat only).
+    pub voice: Option<VoiceConfig>,
+    /// Advertise these addresses (in links and to members) instead of the ones found: for a port
+    /// forward, or a proxy in front of this node.
+    pub announce: Vec<Multiaddr>,
 }
 
 impl NodeConfig {
@@ -56,6 +66,8 @@ impl NodeConfig {
             port: settings.port,
             mdns: settings.mdns,
             join_timeout: settings.join_timeout,
+            voice: Some(settings.voice.to_config()),
+            announce: Vec::new(),
         }
     }
 
@@ -96,6 +108,8 @@ pub(crate) enum Command {
     Members(oneshot::Sender<Result<Vec<MemberInfo>>>),
     Stats(oneshot::Sender<Stats>),
     Addrs(oneshot::Sender<Vec<Multiaddr>>),
+    Voice { control: VoiceControl, reply: oneshot::Sender<Result<()>> },
+    VoiceStats(oneshot::Sender<Result<VoiceStats>>),
     Leave(oneshot::Sender<Result<()>>),
     End(oneshot::Sender<Result<()>>),
     Shutdown(oneshot::Sender<()>),
@@ -142,9 +156,24 @@ impl Node {
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let links = links::Links::new(swarm.behaviour().stream.new_control(), link_tx, counters.clone());
+        let voice = match config.voice.clone() {
+            Some(mut voice_config) => {
+                voice_config.me = peer_id;
+                voice_config.my_name = config.name.clone();
+                let voice = Voice::start(voice_config, events_tx.clone())?;
+                let voice_links = voice_links::VoiceLinks::new(
+                    swarm.behaviour().stream.new_control(),
+                    voice.streams_per_peer,
+                    voice.inbound_sender(),
+                );
+                Some(voice_bridge::VoiceBridge::new(voice, voice_links, peer_id))
+            }
+            None => None,
+        };
         let event_loop = event_loop::EventLoop::new(
-            swarm, engine, links, rx, link_rx, events_tx, counters, listeners, relays,
+            swarm, engine, links, voice, rx, link_rx, events_tx, counters, listeners, relays,
         );
+        let event_loop = event_loop.announcing(config.announce.clone());
         tokio::spawn(event_loop.run());
 
         let node = Node { tx, peer_id };
@@ -205,6 +234,15 @@ impl Node {
     /// Every address this node listens on or was confirmed at.
     pub async fn addrs(&self) -> Result<Vec<Multiaddr>> {
         self.call(Command::Addrs).await
+    }
+
+    /// Push-to-talk, voice mode, mute, deafen, a member's volume, our position.
+    pub async fn voice(&self, control: VoiceControl) -> Result<()> {
+        self.call(|reply| Command::Voice { control, reply }).await?
+    }
+
+    pub async fn voice_stats(&self) -> Result<VoiceStats> {
+        self.call(Command::VoiceStats).await?
     }
 
     pub async fn leave(&self) -> Result<()> {

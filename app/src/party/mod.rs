@@ -370,5 +370,6 @@ pub(crate) fn message_kind(msg: &Message) -> &'static str {
         Message::Leave => "leave",
         Message::Kicked { .. } => "kicked",
         Message::PartyEnded => "party-ended",
+        Message::VoiceReport { .. } => "voice-report",
     }
 }

@@ -1,0 +1,167 @@
+//! Between the event loop and the voice thread: who gets our voice (the party's members, from the
+//! engine's events), frames and reports going out, reports coming in, and user controls.
+
+use std::collections::HashSet;
+
+use anyhow::{Result, anyhow};
+use libp2p::PeerId;
+use partyline_protocol::voice::Pose;
+use partyline_protocol::wire::Message;
+use tokio::sync::oneshot;
+
+use super::links::Links;
+use super::voice_links::VoiceLinks;
+use crate::events::{MemberInfo, NodeEvent, VoiceStats};
+use crate::voice::{Voice, VoiceCommand, VoiceMode, VoiceOut};
+
+/// What a user can change about voice.
+#[derive(Clone, Debug, PartialEq)]
+pub enum VoiceControl {
+    /// The push-to-talk key went down (`true`) or up.
+    Key(bool),
+    Mode(VoiceMode),
+    Muted(bool),
+    /// Hear nobody (and send nothing).
+    Deafened(bool),
+    /// A member's volume by name: 1.0 as sent, 0 silent, up to 2.
+    Volume {
+        name: String,
+        volume: f32,
+    },
+    /// Stop (or start again) hearing a member, keeping its volume.
+    MuteMember {
+        name: String,
+        muted: bool,
+    },
+    /// The local player's position, typed; `None` clears it.
+    Pose(Option<Pose>),
+}
+
+pub(crate) struct VoiceBridge {
+    voice: Voice,
+    pub(crate) links: VoiceLinks,
+    members: HashSet<PeerId>,
+    me: PeerId,
+    muted: bool,
+    deafened: bool,
+}
+
+impl VoiceBridge {
+    pub(crate) fn new(voice: Voice, links: VoiceLinks, me: PeerId) -> Self {
+        Self { voice, links, members: HashSet::new(), me, muted: false, deafened: false }
+    }
+
+    pub(crate) fn voice_mut(&mut self) -> &mut Voice {
+        &mut self.voice
+    }
+
+    fn add(&mut self, peer: PeerId, name: &str) {
+        if peer != self.me && self.members.insert(peer) {
+            self.links.add_peer(peer);
+            self.voice.command(VoiceCommand::AddMember { peer, name: name.to_owned() });
+        }
+    }
+
+    fn remove(&mut self, peer: &PeerId) {
+        if self.members.remove(peer) {
+            self.links.remove_peer(peer);
+            self.voice.command(VoiceCommand::RemoveMember(*peer));
+        }
+    }
+
+    /// Follows membership through the party engine's events.
+    pub(crate) fn on_event(&mut self, event: &NodeEvent) {
+        match event {
+            NodeEvent::Joined { members, .. } => {
+                for m in members {
+                    self.add(m.peer, &m.name);
+                }
+            }
+            NodeEvent::MemberJoined { peer, name } => self.add(*peer, name),
+            NodeEvent::MemberLeft { peer, .. } => self.remove(peer),
+            e if e.is_terminal() => {
+                let peers: Vec<PeerId> = self.members.iter().copied().collect();
+                for peer in peers {
+                    self.remove(&peer);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends what the voice thread produced: frames to every member, a report to its member.
+    pub(crate) fn on_out(&mut self, out: VoiceOut, links: &mut Links) {
+        match out {
+            VoiceOut::Frame { seq, bytes, created } => self.links.send(seq, bytes, created),
+            VoiceOut::Report { peer, loss_permille, jitter_ms } => {
+                if self.members.contains(&peer) {
+                    links.send(peer, Message::VoiceReport { loss_permille, jitter_ms });
+                }
+            }
+        }
+    }
+
+    /// A member told us how our voice reaches it; false if `peer` is not a member.
+    pub(crate) fn on_report(&mut self, peer: PeerId, loss_permille: u16) -> bool {
+        if !self.members.contains(&peer) {
+            return false;
+        }
+        self.voice.command(VoiceCommand::Report { peer, loss_permille });
+        true
+    }
+
+    pub(crate) fn control(&mut self, control: VoiceControl, members: &[MemberInfo]) -> Result<()> {
+        let command = match control {
+            VoiceControl::Key(down) => VoiceCommand::Key(down),
+            VoiceControl::Mode(mode) => VoiceCommand::Mode(mode),
+            VoiceControl::Muted(muted) => {
+                self.muted = muted;
+                VoiceCommand::Muted(self.muted || self.deafened)
+            }
+            VoiceControl::Deafened(deafened) => {
+                // Deafened also means not talking, as players expect.
+                self.deafened = deafened;
+                self.voice.command(VoiceCommand::Muted(self.muted || deafened));
+                VoiceCommand::Deafened(deafened)
+            }
+            VoiceControl::Volume { name, volume } => {
+                VoiceCommand::Volume { peer: member(members, &name)?, volume }
+            }
+            VoiceControl::MuteMember { name, muted } => {
+                VoiceCommand::MemberMuted { peer: member(members, &name)?, muted }
+            }
+            VoiceControl::Pose(pose) => VoiceCommand::Pose(pose),
+        };
+        self.voice.command(command);
+        Ok(())
+    }
+
+    /// The voice thread's statistics, completed with the network side's counters.
+    pub(crate) fn stats(&self, reply: oneshot::Sender<Result<VoiceStats>>) {
+        let (tx, rx) = oneshot::channel();
+        self.voice.command(VoiceCommand::Stats(tx));
+        let counters = self.links.counters.clone();
+        tokio::spawn(async move {
+            let stats = rx.await.map_err(|_| anyhow!("voice has stopped")).map(|mut stats| {
+                let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
+                stats.frames_in = get(&counters.frames_in);
+                stats.dropped_stale = get(&counters.dropped_stale);
+                stats.dropped_queue_full = get(&counters.dropped_queue_full);
+                stats.dropped_inbound = get(&counters.dropped_inbound);
+                stats.streams_refused = get(&counters.refused);
+                stats
+            });
+            let _ = reply.send(stats);
+        });
+    }
+}
+
+/// The other member called `name` (exactly, or else ignoring case).
+fn member(members: &[MemberInfo], name: &str) -> Result<PeerId> {
+    members
+        .iter()
+        .find(|m| !m.me && m.name == name)
+        .or_else(|| members.iter().find(|m| !m.me && m.name.eq_ignore_ascii_case(name)))
+        .map(|m| m.peer)
+        .ok_or_else(|| anyhow!("no member named {name:?}"))
+}

@@ -1,0 +1,239 @@
+//! Microphone input: a real input device (cpal) or a WAV file played in real time (bots, tests).
+//! Either way samples land, mono f32 at the source's rate, in a lock-free ring the voice thread
+//! drains. The device callback never blocks or allocates: it converts and pushes, and counts what
+//! did not fit.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result, anyhow, bail};
+use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
+
+use super::MicSource;
+
+/// Samples buffered between the device and the voice thread (one second at 48 kHz).
+const RING: usize = 48_000;
+
+/// What the capture side shares with the voice thread.
+#[derive(Default)]
+pub(crate) struct CaptureStatus {
+    /// The device reported an error (unplugged, taken away): reopen it.
+    pub(crate) failed: AtomicBool,
+    pub(crate) error: Mutex<Option<String>>,
+    /// Samples the voice thread did not take in time.
+    pub(crate) overflow: AtomicU64,
+    /// The file source reached its end.
+    pub(crate) ended: AtomicBool,
+    /// Wall-clock time of the first sample (file sources), for latency measurements.
+    pub(crate) started: Mutex<Option<SystemTime>>,
+    /// A file source waits for this: it plays once someone is there to hear it.
+    pub(crate) go: AtomicBool,
+}
+
+pub(crate) struct Capture {
+    pub(crate) consumer: rtrb::Consumer<f32>,
+    pub(crate) rate: u32,
+    pub(crate) status: Arc<CaptureStatus>,
+    pub(crate) description: String,
+    _keep: Keep,
+}
+
+enum Keep {
+    Stream(#[allow(dead_code)] cpal::Stream),
+    Thread { stop: Arc<AtomicBool>, thread: Option<JoinHandle<()>> },
+}
+
+impl Drop for Keep {
+    fn drop(&mut self) {
+        if let Keep::Thread { stop, thread } = self {
+            stop.store(true, Ordering::Relaxed);
+            if let Some(t) = thread.take() {
+                let _ = t.join();
+            }
+        }
+    }
+}
+
+impl Capture {
+    /// Opens `source`; `Ok(None)` for [`MicSource::None`] (listen-only).
+    pub(crate) fn open(source: &MicSource) -> Result<Option<Self>> {
+        match source {
+            MicSource::None => Ok(None),
+            MicSource::File(path) => Self::file(path).map(Some),
+            MicSource::DefaultDevice => {
+                let device = cpal::default_host()
+                    .default_input_device()
+                    .ok_or_else(|| anyhow!("no input device (microphone) found"))?;
+                Self::device(device).map(Some)
+            }
+            MicSource::Device(name) => Self::device(find_input_device(name)?).map(Some),
+        }
+    }
+
+    fn device(device: cpal::Device) -> Result<Self> {
+        let description = device.description().map(|d| d.to_string()).unwrap_or_else(|_| "input".into());
+        let default = device.default_input_config().context("the input device has no usable format")?;
+        // 48 kHz when the device can do it (no resampling), else its own rate.
+        let supports_48k = device.supported_input_configs().is_ok_and(|mut configs| {
+            configs.any(|c| {
+                c.min_sample_rate() <= 48_000
+                    && c.max_sample_rate() >= 48_000
+                    && c.sample_format() == default.sample_format()
+            })
+        });
+        let mut config: cpal::StreamConfig = default.config();
+        if supports_48k {
+            config.sample_rate = 48_000;
+        }
+        let channels = usize::from(config.channels.max(1));
+        let (producer, consumer) = rtrb::RingBuffer::new(RING);
+        let status = Arc::new(CaptureStatus::default());
+        let on_error = {
+            let status = status.clone();
+            move |e: cpal::Error| {
+                *status.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
+                status.failed.store(true, Ordering::Relaxed);
+            }
+        };
+        let stream = match default.sample_format() {
+            cpal::SampleFormat::F32 => {
+                build::<f32>(&device, &config, channels, producer, status.clone(), on_error)?
+            }
+            cpal::SampleFormat::I16 => {
+                build::<i16>(&device, &config, channels, producer, status.clone(), on_error)?
+            }
+            cpal::SampleFormat::I32 => {
+                build::<i32>(&device, &config, channels, producer, status.clone(), on_error)?
+            }
+            cpal::SampleFormat::U16 => {
+                build::<u16>(&device, &config, channels, producer, status.clone(), on_error)?
+            }
+            other => bail!("unsupported input sample format {other:?}"),
+        };
+        stream.play().context("cannot start the input device")?;
+        Ok(Self { consumer, rate: config.sample_rate, status, description, _keep: Keep::Stream(stream) })
+    }
+
+    /// Plays a WAV file as the microphone, in real time, then silence; it starts when
+    /// [`CaptureStatus::go`] is set.
+    fn file(path: &std::path::Path) -> Result<Self> {
+        let reader =
+            hound::WavReader::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let spec = reader.spec();
+        let channels = usize::from(spec.channels.max(1));
+        let samples: Vec<f32> = match spec.sample_format {
+            hound::SampleFormat::Float => reader.into_samples::<f32>().collect::<Result<_, _>>()?,
+            hound::SampleFormat::Int => {
+                let scale = (1u64 << (spec.bits_per_sample - 1)) as f32;
+                reader.into_samples::<i32>().map(|s| s.map(|s| s as f32 / scale)).collect::<Result<_, _>>()?
+            }
+        };
+        let mono: Vec<f32> =
+            samples.chunks(channels).map(|c| c.iter().sum::<f32>() / channels as f32).collect();
+        let rate = spec.sample_rate;
+        let (mut producer, consumer) = rtrb::RingBuffer::new(RING);
+        let status = Arc::new(CaptureStatus::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (status, stop) = (status.clone(), stop.clone());
+            std::thread::Builder::new().name("partyline-mic-file".into()).spawn(move || {
+                let chunk = (rate / 100) as usize;
+                while !status.go.load(Ordering::Relaxed) {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                let start = Instant::now();
+                *status.started.lock().unwrap_or_else(|p| p.into_inner()) = Some(SystemTime::now());
+                let silence = vec![0.0; chunk];
+                for n in 0u32.. {
+                    if stop.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    let from = n as usize * chunk;
+                    let samples = if from < mono.len() {
+                        &mono[from..(from + chunk).min(mono.len())]
+                    } else {
+                        status.ended.store(true, Ordering::Relaxed);
+                        &silence[..]
+                    };
+                    push_all(&mut producer, samples, &status);
+                    let due = start + Duration::from_millis(10) * (n + 1);
+                    if let Some(wait) = due.checked_duration_since(Instant::now()) {
+                        std::thread::sleep(wait);
+                    }
+                }
+            })?
+        };
+        Ok(Self {
+            consumer,
+            rate,
+            status,
+            description: format!("file {}", path.display()),
+            _keep: Keep::Thread { stop, thread: Some(thread) },
+        })
+    }
+}
+
+fn push_all(producer: &mut rtrb::Producer<f32>, samples: &[f32], status: &CaptureStatus) {
+    for s in samples {
+        if producer.push(*s).is_err() {
+            status.overflow.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+fn build<T>(
+    device: &cpal::Device,
+    config: &cpal::StreamConfig,
+    channels: usize,
+    mut producer: rtrb::Producer<f32>,
+    status: Arc<CaptureStatus>,
+    on_error: impl FnMut(cpal::Error) + Send + 'static,
+) -> Result<cpal::Stream>
+where
+    T: cpal::SizedSample,
+    f32: cpal::FromSample<T>,
+{
+    let stream = device
+        .build_input_stream::<T, _, _>(
+            *config,
+            move |data: &[T], _| {
+                for frame in data.chunks(channels) {
+                    let sum: f32 = frame.iter().map(|s| <f32 as cpal::FromSample<T>>::from_sample_(*s)).sum();
+                    if producer.push(sum / channels as f32).is_err() {
+                        status.overflow.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            },
+            on_error,
+            None,
+        )
+        .context("cannot open the input device")?;
+    Ok(stream)
+}
+
+fn find_input_device(name: &str) -> Result<cpal::Device> {
+    let wanted = name.to_lowercase();
+    cpal::default_host()
+        .input_devices()
+        .context("cannot list input devices")?
+        .find(|d| d.description().is_ok_and(|desc| desc.to_string().to_lowercase().contains(&wanted)))
+        .ok_or_else(|| anyhow!("no input device named like {name:?}; `partyline devices` lists them"))
+}
+
+/// Names of the input and output devices, for `partyline devices`.
+pub fn list_devices() -> Result<(Vec<String>, Vec<String>)> {
+    let host = cpal::default_host();
+    let names = |devices: Result<Box<dyn Iterator<Item = cpal::Device>>, _>| -> Vec<String> {
+        devices
+            .map(|ds| ds.filter_map(|d| d.description().ok().map(|d| d.to_string())).collect())
+            .unwrap_or_default()
+    };
+    let inputs = names(host.input_devices().map(|d| Box::new(d) as Box<dyn Iterator<Item = _>>));
+    let outputs = names(host.output_devices().map(|d| Box::new(d) as Box<dyn Iterator<Item = _>>));
+    Ok((inputs, outputs))
+}

@@ -1,0 +1,498 @@
+//! The voice thread. Every 5 ms it takes what the microphone captured through the DSP and the
+//! encoder and hands finished frames to the network; files arriving frames into each member's
+//! jitter buffer; decodes until every member's ring holds enough for the audio thread; and
+//! reports speaking changes, statistics and reception reports. Audio callbacks (capture ring in,
+//! mixer rings out) never wait for it.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use libp2p::PeerId;
+use partyline_protocol::voice::{Pose, VoiceFrame};
+use tokio::sync::mpsc;
+
+use super::capture::Capture;
+use super::capture_dsp::CaptureDsp;
+use super::codec::{Encoder, SAMPLE_RATE};
+use super::member::{MemberVoice, Reception};
+use super::mix::Mixer;
+use super::positions::MumbleLink;
+use super::{Inbound, MicSource, VoiceCommand, VoiceConfig, VoiceOut};
+use crate::events::{MemberVoiceStats, NodeEvent, VoiceStats};
+
+const TICK: Duration = Duration::from_millis(5);
+const REPORT_EVERY: Duration = Duration::from_secs(2);
+/// Reception reports older than this no longer steer the encoder's FEC.
+const REPORT_MAX_AGE: Duration = Duration::from_secs(10);
+const REOPEN_EVERY: Duration = Duration::from_secs(3);
+const POSE_EVERY: Duration = Duration::from_millis(50);
+const FILE_START_DELAY: Duration = Duration::from_millis(500);
+
+pub(super) struct Engine {
+    config: VoiceConfig,
+    commands: Receiver<VoiceCommand>,
+    inbound: Receiver<Inbound>,
+    out: mpsc::Sender<VoiceOut>,
+    events: mpsc::Sender<NodeEvent>,
+    mixer: Option<Mixer>,
+    capture: Option<Capture>,
+    dsp: Option<CaptureDsp>,
+    encoder: Encoder,
+    members: HashMap<PeerId, MemberVoice>,
+    /// The other side's reports on how our voice reaches them: (loss ‰, when).
+    reports: HashMap<PeerId, (u16, Instant)>,
+    last_reception: HashMap<PeerId, Reception>,
+    seq: u32,
+    ts: u32,
+    talking: bool,
+    /// The last frame encoded but not sent, and whether the previous frame was sent.
+    preroll: Vec<u8>,
+    sending: bool,
+    typed_pose: Option<Pose>,
+    pose: Option<Pose>,
+    mumble: Option<MumbleLink>,
+    reopen_at: Option<Instant>,
+    scratch: Vec<f32>,
+    sent_bytes: u64,
+    sent_window: (u64, Instant),
+    sent_kbps: f32,
+    unknown_frames: u64,
+    malformed_frames: u64,
+    output_started: super::output::StartTime,
+    /// When a microphone file may start playing.
+    file_start_at: Option<Instant>,
+    /// Which of (microphone file, speaker file) start times were reported.
+    announced: (bool, bool),
+}
+
+impl Engine {
+    pub(super) fn new(
+        config: VoiceConfig,
+        commands: Receiver<VoiceCommand>,
+        inbound: Receiver<Inbound>,
+        out: mpsc::Sender<VoiceOut>,
+        events: mpsc::Sender<NodeEvent>,
+    ) -> Result<Self> {
+        let encoder = Encoder::new(config.codec)?;
+        let mumble = config.mumble_link.then(MumbleLink::new);
+        let mut engine = Self {
+            commands,
+            inbound,
+            out,
+            events,
+            mixer: None,
+            capture: None,
+            dsp: None,
+            encoder,
+            members: HashMap::new(),
+            reports: HashMap::new(),
+            last_reception: HashMap::new(),
+            seq: 0,
+            ts: 0,
+            talking: false,
+            preroll: Vec::with_capacity(partyline_protocol::voice::MAX_OPUS_PACKET),
+            sending: false,
+            typed_pose: None,
+            pose: None,
+            mumble,
+            reopen_at: None,
+            scratch: Vec::with_capacity(SAMPLE_RATE as usize),
+            sent_bytes: 0,
+            sent_window: (0, Instant::now()),
+            sent_kbps: 0.0,
+            unknown_frames: 0,
+            malformed_frames: 0,
+            output_started: Default::default(),
+            file_start_at: None,
+            announced: (false, false),
+            config,
+        };
+        match Mixer::new(engine.config.output.to_target(&engine.output_started), engine.config.spatial) {
+            Ok(mixer) => engine.mixer = Some(mixer),
+            Err(e) => engine.error(format!("no audio output ({e:#}); you will not hear the party")),
+        }
+        engine.open_input();
+        Ok(engine)
+    }
+
+    fn error(&self, message: String) {
+        tracing::warn!("{message}");
+        let _ = self.events.try_send(NodeEvent::Error { message });
+    }
+
+    fn open_input(&mut self) {
+        let source = self.config.input.clone();
+        match Capture::open(&source) {
+            Ok(Some(capture)) => {
+                match CaptureDsp::new(
+                    capture.rate,
+                    self.config.codec.frame_samples(),
+                    self.config.gate,
+                    self.config.noise_suppression,
+                ) {
+                    Ok(mut dsp) => {
+                        // Keep the user's mode and mute across a reopened device.
+                        if let Some(old) = &mut self.dsp {
+                            dsp.gate().set_mode(old.gate().settings().mode);
+                            dsp.gate().set_muted(old.gate().is_muted());
+                        }
+                        tracing::info!(input = %capture.description, rate = capture.rate, "microphone open");
+                        self.dsp = Some(dsp);
+                        self.capture = Some(capture);
+                        self.reopen_at = None;
+                    }
+                    Err(e) => self.error(format!("cannot process the microphone: {e:#}")),
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                let retry = matches!(source, MicSource::DefaultDevice | MicSource::Device(_));
+                self.error(format!("{e:#}; listen-only{}", if retry { ", retrying" } else { "" }));
+                self.reopen_at = retry.then(|| Instant::now() + REOPEN_EVERY);
+            }
+        }
+    }
+
+    pub(super) fn run(mut self) {
+        let mut next_tick = Instant::now();
+        let mut next_report = Instant::now() + REPORT_EVERY;
+        let mut next_pose = Instant::now();
+        loop {
+            if !self.handle_commands() {
+                return;
+            }
+            let now = Instant::now();
+            self.capture(now);
+            self.receive();
+            self.play_out(now);
+            self.update_speaking(now);
+            if now >= next_pose {
+                next_pose = now + POSE_EVERY;
+                self.update_pose(now);
+            }
+            self.announce_file_starts();
+            if now >= next_report {
+                next_report = now + REPORT_EVERY;
+                self.report(now);
+            }
+            next_tick += TICK;
+            match next_tick.checked_duration_since(Instant::now()) {
+                Some(wait) => std::thread::sleep(wait),
+                None => next_tick = Instant::now(),
+            }
+        }
+    }
+
+    /// Reports when a microphone file started playing and a speaker file started recording (wall
+    /// clock), so that a test can line the two files up and measure mouth-to-ear latency.
+    fn announce_file_starts(&mut self) {
+        let time = |t: Option<std::time::SystemTime>| {
+            t.and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map(|d| d.as_millis() as u64)
+        };
+        if !self.announced.0
+            && matches!(self.config.input, MicSource::File(_))
+            && let Some(at_ms) = time(
+                self.capture
+                    .as_ref()
+                    .and_then(|c| *c.status.started.lock().unwrap_or_else(|p| p.into_inner())),
+            )
+        {
+            self.announced.0 = true;
+            let _ = self.events.try_send(NodeEvent::AudioStarted { source: "mic-file", at_ms });
+        }
+        if !self.announced.1
+            && let Some(at_ms) = time(*self.output_started.lock().unwrap_or_else(|p| p.into_inner()))
+        {
+            self.announced.1 = true;
+            let _ = self.events.try_send(NodeEvent::AudioStarted { source: "speaker-file", at_ms });
+        }
+    }
+
+    /// Returns false on shutdown.
+    fn handle_commands(&mut self) -> bool {
+        loop {
+            let command = match self.commands.try_recv() {
+                Ok(c) => c,
+                Err(TryRecvError::Empty) => return true,
+                Err(TryRecvError::Disconnected) => return false,
+            };
+            match command {
+                VoiceCommand::AddMember { peer, name } => self.add_member(peer, name),
+                VoiceCommand::RemoveMember(peer) => {
+                    if let Some(m) = self.members.remove(&peer)
+                        && m.speaking
+                    {
+                        let _ = self.events.try_send(NodeEvent::Speaking { peer, name: m.name, on: false });
+                    }
+                    self.reports.remove(&peer);
+                    if let Some(mixer) = &mut self.mixer {
+                        mixer.remove_member(&peer);
+                    }
+                }
+                VoiceCommand::Key(down) => {
+                    if let Some(dsp) = &mut self.dsp {
+                        dsp.gate().key(down);
+                    }
+                }
+                VoiceCommand::Mode(mode) => {
+                    self.config.gate.mode = mode;
+                    if let Some(dsp) = &mut self.dsp {
+                        dsp.gate().set_mode(mode);
+                    }
+                }
+                VoiceCommand::Muted(muted) => {
+                    if let Some(dsp) = &mut self.dsp {
+                        dsp.gate().set_muted(muted);
+                    }
+                }
+                VoiceCommand::Deafened(deafened) => {
+                    if let Some(mixer) = &mut self.mixer {
+                        mixer.set_deafened(deafened);
+                    }
+                }
+                VoiceCommand::Volume { peer, volume } => {
+                    if let Some(mixer) = &mut self.mixer {
+                        mixer.set_volume(&peer, volume);
+                    }
+                }
+                VoiceCommand::MemberMuted { peer, muted } => {
+                    if let Some(mixer) = &mut self.mixer {
+                        mixer.set_muted(&peer, muted);
+                    }
+                }
+                VoiceCommand::Pose(pose) => self.typed_pose = pose,
+                VoiceCommand::Report { peer, loss_permille } => {
+                    if self.members.contains_key(&peer) {
+                        self.reports.insert(peer, (loss_permille, Instant::now()));
+                    }
+                }
+                VoiceCommand::Stats(reply) => {
+                    let _ = reply.send(self.stats());
+                }
+            }
+        }
+    }
+
+    fn add_member(&mut self, peer: PeerId, name: String) {
+        if self.members.contains_key(&peer) {
+            return;
+        }
+        // A microphone file (a bot talking) starts once someone can hear it, and the streams to
+        // them had a moment to open.
+        if self.file_start_at.is_none() {
+            self.file_start_at = Some(Instant::now() + FILE_START_DELAY);
+        }
+        let Some(mixer) = &mut self.mixer else {
+            // No output: still take the member's frames (for statistics), into a ring nobody reads.
+            let (producer, _consumer) = rtrb::RingBuffer::new(SAMPLE_RATE as usize);
+            if let Ok(m) = MemberVoice::new(name, self.config.codec.frame_ms, producer, Default::default()) {
+                self.members.insert(peer, m);
+            }
+            return;
+        };
+        match mixer.add_member(peer).and_then(|(producer, counters)| {
+            MemberVoice::new(name, self.config.codec.frame_ms, producer, counters)
+        }) {
+            Ok(m) => {
+                self.members.insert(peer, m);
+            }
+            Err(e) => self.error(format!("cannot play a member's voice: {e:#}")),
+        }
+    }
+
+    fn capture(&mut self, now: Instant) {
+        if self.file_start_at.is_some_and(|at| now >= at)
+            && let Some(capture) = &self.capture
+        {
+            capture.status.go.store(true, Ordering::Relaxed);
+        }
+        if self.capture.as_ref().is_some_and(|c| c.status.failed.load(Ordering::Relaxed)) {
+            let capture = self.capture.take().expect("checked");
+            let why =
+                capture.status.error.lock().unwrap_or_else(|p| p.into_inner()).take().unwrap_or_default();
+            self.error(format!(
+                "the microphone ({}) stopped: {why}; listen-only, retrying",
+                capture.description
+            ));
+            self.reopen_at = Some(now + REOPEN_EVERY);
+            self.set_talking(false);
+        }
+        if self.capture.is_none() {
+            if self.reopen_at.is_some_and(|at| now >= at) {
+                self.open_input();
+            }
+            return;
+        }
+        let (Some(capture), Some(dsp)) = (&mut self.capture, &mut self.dsp) else { return };
+        self.scratch.clear();
+        while let Ok(s) = capture.consumer.pop() {
+            self.scratch.push(s);
+        }
+        let pose = self.pose;
+        let frame_samples = self.config.codec.frame_samples() as u32;
+        let (encoder, out, seq, ts) = (&mut self.encoder, &self.out, &mut self.seq, &mut self.ts);
+        let (preroll, was_sending) = (&mut self.preroll, &mut self.sending);
+        let mut sent = 0u64;
+        let mut talking = None;
+        dsp.push(&self.scratch, |frame| {
+            let frame_ts = *ts;
+            *ts = ts.wrapping_add(frame_samples);
+            talking = Some(frame.send && !frame.end);
+            // Every frame is encoded, sent or not, so the encoder's state runs on and the frame
+            // before a talk spurt can go out with it: the detector needs a moment to hear speech,
+            // and without it the first syllable would be clipped.
+            let Ok(opus) = encoder.encode(frame.pcm) else { return };
+            if !frame.send {
+                preroll.clear();
+                preroll.extend_from_slice(opus);
+                *was_sending = false;
+                return;
+            }
+            let mut send = |packet: &[u8], ts: u32, end: bool| {
+                let voice = VoiceFrame { seq: *seq, ts, talking: !end, end, pose, opus: packet };
+                let bytes = voice.to_framed();
+                sent += bytes.len() as u64;
+                let _ =
+                    out.try_send(VoiceOut::Frame { seq: *seq, bytes: bytes.into(), created: Instant::now() });
+                *seq = seq.wrapping_add(1);
+            };
+            if !*was_sending && !preroll.is_empty() {
+                send(preroll, frame_ts.wrapping_sub(frame_samples), false);
+            }
+            send(opus, frame_ts, frame.end);
+            *was_sending = !frame.end;
+        });
+        self.sent_bytes += sent;
+        if let Some(talking) = talking {
+            self.set_talking(talking);
+        }
+    }
+
+    fn set_talking(&mut self, talking: bool) {
+        if talking != self.talking {
+            self.talking = talking;
+            let (peer, name) = (self.config.me, self.config.my_name.clone());
+            let _ = self.events.try_send(NodeEvent::Speaking { peer, name, on: talking });
+        }
+    }
+
+    fn receive(&mut self) {
+        while let Ok(Inbound { peer, bytes, arrival }) = self.inbound.try_recv() {
+            let Some(member) = self.members.get_mut(&peer) else {
+                self.unknown_frames += 1;
+                continue;
+            };
+            let Ok(frame) = VoiceFrame::decode(&bytes) else {
+                self.malformed_frames += 1;
+                continue;
+            };
+            member.receive(&frame, bytes.len() + 2, arrival);
+            if frame.pose != member.pose {
+                member.pose = frame.pose;
+                if let Some(mixer) = &mut self.mixer {
+                    mixer.set_member_pose(&peer, frame.pose);
+                }
+            }
+        }
+    }
+
+    fn play_out(&mut self, now: Instant) {
+        // Decode until a frame and a tick wait for the audio thread: it takes 5-20 ms at a time,
+        // and this thread wakes every tick; less would underrun (a gap, and a timing jump).
+        let target =
+            self.config.codec.frame_samples() + SAMPLE_RATE as usize * TICK.as_millis() as usize / 1000;
+        for member in self.members.values_mut() {
+            member.play_out(now, target);
+        }
+    }
+
+    fn update_speaking(&mut self, now: Instant) {
+        for (peer, member) in &mut self.members {
+            let talking = member.talking(now);
+            if talking != member.speaking {
+                member.speaking = talking;
+                let _ = self.events.try_send(NodeEvent::Speaking {
+                    peer: *peer,
+                    name: member.name.clone(),
+                    on: talking,
+                });
+            }
+        }
+    }
+
+    fn update_pose(&mut self, now: Instant) {
+        let pose = self.mumble.as_mut().and_then(|m| m.poll(now)).or(self.typed_pose);
+        if pose != self.pose {
+            self.pose = pose;
+            if let Some(mixer) = &mut self.mixer {
+                mixer.set_listener_pose(pose);
+            }
+        }
+    }
+
+    /// Tells each member how its voice arrives, and tunes our FEC to what they tell us.
+    fn report(&mut self, now: Instant) {
+        for (peer, member) in &mut self.members {
+            let reception = member.take_window(now);
+            self.last_reception.insert(*peer, reception);
+            let _ = self.out.try_send(VoiceOut::Report {
+                peer: *peer,
+                loss_permille: (reception.loss * 1000.0).round() as u16,
+                jitter_ms: reception.jitter_ms.round() as u16,
+            });
+        }
+        self.reports.retain(|_, (_, at)| now.duration_since(*at) < REPORT_MAX_AGE);
+        let worst = self.reports.values().map(|(permille, _)| *permille).max().unwrap_or(0);
+        let percent = u8::try_from(worst.div_ceil(10)).unwrap_or(u8::MAX);
+        if percent != self.encoder.expected_loss() {
+            tracing::info!(percent, "tuning FEC to the loss members report");
+            let _ = self.encoder.set_expected_loss(percent);
+        }
+        let (bytes, since) = self.sent_window;
+        let seconds = now.duration_since(since).as_secs_f32().max(0.001);
+        self.sent_kbps = (self.sent_bytes - bytes) as f32 * 8.0 / 1000.0 / seconds;
+        self.sent_window = (self.sent_bytes, now);
+    }
+
+    fn stats(&self) -> VoiceStats {
+        let members = self
+            .members
+            .iter()
+            .map(|(peer, m)| {
+                let s = m.stats();
+                let r = self.last_reception.get(peer).copied().unwrap_or_default();
+                MemberVoiceStats {
+                    peer: *peer,
+                    name: m.name.clone(),
+                    loss: r.loss,
+                    jitter_ms: r.jitter_ms,
+                    buffer_ms: m.buffered_ms(),
+                    kbps: r.kbps,
+                    received: s.received,
+                    lost: s.lost,
+                    fec: s.fec,
+                    concealed: s.concealed,
+                    late: s.late,
+                    dropped: s.dropped + s.overflow,
+                    underruns: m.underruns(),
+                    speaking: m.speaking,
+                }
+            })
+            .collect();
+        VoiceStats {
+            input: self.capture.as_ref().map(|c| c.description.clone()),
+            input_level_db: self.dsp.as_ref().map_or(-90.0, |d| d.level_db()),
+            mode: self.config.gate.mode.as_str().to_owned(),
+            talking: self.talking,
+            sent_kbps: self.sent_kbps,
+            fec_loss_percent: self.encoder.expected_loss(),
+            unknown_frames: self.unknown_frames,
+            malformed_frames: self.malformed_frames,
+            members,
+            ..VoiceStats::default()
+        }
+    }
+}

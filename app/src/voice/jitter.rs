@@ -1,0 +1,498 @@
+//! A per-member adaptive jitter buffer.
+//!
+//! Frames arrive out of order, late, or not at all; the output device asks for one frame's worth
+//! of audio at a time. The buffer answers each request with what to decode: the next frame, the
+//! forward-error-correction copy carried by the frame after a lost one, a concealment (packet loss
+//! concealment), or silence.
+//!
+//! How much to buffer follows the network, in the spirit of WebRTC NetEq: each frame's *relative
+//! delay* (its transit time minus the smallest transit time seen lately) goes into a histogram that
+//! slowly forgets; the target delay is its 95th percentile. When more is buffered than the target
+//! (after a delay spike, or when the sender's clock runs fast) frames are dropped to catch up; when
+//! the buffer runs dry without a loss (a spike, or a slow sender clock) it stretches with
+//! concealment instead of skipping ahead.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::Instant;
+
+/// Frames buffered per member at most (two seconds of 20 ms frames): a flooding sender cannot
+/// grow it further.
+pub(crate) const CAPACITY: usize = 100;
+/// Histogram resolution and range of relative delays.
+const BIN_MS: f64 = 5.0;
+const BINS: usize = 200;
+/// Per-frame forgetting of the delay histogram (~4 s memory at 50 frames/s).
+const FORGET: f64 = 0.995;
+/// The histogram starts as if this many frames had arrived without jitter, so that the first
+/// frames (which may wait for streams to open) do not set the delay for long.
+const PRIOR_FRAMES: f64 = 20.0;
+const QUANTILE: f64 = 0.95;
+/// Frames over the transit minimum is taken (5 s at 50 frames/s).
+const MIN_WINDOW: usize = 250;
+/// Extra frames tolerated above the target before dropping frames to catch up, and over how many
+/// frame periods the buffer must stay that full (its minimum level) to count.
+const CATCHUP_MARGIN: u64 = 1;
+const CATCHUP_WINDOW: u32 = 10;
+/// Concealed frames in a row when nothing arrives before giving up (silence until the next frame).
+const MAX_EXPAND: u32 = 5;
+
+/// What to play for the next frame period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Playout {
+    /// Decode this frame.
+    Frame(Vec<u8>),
+    /// The frame is lost but the next one is here: decode its FEC data for the lost frame.
+    Fec(Vec<u8>),
+    /// Nothing to decode: conceal (the decoder extrapolates).
+    Conceal,
+    /// Not talking: play silence.
+    Silence,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct JitterStats {
+    pub(crate) received: u64,
+    /// Frames that never came in time: recovered by FEC or concealed.
+    pub(crate) lost: u64,
+    pub(crate) fec: u64,
+    pub(crate) concealed: u64,
+    /// Arrived after their turn to play.
+    pub(crate) late: u64,
+    pub(crate) duplicates: u64,
+    /// Dropped to catch up after a delay spike or a fast sender clock.
+    pub(crate) dropped: u64,
+    /// Dropped because the buffer was full.
+    pub(crate) overflow: u64,
+}
+
+struct Packet {
+    payload: Vec<u8>,
+    end: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Waiting for a talk spurt to start.
+    Idle,
+    Playing,
+}
+
+pub(crate) struct JitterBuffer {
+    frame_ms: f64,
+    samples_per_ms: f64,
+    packets: BTreeMap<u64, Packet>,
+    /// Next sequence number to play (extended to 64 bits).
+    next: u64,
+    highest: Option<u64>,
+    state: State,
+    /// When the first frame buffered while idle arrived.
+    spurt_arrival: Option<Instant>,
+    missing_in_a_row: u32,
+    /// The last period was a stretch: never two in a row, so adapting never mutes a talker.
+    stretched: bool,
+    /// Lowest level over the current catch-up window, and periods into it.
+    recent_min: u64,
+    since_check: u32,
+    delay: DelayEstimator,
+    stats: JitterStats,
+}
+
+impl JitterBuffer {
+    pub(crate) fn new(frame_ms: u32) -> Self {
+        Self {
+            frame_ms: f64::from(frame_ms),
+            samples_per_ms: 48.0,
+            packets: BTreeMap::new(),
+            next: 0,
+            highest: None,
+            state: State::Idle,
+            spurt_arrival: None,
+            missing_in_a_row: 0,
+            stretched: false,
+            recent_min: u64::MAX,
+            since_check: 0,
+            delay: DelayEstimator::new(),
+            stats: JitterStats::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> JitterStats {
+        self.stats
+    }
+
+    /// Target delay in milliseconds: the jitter this member's frames show, plus one frame.
+    pub(crate) fn target_ms(&self) -> f64 {
+        self.delay.quantile_ms() + self.frame_ms
+    }
+
+    /// Jitter estimate in milliseconds (the 95th percentile of relative delay).
+    pub(crate) fn jitter_ms(&self) -> f64 {
+        self.delay.quantile_ms()
+    }
+
+    fn target_frames(&self) -> u64 {
+        ((self.target_ms() / self.frame_ms).ceil() as u64).clamp(1, CAPACITY as u64 / 2)
+    }
+
+    /// Frames buffered ahead of the playout point, holes included.
+    pub(crate) fn level(&self) -> u64 {
+        match (self.state, self.highest) {
+            (State::Playing, Some(h)) if h >= self.next => h - self.next + 1,
+            (State::Idle, Some(_)) => self.packets.len() as u64,
+            _ => 0,
+        }
+    }
+
+    pub(crate) fn is_playing(&self) -> bool {
+        self.state == State::Playing
+    }
+
+    /// The 32-bit sequence number `seq` as the 64-bit one nearest to what was seen so far.
+    fn extend(&self, seq: u32) -> u64 {
+        let Some(reference) = self.highest else { return u64::from(seq) + (1 << 32) };
+        let base = reference & !0xffff_ffff;
+        [base.wrapping_sub(1 << 32), base, base + (1 << 32)]
+            .into_iter()
+            .map(|b| b + u64::from(seq))
+            .min_by_key(|c| c.abs_diff(reference))
+            .expect("three candidates")
+    }
+
+    pub(crate) fn push(&mut self, seq: u32, ts: u32, payload: &[u8], end: bool, arrival: Instant) {
+        let seq = self.extend(seq);
+        if self.packets.contains_key(&seq) {
+            self.stats.duplicates += 1;
+            return;
+        }
+        self.stats.received += 1;
+        // Late frames are useless to play but tell how much to buffer, except when two or more
+        // later frames came first: then it was lost and sent again (QUIC retransmits), and
+        // waiting for such frames would add a round trip to every voice. Those count as lost;
+        // the next frame's FEC covers them.
+        let overtaken = self.highest.is_some_and(|h| h >= seq + 2);
+        if !overtaken {
+            self.delay.observe(ts, arrival, self.samples_per_ms);
+        }
+        if self.state == State::Playing && seq < self.next {
+            self.stats.late += 1;
+            return;
+        }
+        if self.packets.len() >= CAPACITY {
+            self.packets.pop_first();
+            self.stats.overflow += 1;
+        }
+        if self.state == State::Idle && self.spurt_arrival.is_none() {
+            self.spurt_arrival = Some(arrival);
+        }
+        self.packets.insert(seq, Packet { payload: payload.to_vec(), end });
+        self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+    }
+
+    /// What to play for the next frame period.
+    pub(crate) fn pop(&mut self, now: Instant) -> Playout {
+        if self.state == State::Idle && !self.start(now) {
+            return Playout::Silence;
+        }
+        // Too much buffered for a while (not just a burst of arrivals): drop a frame to bring
+        // the delay back down (a frame that is here; a missing one is a loss, handled below).
+        let level = self.level();
+        self.recent_min = self.recent_min.min(level);
+        self.since_check += 1;
+        if self.since_check >= CATCHUP_WINDOW {
+            let excess = self.recent_min > self.target_frames() + CATCHUP_MARGIN;
+            (self.recent_min, self.since_check) = (u64::MAX, 0);
+            if excess && self.packets.remove(&self.next).is_some() {
+                self.stats.dropped += 1;
+                self.next += 1;
+            }
+        }
+        // Too little buffered for the jitter seen (frames came late): stretch by one frame.
+        if self.level() + 1 < self.target_frames() && !self.stretched {
+            self.stretched = true;
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        self.stretched = false;
+        if let Some(packet) = self.packets.remove(&self.next) {
+            self.next += 1;
+            self.missing_in_a_row = 0;
+            if packet.end {
+                self.go_idle(now);
+            }
+            return Playout::Frame(packet.payload);
+        }
+        let later_exists = self.highest.is_some_and(|h| h > self.next);
+        if later_exists {
+            // Lost (or hopelessly late): recover from the next frame's FEC if it is here.
+            self.stats.lost += 1;
+            self.next += 1;
+            self.missing_in_a_row = 0;
+            if let Some(next) = self.packets.get(&self.next) {
+                self.stats.fec += 1;
+                return Playout::Fec(next.payload.clone());
+            }
+            self.stats.concealed += 1;
+            return Playout::Conceal;
+        }
+        // Nothing later either: the network stalls or the talker stopped without saying so.
+        // Stretch (conceal without advancing) for a while, then fall silent.
+        self.missing_in_a_row += 1;
+        if self.missing_in_a_row > MAX_EXPAND {
+            self.go_idle(now);
+            return Playout::Silence;
+        }
+        self.stats.concealed += 1;
+        Playout::Conceal
+    }
+
+    fn go_idle(&mut self, now: Instant) {
+        self.state = State::Idle;
+        self.missing_in_a_row = 0;
+        self.spurt_arrival = None;
+        if !self.packets.is_empty() {
+            // Frames of the next spurt are already here.
+            self.spurt_arrival = Some(now);
+        }
+    }
+
+    /// Starts a talk spurt once the first frame has waited out the target delay.
+    fn start(&mut self, now: Instant) -> bool {
+        let Some((&first, _)) = self.packets.first_key_value() else { return false };
+        let waited_ms =
+            self.spurt_arrival.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64() * 1e3);
+        let buffered = self.packets.len() as u64;
+        if buffered < self.target_frames() && waited_ms + self.frame_ms < self.target_ms() {
+            return false;
+        }
+        self.next = first;
+        self.state = State::Playing;
+        self.missing_in_a_row = 0;
+        true
+    }
+}
+
+/// Relative delay statistics: a histogram with forgetting, as NetEq keeps for inter-arrival times.
+struct DelayEstimator {
+    histogram: [f64; BINS],
+    /// Recent transit times (ms) with their index, as a monotonic queue for the sliding minimum.
+    transit_min: VecDeque<(u64, f64)>,
+    count: u64,
+    origin: Option<Instant>,
+    ts_base: Option<u32>,
+}
+
+impl DelayEstimator {
+    fn new() -> Self {
+        Self { histogram: [0.0; BINS], transit_min: VecDeque::new(), count: 0, origin: None, ts_base: None }
+    }
+
+    fn observe(&mut self, ts: u32, arrival: Instant, samples_per_ms: f64) {
+        let origin = *self.origin.get_or_insert(arrival);
+        let base = *self.ts_base.get_or_insert(ts);
+        let sent_ms = f64::from(ts.wrapping_sub(base) as i32) / samples_per_ms;
+        let arrived_ms = arrival.saturating_duration_since(origin).as_secs_f64() * 1e3;
+        let transit = arrived_ms - sent_ms;
+        self.count += 1;
+        while self.transit_min.back().is_some_and(|&(_, t)| t >= transit) {
+            self.transit_min.pop_back();
+        }
+        self.transit_min.push_back((self.count, transit));
+        while self.transit_min.front().is_some_and(|&(i, _)| i + (MIN_WINDOW as u64) <= self.count) {
+            self.transit_min.pop_front();
+        }
+        let min = self.transit_min.front().map_or(transit, |&(_, t)| t);
+        let relative = (transit - min).max(0.0);
+        // Forget slowly once there is history, quickly at first (as NetEq ramps its factor up).
+        let forget = FORGET.min(1.0 - 1.0 / (self.count as f64 + PRIOR_FRAMES));
+        for p in &mut self.histogram {
+            *p *= forget;
+        }
+        let bin = ((relative / BIN_MS) as usize).min(BINS - 1);
+        self.histogram[bin] += 1.0 - forget;
+    }
+
+    fn quantile_ms(&self) -> f64 {
+        let total: f64 = self.histogram.iter().sum();
+        let mut cumulative = 0.0;
+        for (i, p) in self.histogram.iter().enumerate() {
+            cumulative += p;
+            if cumulative >= QUANTILE * total {
+                return i as f64 * BIN_MS;
+            }
+        }
+        (BINS as f64) * BIN_MS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const FRAME: u32 = 20;
+
+    /// Drives a buffer with frames sent every 20 ms × `clock` of the sender's clock, delivered after
+    /// `delay(seq)` ms (None: lost), played every 20 ms of the receiver's. Returns what was played.
+    fn run(frames: u32, clock: f64, delay: impl Fn(u32) -> Option<f64>) -> (Vec<Playout>, JitterBuffer) {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        let mut arrivals: Vec<(f64, u32)> = (0..frames)
+            .filter_map(|seq| delay(seq).map(|d| (f64::from(seq) * 20.0 * clock + d, seq)))
+            .collect();
+        arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let mut played = Vec::new();
+        let mut next_arrival = 0;
+        let end_ms = f64::from(frames) * 20.0 * clock + 2000.0;
+        let mut now_ms = 0.0;
+        while now_ms < end_ms {
+            while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= now_ms {
+                let (at, seq) = arrivals[next_arrival];
+                let at = t0 + Duration::from_secs_f64(at / 1e3);
+                jb.push(seq, seq * 960, &seq.to_be_bytes(), false, at);
+                next_arrival += 1;
+            }
+            played.push(jb.pop(t0 + Duration::from_secs_f64(now_ms / 1e3)));
+            now_ms += 20.0;
+        }
+        (played, jb)
+    }
+
+    fn frames_played(played: &[Playout]) -> Vec<u32> {
+        played
+            .iter()
+            .filter_map(|p| match p {
+                Playout::Frame(b) => Some(u32::from_be_bytes(b[..4].try_into().unwrap())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn steady_stream_plays_everything_in_order_with_little_delay() {
+        let (played, jb) = run(500, 1.0, |_| Some(30.0));
+        assert_eq!(frames_played(&played), (0..500).collect::<Vec<_>>());
+        let s = jb.stats();
+        assert_eq!((s.lost, s.late, s.dropped), (0, 0, 0));
+        assert!(jb.target_ms() <= 25.0, "target {} ms", jb.target_ms());
+    }
+
+    #[test]
+    fn reordering_within_the_jitter_is_absorbed() {
+        // Every other pair of frames swaps places: 0..40 ms of jitter.
+        let (played, jb) = run(1000, 1.0, |seq| Some(if seq % 2 == 0 { 60.0 } else { 20.0 }));
+        let order = frames_played(&played);
+        let expected: Vec<u32> = (0..1000).collect();
+        // The first frames may be lost while the estimate learns the jitter; then nothing.
+        let late = jb.stats().late;
+        assert!(late <= 3, "{late} late frames");
+        assert_eq!(&order[order.len() - 900..], &expected[100..], "in order once learned");
+        assert!(jb.target_ms() >= 40.0 && jb.target_ms() <= 80.0, "target {} ms", jb.target_ms());
+    }
+
+    #[test]
+    fn isolated_losses_take_the_fec_path_and_bursts_conceal() {
+        // 5% isolated loss, then a burst of 3.
+        let lost = |seq: u32| (seq % 20 == 7 && seq < 400) || (400..403).contains(&seq);
+        let (played, jb) = run(500, 1.0, |seq| if lost(seq) { None } else { Some(25.0) });
+        let s = jb.stats();
+        assert_eq!(s.lost, 20 + 3);
+        // Isolated losses: the next frame is there, so FEC; in the burst only the last one has a
+        // next frame.
+        assert_eq!(s.fec, 20 + 1);
+        assert_eq!(played.iter().filter(|p| matches!(p, Playout::Fec(_))).count(), 21);
+        let fec_for: Vec<u32> = played
+            .iter()
+            .filter_map(|p| match p {
+                Playout::Fec(b) => Some(u32::from_be_bytes(b[..4].try_into().unwrap())),
+                _ => None,
+            })
+            .collect();
+        assert!(
+            fec_for.iter().all(|next| lost(next - 1) && !lost(*next)),
+            "FEC comes from the frame after the loss"
+        );
+        // One frame may be dropped afterwards to win back the delay the burst added.
+        assert_eq!(frames_played(&played).len() as u64 + s.dropped, 500 - 23);
+    }
+
+    #[test]
+    fn retransmitted_frames_do_not_raise_the_delay() {
+        // 5% of frames arrive 120 ms late (a retransmission after a loss), the rest on time: the
+        // delay stays small and those frames are recovered (FEC) rather than waited for.
+        let (_, jb) = run(1000, 1.0, |seq| Some(if seq % 20 == 3 { 145.0 } else { 25.0 }));
+        assert!(jb.target_ms() <= 25.0, "target {} ms", jb.target_ms());
+        let s = jb.stats();
+        assert!(s.fec >= 45 && s.late >= 45, "{s:?}");
+    }
+
+    #[test]
+    fn sender_clock_drift_stays_bounded() {
+        for clock in [0.99, 1.01] {
+            let (played, jb) = run(3000, clock, |_| Some(30.0));
+            let s = jb.stats();
+            let frames = frames_played(&played).len() as u64;
+            // A fast sender's surplus is dropped, a slow sender's shortfall stretched; nothing is
+            // late and the delay does not grow.
+            assert_eq!(s.late, 0, "clock {clock}: {s:?}");
+            assert!(frames + s.dropped == 3000, "clock {clock}: {frames} played, {s:?}");
+            assert!(s.dropped <= 40, "clock {clock}: {s:?}");
+            assert!(jb.level() <= 4, "clock {clock}: level {}", jb.level());
+        }
+    }
+
+    #[test]
+    fn catches_up_after_a_delay_spike() {
+        // Frames 200..215 are held up until 300 ms, then arrive at once.
+        let (played, jb) = run(1000, 1.0, |seq| {
+            Some(if (200..215).contains(&seq) { 30.0 + 300.0 - f64::from(seq - 200) * 20.0 } else { 30.0 })
+        });
+        let s = jb.stats();
+        assert_eq!(s.lost + s.late, 0, "a spike is a delay, not a loss: {s:?}");
+        assert!(s.dropped > 0 && s.dropped < 20, "caught up by dropping a few frames: {s:?}");
+        assert!(jb.level() <= 4, "back to a small delay: {}", jb.level());
+        assert!(
+            played.iter().filter(|p| matches!(p, Playout::Conceal)).count() >= 3,
+            "stretched during the spike"
+        );
+    }
+
+    #[test]
+    fn a_flood_cannot_grow_the_buffer() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        for seq in 0..10_000 {
+            jb.push(seq, seq * 960, &[0; 100], false, t0);
+        }
+        assert!(jb.packets.len() <= CAPACITY);
+        assert_eq!(jb.stats().overflow, 10_000 - CAPACITY as u64);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        let mut order = Vec::new();
+        for (i, seq) in (u32::MAX - 3..=u32::MAX).chain(0..4).enumerate() {
+            let at = t0 + Duration::from_millis(20 * i as u64);
+            jb.push(seq, seq.wrapping_mul(960), &[i as u8], false, at);
+            if let Playout::Frame(b) = jb.pop(at + Duration::from_millis(10)) {
+                order.push(b[0]);
+            }
+        }
+        assert_eq!(order, (0..8).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn end_of_talk_returns_to_silence() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        jb.push(0, 0, &[1], false, t0);
+        jb.push(1, 960, &[2], true, t0);
+        let outs: Vec<Playout> = (0..4).map(|i| jb.pop(t0 + Duration::from_millis(100 + 20 * i))).collect();
+        assert_eq!(
+            outs,
+            vec![Playout::Frame(vec![1]), Playout::Frame(vec![2]), Playout::Silence, Playout::Silence]
+        );
+    }
+}

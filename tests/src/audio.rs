@@ -1,0 +1,185 @@
+//! Speech for voice tests (espeak-ng, resampled by sox to 48 kHz) and comparing what was heard
+//! with what was said: the lag between them and how alike they are.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub const RATE: u32 = 48_000;
+
+/// Real-time audio tests take this lock: on two cores, several of them at once starve each other
+/// and measure the machine rather than Partyline.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+const TEXT: &str = "Hello team, this is Partyline. The enemy is behind the red building, near the bridge. \
+Cover me while I reload, then we push together on three. One, two, three, go go go.";
+
+/// A 48 kHz mono speech file of about ten seconds, made once and kept in the temp directory.
+pub fn speech_wav() -> &'static Path {
+    static SPEECH: OnceLock<PathBuf> = OnceLock::new();
+    SPEECH.get_or_init(|| {
+        let dir = std::env::temp_dir().join("partyline-test-audio");
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("speech-v1.wav");
+        if out.exists() {
+            return out;
+        }
+        let pid = std::process::id();
+        let (raw, tmp) = (dir.join(format!("raw-{pid}.wav")), dir.join(format!("speech-{pid}.wav")));
+        let run = |cmd: &mut Command, what: &str| {
+            let status = cmd.status().unwrap_or_else(|e| {
+                panic!("cannot run {what} ({e}); scripts/setup.sh installs espeak-ng and sox")
+            });
+            assert!(status.success(), "{what} failed");
+        };
+        run(Command::new("espeak-ng").args(["-s", "160", "-w"]).arg(&raw).arg(TEXT), "espeak-ng");
+        run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&tmp), "sox");
+        let _ = std::fs::remove_file(&raw);
+        std::fs::rename(&tmp, &out).unwrap();
+        out
+    })
+}
+
+/// Samples of a WAV file mixed down to mono, in -1..=1.
+pub fn read_mono(path: &Path) -> Vec<f32> {
+    let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let spec = reader.spec();
+    assert_eq!(spec.sample_rate, RATE, "{}", path.display());
+    let channels = usize::from(spec.channels);
+    let samples: Vec<f32> = match spec.sample_format {
+        hound::SampleFormat::Int => {
+            let scale = (1u32 << (spec.bits_per_sample - 1)) as f32;
+            reader.samples::<i32>().map(|s| s.unwrap() as f32 / scale).collect()
+        }
+        hound::SampleFormat::Float => reader.samples::<f32>().map(Result::unwrap).collect(),
+    };
+    samples.chunks(channels).map(|c| c.iter().sum::<f32>() / channels as f32).collect()
+}
+
+pub fn write_mono(path: &Path, samples: &[f32]) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    for s in samples {
+        w.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// How a recording lines up with the speech that was sent.
+#[derive(Debug, Clone, Copy)]
+pub struct Alignment {
+    /// Where the speech starts in the recording, in ms.
+    pub lag_ms: f64,
+    /// Median, over 200 ms windows of speech, of the best normalised correlation within ±60 ms
+    /// of that lag: 1 is identical, robust to the small timing shifts a jitter buffer makes.
+    pub median_correlation: f64,
+    /// Share of speech windows found with a correlation above 0.6.
+    pub windows_found: f64,
+}
+
+fn decimate3(x: &[f32]) -> Vec<f32> {
+    x.chunks(3).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect()
+}
+
+fn correlation(a: &[f32], b: &[f32]) -> f64 {
+    let (mut ab, mut aa, mut bb) = (0.0f64, 0.0f64, 0.0f64);
+    for (x, y) in a.iter().zip(b) {
+        ab += f64::from(x * y);
+        aa += f64::from(x * x);
+        bb += f64::from(y * y);
+    }
+    if aa == 0.0 || bb == 0.0 { 0.0 } else { ab / (aa * bb).sqrt() }
+}
+
+/// Finds `reference` in `recording` (both 48 kHz mono).
+pub fn align(reference: &[f32], recording: &[f32]) -> Alignment {
+    let (r, d) = (decimate3(reference), decimate3(recording));
+    const RATE16: usize = 16_000;
+    // Coarse: energy envelopes in 10 ms steps; then fine, sample by sample, around the best step.
+    let envelope = |x: &[f32]| -> Vec<f32> {
+        x.chunks(160).map(|c| c.iter().map(|s| s * s).sum::<f32>().sqrt()).collect()
+    };
+    let (re, de) = (envelope(&r), envelope(&d));
+    let mean = |x: &[f32]| x.iter().sum::<f32>() / x.len().max(1) as f32;
+    let centred = |x: &[f32]| {
+        let m = mean(x);
+        x.iter().map(|v| v - m).collect::<Vec<f32>>()
+    };
+    let (re, de) = (centred(&re), centred(&de));
+    let coarse = (0..de.len().saturating_sub(re.len() / 2))
+        .max_by(|a, b| {
+            let score = |lag: usize| {
+                let n = re.len().min(de.len() - lag);
+                correlation(&re[..n], &de[lag..lag + n])
+            };
+            score(*a).total_cmp(&score(*b))
+        })
+        .unwrap_or(0);
+    let window = RATE16 / 5;
+    let fine = |centre: isize, span: isize, seg: &[f32], at: usize| -> (isize, f64) {
+        (-span..=span)
+            .filter_map(|off| {
+                let start = at as isize + centre + off;
+                (start >= 0 && start as usize + seg.len() <= d.len())
+                    .then(|| (centre + off, correlation(seg, &d[start as usize..start as usize + seg.len()])))
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((centre, 0.0))
+    };
+    // Refine the global lag on the loudest window.
+    let loudest = (0..r.len() / window).max_by(|a, b| {
+        let e = |w: usize| r[w * window..(w + 1) * window].iter().map(|s| s * s).sum::<f32>();
+        e(*a).total_cmp(&e(*b))
+    });
+    let lag = match loudest {
+        Some(w) => fine(coarse as isize * 160, 320, &r[w * window..(w + 1) * window], w * window).0,
+        None => coarse as isize * 160,
+    };
+    let mut scores: Vec<f64> = (0..r.len() / window)
+        .filter(|w| {
+            let seg = &r[w * window..(w + 1) * window];
+            (seg.iter().map(|s| s * s).sum::<f32>() / window as f32).sqrt() > 0.02
+        })
+        .map(|w| fine(lag, (RATE16 * 60 / 1000) as isize, &r[w * window..(w + 1) * window], w * window).1)
+        .collect();
+    scores.sort_by(f64::total_cmp);
+    let median = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
+    let found = scores.iter().filter(|s| **s > 0.6).count() as f64 / scores.len().max(1) as f64;
+    Alignment {
+        lag_ms: lag as f64 * 1000.0 / RATE16 as f64,
+        median_correlation: median,
+        windows_found: found,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_a_delayed_copy() {
+        let speech: Vec<f32> = (0..RATE * 2)
+            .map(|i| {
+                let t = i as f32 / RATE as f32;
+                0.3 * (t * 2.0 * std::f32::consts::PI * (180.0 + 60.0 * t)).sin() * (t * 9.0).sin().abs()
+            })
+            .collect();
+        let mut recording = vec![0.0; (RATE / 4) as usize];
+        recording.extend(speech.iter().map(|s| s * 0.5));
+        recording.extend(vec![0.0; RATE as usize]);
+        let a = align(&speech, &recording);
+        assert!((a.lag_ms - 250.0).abs() < 1.0, "{a:?}");
+        assert!(a.median_correlation > 0.99, "{a:?}");
+        let noise: Vec<f32> =
+            (0..RATE * 3).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
+        assert!(align(&speech, &noise).median_correlation < 0.5);
+    }
+}
