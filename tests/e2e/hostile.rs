@@ -4,101 +4,12 @@
 
 use std::time::Duration;
 
-use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
-use libp2p::{Multiaddr, PeerId, Stream, SwarmBuilder, noise, tcp, yamux};
-use partyline::net::PARTY_PROTOCOL;
+use libp2p::Multiaddr;
 use partyline_protocol::wire::{self, Message};
 use partyline_protocol::{JoinLink, PartyId};
+use partyline_tests::attacker::{Attacker, framed};
 use partyline_tests::{host, join};
 use serde_json::Value;
-
-/// A libp2p node of our own that speaks the party protocol badly.
-struct Attacker {
-    control: libp2p_stream::Control,
-    redial: tokio::sync::mpsc::UnboundedSender<()>,
-    runtime: tokio::runtime::Runtime,
-}
-
-impl Attacker {
-    fn connect(target: Multiaddr) -> Self {
-        let runtime =
-            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
-        let (redial, mut redials) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let control = runtime.block_on(async {
-            let mut swarm = SwarmBuilder::with_new_identity()
-                .with_tokio()
-                .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
-                .unwrap()
-                .with_quic()
-                .with_behaviour(|_| libp2p_stream::Behaviour::new())
-                .unwrap()
-                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-                .build();
-            let control = swarm.behaviour().new_control();
-            swarm.dial(target.clone()).unwrap();
-            tokio::spawn(async move {
-                loop {
-                    tokio::select! {
-                        _ = swarm.select_next_some() => {}
-                        Some(()) = redials.recv() => drop(swarm.dial(target.clone())),
-                    }
-                }
-            });
-            control
-        });
-        Self { control, redial, runtime }
-    }
-
-    /// A new party stream to the host, dialing it again if it hung up on us (as it may).
-    fn open(&self, peer: PeerId) -> Stream {
-        let mut control = self.control.clone();
-        let redial = self.redial.clone();
-        self.runtime.block_on(async move {
-            let mut last = None;
-            for _ in 0..50 {
-                match control.open_stream(peer, PARTY_PROTOCOL).await {
-                    Ok(stream) => return stream,
-                    Err(e) => last = Some(e),
-                }
-                let _ = redial.send(());
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            panic!("cannot open a party stream to the host: {last:?}");
-        })
-    }
-
-    /// Writes `frames` on a new stream (stopping quietly if the host closes it).
-    fn send(&self, peer: PeerId, frames: impl IntoIterator<Item = Vec<u8>>) {
-        let mut stream = self.open(peer);
-        self.runtime.block_on(async move {
-            for frame in frames {
-                if stream.write_all(&frame).await.is_err() {
-                    return;
-                }
-            }
-            let _ = stream.flush().await;
-            // Give the host time to read before the stream goes away.
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            let _ = stream.close().await;
-        });
-    }
-
-    /// Opens `n` streams at once and sees how many the host keeps open.
-    fn open_many(&self, peer: PeerId, n: usize) -> usize {
-        let streams: Vec<Stream> = (0..n).map(|_| self.open(peer)).collect();
-        self.runtime.block_on(async move {
-            let mut alive = 0;
-            for mut s in streams {
-                let mut buf = [0u8; 1];
-                // A refused stream is reset at once; an accepted one stays open with nothing to read.
-                if tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await.is_err() {
-                    alive += 1;
-                }
-            }
-            alive
-        })
-    }
-}
 
 struct DumpOnPanic(std::path::PathBuf);
 impl Drop for DumpOnPanic {
@@ -107,12 +18,6 @@ impl Drop for DumpOnPanic {
             eprintln!("HOST STDERR:\n{}", std::fs::read_to_string(&self.0).unwrap_or_default());
         }
     }
-}
-
-fn framed(body: &[u8]) -> Vec<u8> {
-    let mut out = (body.len() as u32).to_be_bytes().to_vec();
-    out.extend_from_slice(body);
-    out
 }
 
 fn stats(p: &mut partyline_tests::Proc) -> Value {
@@ -151,7 +56,7 @@ fn hostile_peer_is_dropped_and_counted_and_the_party_goes_on() {
     junk.extend_from_slice(b"junk");
     garbage.push(framed(&junk));
     garbage.push(0u32.to_be_bytes().to_vec());
-    attacker.send(owner, garbage);
+    attacker.send_party(owner, garbage);
 
     // Well-formed messages a stranger may not send: host-only ones, and a member's without joining.
     let not_allowed = [
@@ -160,19 +65,19 @@ fn hostile_peer_is_dropped_and_counted_and_the_party_goes_on() {
         Message::ChatSubmit { nonce: 1, text: "let me in".into() },
         Message::Hello { party: PartyId([7; 16]) },
     ];
-    attacker.send(owner, not_allowed.iter().map(wire::frame));
+    attacker.send_party(owner, not_allowed.iter().map(wire::frame));
 
     // Oversize: a frame announcing 16 MiB is refused before anything is read.
-    attacker.send(owner, [(16u32 << 20).to_be_bytes().to_vec(), vec![0; 1024]]);
+    attacker.send_party(owner, [(16u32 << 20).to_be_bytes().to_vec(), vec![0; 1024]]);
 
     // Big garbage frames, 64 KiB each, 16 MiB in all: memory must not follow.
     let big = framed(&vec![0xAB; wire::MAX_MESSAGE_LEN]);
     for _ in 0..8 {
-        attacker.send(owner, std::iter::repeat_n(big.clone(), 32));
+        attacker.send_party(owner, std::iter::repeat_n(big.clone(), 32));
     }
 
     // A flood of small messages: beyond the per-stream rate, they are dropped.
-    attacker.send(owner, std::iter::repeat_n(wire::frame(&Message::Leave), 3000));
+    attacker.send_party(owner, std::iter::repeat_n(wire::frame(&Message::Leave), 3000));
 
     // Too many streams at once: the host keeps a few per peer and refuses the rest.
     let alive = attacker.open_many(owner, 12);

@@ -4,6 +4,10 @@ use std::net::UdpSocket;
 use std::path::Path;
 use std::time::Duration;
 
+use partyline::net::VOICE_PROTOCOL;
+use partyline_protocol::JoinLink;
+use partyline_protocol::voice::VoiceFrame;
+use partyline_tests::attacker::Attacker;
 use partyline_tests::audio::{self, Alignment};
 use partyline_tests::impair::{Impairment, UdpProxy};
 use partyline_tests::{LOOPBACK, Proc};
@@ -165,4 +169,66 @@ fn a_missing_microphone_leaves_the_node_listening() {
     });
     let stats = voice_stats(&mut alice);
     assert_eq!(stats["input"], Value::Null, "listen-only: {stats}");
+}
+
+#[test]
+fn garbled_and_flooding_voice_is_dropped_and_the_talker_still_heard() {
+    let _exclusive = audio::exclusive();
+    let (mut alice, link) =
+        partyline_tests::host("alice", &["--mic-device", "none", "--speaker-device", "none"]);
+    let bob = partyline_tests::join(
+        "bob",
+        &link,
+        &["--mic-file", audio::speech_wav().to_str().unwrap(), "--speaker-device", "none"],
+    );
+    bob.wait_event(Duration::from_secs(20), "joined");
+    let link: JoinLink = link.parse().unwrap();
+    let owner = link.owner();
+    let quic = alice
+        .seen()
+        .into_iter()
+        .rev()
+        .find(|e| e["event"] == "listening")
+        .and_then(|e| {
+            e["addrs"]
+                .as_array()?
+                .iter()
+                .find_map(|a| a.as_str().filter(|a| a.contains("quic")).map(str::to_owned))
+        })
+        .unwrap();
+    let mallory = Attacker::connect(format!("{quic}/p2p/{owner}").parse().unwrap());
+    mallory.join(&link, "mallory");
+    alice.seen_or_wait(Duration::from_secs(10), "mallory joins", |e| {
+        e["event"] == "member-joined" && e["name"] == "mallory"
+    });
+    alice.seen_or_wait(Duration::from_secs(15), "bob talking", |e| {
+        e["event"] == "speaking" && e["name"] == "bob" && e["on"] == true
+    });
+
+    // A member floods well-formed frames over 16 streams, sends frames that are not voice, and an
+    // impossible length.
+    let opus = [0x78u8; 60];
+    let flood: Vec<Vec<u8>> = (0..2000u32)
+        .map(|seq| {
+            VoiceFrame { seq, ts: seq * 960, talking: true, end: false, pose: None, opus: &opus }.to_framed()
+        })
+        .collect();
+    mallory.flood_voice(owner, 16, flood);
+    let mut garbage = vec![0u8, 20, 9];
+    garbage.extend_from_slice(&[0xAA; 19]);
+    mallory.send(owner, VOICE_PROTOCOL, [garbage, vec![0xff, 0xff, 1, 2, 3]]);
+
+    std::thread::sleep(Duration::from_secs(3));
+    let stats = voice_stats(&mut alice);
+    println!("voice under a flood: {stats}");
+    let bob_heard = member(&stats, "bob");
+    let received = bob_heard["received"].as_u64().unwrap();
+    let lost = bob_heard["lost"].as_u64().unwrap();
+    assert!(received > 100, "bob kept being heard: {bob_heard}");
+    assert!(lost * 20 < received, "bob lost under 5% of his frames: {bob_heard}");
+    assert!(stats["dropped_inbound"].as_u64().unwrap() > 10_000, "the flood was cut at the streams: {stats}");
+    assert!(stats["streams_refused"].as_u64().unwrap() >= 1, "{stats}");
+    assert!(stats["malformed_frames"].as_u64().unwrap() >= 1, "{stats}");
+    let mallory_heard = member(&stats, "mallory");
+    assert!(mallory_heard["received"].as_u64().unwrap() < 1000, "rate-limited: {mallory_heard}");
 }

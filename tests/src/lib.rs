@@ -1,6 +1,7 @@
 //! Harness for Partyline's integration tests and benchmarks: real `partyline` processes driven
 //! through their JSON output and stdin, in-process nodes, and network namespaces.
 
+pub mod attacker;
 pub mod audio;
 pub mod impair;
 pub mod netns;

@@ -35,6 +35,8 @@ const CATCHUP_MARGIN: u64 = 1;
 const CATCHUP_WINDOW: u32 = 10;
 /// Concealed frames in a row when nothing arrives before giving up (silence until the next frame).
 const MAX_EXPAND: u32 = 5;
+/// A gap this long (frames) before the next frame here is skipped at once rather than concealed.
+const MAX_GAP: u64 = 25;
 
 /// What to play for the next frame period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +161,12 @@ impl JitterBuffer {
     }
 
     pub(crate) fn push(&mut self, seq: u32, ts: u32, payload: &[u8], end: bool, arrival: Instant) {
-        let seq = self.extend(seq);
+        let mut seq = self.extend(seq);
+        // Far behind what was played: the sender started over (it restarted). Start afresh.
+        if self.state == State::Playing && seq + (CAPACITY as u64) < self.next {
+            self.restart(seq);
+            seq = self.extend(seq as u32);
+        }
         if self.packets.contains_key(&seq) {
             self.stats.duplicates += 1;
             return;
@@ -192,6 +199,14 @@ impl JitterBuffer {
     pub(crate) fn pop(&mut self, now: Instant) -> Playout {
         if self.state == State::Idle && !self.start(now) {
             return Playout::Silence;
+        }
+        // The next frame here is far ahead (the sender skipped ahead, or a long outage): jump to it
+        // instead of concealing frame by frame through the gap.
+        if let Some(&lowest) = self.packets.keys().next()
+            && lowest > self.next + MAX_GAP
+        {
+            self.stats.lost += (lowest - self.next).min(CAPACITY as u64);
+            self.next = lowest;
         }
         // Too much buffered for a while (not just a burst of arrivals): drop a frame to bring
         // the delay back down (a frame that is here; a missing one is a loss, handled below).
@@ -243,6 +258,17 @@ impl JitterBuffer {
         }
         self.stats.concealed += 1;
         Playout::Conceal
+    }
+
+    /// Forgets the stream so far; `seq` is the first frame of a new one.
+    fn restart(&mut self, seq: u64) {
+        self.packets.clear();
+        self.highest = None;
+        self.state = State::Idle;
+        self.spurt_arrival = None;
+        self.missing_in_a_row = 0;
+        self.delay = DelayEstimator::new();
+        tracing::debug!(seq, "voice stream restarted");
     }
 
     fn go_idle(&mut self, now: Instant) {
@@ -481,6 +507,38 @@ mod tests {
             }
         }
         assert_eq!(order, (0..8).collect::<Vec<u8>>());
+    }
+
+    #[test]
+    fn a_restarted_sender_is_heard_again_at_once() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        for i in 0..200u32 {
+            jb.push(5000 + i, (5000 + i) * 960, &[1], false, at(20 * u64::from(i)));
+            let _ = jb.pop(at(20 * u64::from(i) + 10));
+        }
+        // The sender restarts: its numbers begin at 0 again.
+        let mut heard = 0;
+        for i in 0..20u32 {
+            jb.push(i, i * 960, &[2], false, at(4000 + 20 * u64::from(i)));
+            if jb.pop(at(4000 + 20 * u64::from(i) + 10)) == Playout::Frame(vec![2]) {
+                heard += 1;
+            }
+        }
+        assert!(heard >= 18, "heard {heard} of 20 frames after the restart");
+    }
+
+    #[test]
+    fn a_jump_ahead_is_skipped_not_concealed() {
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        jb.push(0, 0, &[0], false, t0);
+        assert_eq!(jb.pop(t0 + Duration::from_millis(30)), Playout::Frame(vec![0]));
+        jb.push(1_000_000, 0, &[9], false, t0 + Duration::from_millis(40));
+        let outs: Vec<Playout> = (0..3).map(|i| jb.pop(t0 + Duration::from_millis(50 + 20 * i))).collect();
+        assert!(outs.contains(&Playout::Frame(vec![9])), "{outs:?}");
+        assert!(jb.level() <= 2);
     }
 
     #[test]

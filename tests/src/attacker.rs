@@ -1,0 +1,162 @@
+//! A libp2p node of the tests' own that speaks Partyline's protocols badly: garbage, oversize
+//! frames, forbidden messages, floods, too many streams. It can also join a party properly first,
+//! to misbehave as a member.
+
+use std::time::Duration;
+
+use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, SwarmBuilder, noise, tcp, yamux};
+use partyline::net::{PARTY_PROTOCOL, VOICE_PROTOCOL};
+use partyline_protocol::JoinLink;
+use partyline_protocol::wire::{self, Join, Message};
+
+pub struct Attacker {
+    control: libp2p_stream::Control,
+    redial: tokio::sync::mpsc::UnboundedSender<()>,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// `body` preceded by its length as a 4-byte big-endian integer (party framing).
+pub fn framed(body: &[u8]) -> Vec<u8> {
+    let mut out = (body.len() as u32).to_be_bytes().to_vec();
+    out.extend_from_slice(body);
+    out
+}
+
+impl Attacker {
+    /// Connects to `target` (ending in `/p2p/<peer>`), and redials whenever asked.
+    pub fn connect(target: Multiaddr) -> Self {
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let (redial, mut redials) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let control = runtime.block_on(async {
+            let mut swarm = SwarmBuilder::with_new_identity()
+                .with_tokio()
+                .with_tcp(tcp::Config::default(), noise::Config::new, yamux::Config::default)
+                .unwrap()
+                .with_quic()
+                .with_behaviour(|_| libp2p_stream::Behaviour::new())
+                .unwrap()
+                .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+                .build();
+            let control = swarm.behaviour().new_control();
+            swarm.dial(target.clone()).unwrap();
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = swarm.select_next_some() => {}
+                        Some(()) = redials.recv() => drop(swarm.dial(target.clone())),
+                    }
+                }
+            });
+            control
+        });
+        Self { control, redial, runtime }
+    }
+
+    /// A new stream of `protocol` to `peer`, dialing again if it hung up on us (as it may).
+    pub fn open(&self, peer: PeerId, protocol: StreamProtocol) -> Stream {
+        let mut control = self.control.clone();
+        let redial = self.redial.clone();
+        self.runtime.block_on(async move {
+            let mut last = None;
+            for _ in 0..50 {
+                match control.open_stream(peer, protocol.clone()).await {
+                    Ok(stream) => return stream,
+                    Err(e) => last = Some(e),
+                }
+                let _ = redial.send(());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!("cannot open a {protocol} stream: {last:?}");
+        })
+    }
+
+    /// Writes `frames` on a new stream of `protocol` (stopping quietly if it is closed).
+    pub fn send(&self, peer: PeerId, protocol: StreamProtocol, frames: impl IntoIterator<Item = Vec<u8>>) {
+        let mut stream = self.open(peer, protocol);
+        self.runtime.block_on(async move {
+            for frame in frames {
+                if stream.write_all(&frame).await.is_err() {
+                    return;
+                }
+            }
+            let _ = stream.flush().await;
+            // Give the other side time to read before the stream goes away.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            let _ = stream.close().await;
+        });
+    }
+
+    pub fn send_party(&self, peer: PeerId, frames: impl IntoIterator<Item = Vec<u8>>) {
+        self.send(peer, PARTY_PROTOCOL, frames);
+    }
+
+    /// Writes `frames` on `streams` voice streams at once, as fast as they go.
+    pub fn flood_voice(&self, peer: PeerId, streams: usize, frames: Vec<Vec<u8>>) {
+        let opened: Vec<Stream> = (0..streams).map(|_| self.open(peer, VOICE_PROTOCOL)).collect();
+        self.runtime.block_on(async move {
+            let writers = opened.into_iter().map(|mut stream| {
+                let frames = frames.clone();
+                tokio::spawn(async move {
+                    for frame in frames {
+                        if stream.write_all(&frame).await.is_err() {
+                            return;
+                        }
+                    }
+                    let _ = stream.flush().await;
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                })
+            });
+            for w in writers.collect::<Vec<_>>() {
+                let _ = w.await;
+            }
+        });
+    }
+
+    /// Opens `n` party streams at once and sees how many the peer keeps open.
+    pub fn open_many(&self, peer: PeerId, n: usize) -> usize {
+        let streams: Vec<Stream> = (0..n).map(|_| self.open(peer, PARTY_PROTOCOL)).collect();
+        self.runtime.block_on(async move {
+            let mut alive = 0;
+            for mut s in streams {
+                let mut buf = [0u8; 1];
+                // A refused stream is reset at once; an accepted one stays open with nothing to read.
+                if tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await.is_err() {
+                    alive += 1;
+                }
+            }
+            alive
+        })
+    }
+
+    /// Joins the party behind `link` as `name`, like a real member; returns once welcomed.
+    pub fn join(&self, link: &JoinLink, name: &str) {
+        let mut control = self.control.clone();
+        let mut incoming = control.accept(PARTY_PROTOCOL).expect("accept party streams once");
+        let join = Join { invite: link.invite().clone(), name: name.to_owned(), addrs: vec![] };
+        let mut stream = self.open(link.owner(), PARTY_PROTOCOL);
+        self.runtime.block_on(async move {
+            stream.write_all(&wire::frame(&Message::Join(Box::new(join)))).await.unwrap();
+            stream.flush().await.unwrap();
+            let welcomed = async {
+                let (_, mut from_host) = incoming.next().await.expect("the host opens a stream");
+                loop {
+                    let mut header = [0u8; 4];
+                    from_host.read_exact(&mut header).await.expect("a frame");
+                    let mut body = vec![0u8; wire::frame_len(header).unwrap()];
+                    from_host.read_exact(&mut body).await.unwrap();
+                    if matches!(wire::decode(&body), Ok(Message::Welcome(_))) {
+                        return;
+                    }
+                }
+            };
+            tokio::time::timeout(Duration::from_secs(10), welcomed).await.expect("welcomed within 10 s");
+            // Keep our stream to the host open: a member that hangs up has left.
+            tokio::spawn(async move {
+                let _keep = stream;
+                std::future::pending::<()>().await;
+            });
+        });
+    }
+}
