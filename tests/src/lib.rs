@@ -5,6 +5,7 @@ pub mod attacker;
 pub mod audio;
 pub mod impair;
 pub mod netns;
+pub mod pulse;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -95,6 +96,24 @@ impl Proc {
         guard: Option<tempfile::TempDir>,
         prefix: &[&str],
     ) -> Self {
+        Self::start_full(name, home, args, guard, prefix, &[])
+    }
+
+    /// Starts in a new home with extra environment variables (say, a private PulseAudio's).
+    pub fn start_env(name: &str, args: &[&str], env: &[(String, String)]) -> Self {
+        let home = tempfile::Builder::new().prefix(&format!("pl-{name}-")).tempdir().expect("temp dir");
+        let path = home.path().to_path_buf();
+        Self::start_full(name, &path, args, Some(home), &[], env)
+    }
+
+    fn start_full(
+        name: &str,
+        home: &Path,
+        args: &[&str],
+        guard: Option<tempfile::TempDir>,
+        prefix: &[&str],
+        env: &[(String, String)],
+    ) -> Self {
         let bin = partyline_bin();
         let mut cmd = match prefix.split_first() {
             Some((first, rest)) => {
@@ -110,6 +129,7 @@ impl Proc {
             .arg(home)
             .args(args)
             .env("RUST_LOG", std::env::var("PARTYLINE_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(stderr);

@@ -56,6 +56,23 @@ impl Drop for OutputBackend {
     }
 }
 
+/// 48 kHz stereo when the device offers it: voices are decoded at 48 kHz, and asking for it
+/// avoids a device quietly running at another rate than the one it reported.
+fn preferred_config(device: Option<&cpal::Device>) -> Option<cpal::StreamConfig> {
+    use cpal::traits::{DeviceTrait, HostTrait};
+    let default = cpal::default_host().default_output_device();
+    let device = device.or(default.as_ref())?;
+    let mut configs = device.supported_output_configs().ok()?;
+    configs
+        .find(|c| {
+            c.channels() == 2
+                && c.sample_format() == cpal::SampleFormat::F32
+                && c.min_sample_rate() <= SAMPLE_RATE
+                && c.max_sample_rate() >= SAMPLE_RATE
+        })
+        .map(|c| c.with_sample_rate(SAMPLE_RATE).config())
+}
+
 /// Finds an output device whose name contains `name` (case-insensitive).
 pub(crate) fn find_output_device(name: &str) -> Result<cpal::Device> {
     use cpal::traits::{DeviceTrait, HostTrait};
@@ -80,7 +97,7 @@ impl Backend for OutputBackend {
                 return Ok((Self::Rendered { target, thread: None, stop }, SAMPLE_RATE));
             }
         };
-        let settings = CpalBackendSettings { device, config: None };
+        let settings = CpalBackendSettings { config: preferred_config(device.as_ref()), device };
         let (backend, rate) = CpalBackend::setup(settings, internal_buffer_size)
             .map_err(|e| anyhow!("cannot open the output device: {e}"))?;
         Ok((Self::Device(Box::new(backend)), rate))

@@ -1,0 +1,114 @@
+//! Voice through real audio devices: a private PulseAudio with a virtual microphone (a null sink
+//! that speech is played into, captured from its monitor) and virtual speakers (null sinks,
+//! recorded from their monitors), reached through ALSA's default device like any desktop's sound.
+
+use std::time::Duration;
+
+use partyline_tests::pulse::Pulse;
+use partyline_tests::{LOOPBACK, Proc, audio};
+
+fn with(env: &[(String, String)], more: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+#[test]
+fn speech_from_a_microphone_reaches_the_other_speakers() {
+    let _exclusive = audio::exclusive();
+    let pulse = Pulse::start();
+    let mic = pulse.microphone("mic");
+    pulse.speaker("spk");
+    pulse.speaker("nowhere");
+    let env = pulse.env();
+
+    let dir = tempfile::tempdir().unwrap();
+
+    let mut alice_args = vec!["host", "--name", "alice"];
+    alice_args.extend_from_slice(LOOPBACK);
+    let mut alice = Proc::start_env(
+        "alice",
+        &alice_args,
+        &with(&env, &[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
+    );
+    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
+    let mut bob_args = vec!["join", link.as_str(), "--name", "bob", "--mic-device", "none"];
+    bob_args.extend_from_slice(LOOPBACK);
+    let mut bob = Proc::start_env("bob", &bob_args, &with(&env, &[("PULSE_SINK", "spk")]));
+    bob.wait_event(Duration::from_secs(20), "joined");
+    std::thread::sleep(Duration::from_millis(500));
+
+    let recording = dir.path().join("spk.wav");
+    let recorder = pulse.record("spk.monitor", &recording);
+    let speech = audio::read_mono(audio::speech_wav());
+    let seconds = speech.len() as f64 / f64::from(audio::RATE);
+    let mut player = pulse.play("mic_in", audio::speech_wav());
+    player.wait().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    recorder.stop();
+    alice.send("/stats");
+    let talker = alice.wait_event(Duration::from_secs(5), "voice-stats");
+    bob.send("/stats");
+    let listener = bob.wait_event(Duration::from_secs(5), "voice-stats");
+
+    if let Ok(keep) = std::env::var("PARTYLINE_KEEP_AUDIO") {
+        let _ = std::fs::copy(&recording, std::path::Path::new(&keep).join("devices-heard.wav"));
+    }
+    let heard = audio::read_mono(&recording);
+    let a = audio::align(&speech, &heard);
+    println!("devices: {a:?} over {seconds:.1} s; talker {talker}; listener {listener}");
+    let errors: Vec<String> =
+        alice.seen().iter().filter(|e| e["event"] == "error").map(|e| e.to_string()).collect();
+    assert!(
+        talker["input"].as_str().is_some(),
+        "alice captured from the virtual microphone: {talker}\n{errors:?}\n{}",
+        alice.stderr_tail()
+    );
+    assert!(a.median_correlation > 0.8, "{a:?}\n{}\n{}", alice.stderr_tail(), bob.stderr_tail());
+    assert!(a.windows_found > 0.8, "{a:?}");
+}
+
+fn input(p: &mut Proc) -> Option<String> {
+    p.send("/stats");
+    p.wait_event(Duration::from_secs(5), "voice-stats")["input"].as_str().map(str::to_owned)
+}
+
+#[test]
+fn a_vanishing_microphone_leaves_the_node_running_and_comes_back() {
+    let _exclusive = audio::exclusive();
+    let mut pulse = Pulse::start();
+    let mic = pulse.microphone("mic");
+    let env = with(&pulse.env(), &[("PULSE_SOURCE", mic.as_str())]);
+    let mut alice_args = vec!["host", "--name", "alice", "--speaker-device", "none"];
+    alice_args.extend_from_slice(LOOPBACK);
+    let mut alice = Proc::start_env("alice", &alice_args, &env);
+    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
+    let mut bob = partyline_tests::join("bob", &link, &[]);
+    bob.wait_event(Duration::from_secs(20), "joined");
+    assert!(input(&mut alice).is_some(), "the microphone is open");
+
+    // The sound server goes away, as when a USB headset is pulled.
+    pulse.kill();
+    let error = alice.wait_for(Duration::from_secs(10), "the microphone error", |e| {
+        e["event"] == "error" && e["message"].as_str().is_some_and(|m| m.contains("listen-only"))
+    });
+    println!("device gone: {error}");
+    assert_eq!(input(&mut alice), None, "listen-only");
+    bob.send("still there?");
+    alice.wait_for(Duration::from_secs(5), "bob's chat", |e| {
+        e["event"] == "chat" && e["text"] == "still there?"
+    });
+
+    // It comes back: the node reopens it by itself.
+    pulse.restart();
+    pulse.microphone("mic");
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while input(&mut alice).is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the microphone was not reopened:\n{}",
+            alice.stderr_tail()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
