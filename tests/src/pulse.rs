@@ -2,7 +2,7 @@
 //! pipe sources), started and stopped by the test. Partyline reaches it the way it reaches any
 //! desktop's sound: through ALSA's default device and PulseAudio's ALSA plugin.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
