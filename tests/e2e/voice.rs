@@ -1,110 +1,20 @@
 //! Voice between real processes: speech from a file on one side, recorded on the other, compared.
 
-use std::net::UdpSocket;
-use std::path::Path;
 use std::time::Duration;
 
 use partyline::net::VOICE_PROTOCOL;
 use partyline_protocol::JoinLink;
 use partyline_protocol::voice::VoiceFrame;
 use partyline_tests::attacker::Attacker;
-use partyline_tests::audio::{self, Alignment};
-use partyline_tests::impair::{Impairment, UdpProxy};
-use partyline_tests::{LOOPBACK, Proc};
+use partyline_tests::audio;
+use partyline_tests::impair::Impairment;
+use partyline_tests::talk::{Setup, member, talk, voice_stats};
 use serde_json::Value;
-
-/// What one talk over the party gave.
-pub(crate) struct Talk {
-    pub(crate) alignment: Alignment,
-    /// From the speech leaving the microphone file to it reaching the speaker file.
-    pub(crate) mouth_to_ear_ms: f64,
-    /// The listener's `voice-stats` after the speech.
-    pub(crate) listener: Value,
-    /// The talker's `voice-stats`.
-    pub(crate) talker: Value,
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-fn voice_stats(p: &mut Proc) -> Value {
-    p.send("/stats");
-    p.wait_event(Duration::from_secs(5), "voice-stats")
-}
-
-/// Alice plays `speech` into the party; Bob records what he hears. With `impairment`, every packet
-/// between them crosses a lossy proxy (Alice announces the proxy's address in her link).
-pub(crate) fn talk(speech: &Path, impairment: Option<Impairment>, talker_extra: &[&str], dir: &Path) -> Talk {
-    let _exclusive = audio::exclusive();
-    let recording = dir.join("heard.wav");
-    let speech_arg = speech.to_str().unwrap();
-    let alice_port = free_udp_port();
-    let proxy = impairment
-        .map(|imp| UdpProxy::start(format!("127.0.0.1:{alice_port}").parse().unwrap(), imp).unwrap());
-    let listen = format!("/ip4/127.0.0.1/udp/{alice_port}/quic-v1");
-    let announce = proxy.as_ref().map(|p| format!("/ip4/127.0.0.1/udp/{}/quic-v1", p.addr.port()));
-    let mut alice_args = vec!["host", "--name", "alice", "--no-mdns", "--listen", &listen];
-    if let Some(announce) = &announce {
-        alice_args.extend(["--announce", announce.as_str()]);
-    } else {
-        alice_args.extend(["--listen", "/ip4/127.0.0.1/tcp/0"]);
-    }
-    alice_args.extend(["--mic-file", speech_arg, "--speaker-device", "none"]);
-    alice_args.extend_from_slice(talker_extra);
-    let mut alice = Proc::start("alice", &alice_args);
-    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
-
-    let mut bob_args = vec!["join", link.as_str(), "--name", "bob"];
-    bob_args.extend_from_slice(LOOPBACK);
-    bob_args.extend(["--mic-device", "none", "--speaker-file", recording.to_str().unwrap()]);
-    let mut bob = Proc::start("bob", &bob_args);
-    bob.wait_event(Duration::from_secs(20), "joined");
-    let heard_from = bob.seen_or_wait(Duration::from_secs(10), "the speaker file", |e| {
-        e["event"] == "audio-started" && e["source"] == "speaker-file"
-    })["at_ms"]
-        .as_f64()
-        .unwrap();
-    let said_from = alice.seen_or_wait(Duration::from_secs(10), "the microphone file", |e| {
-        e["event"] == "audio-started" && e["source"] == "mic-file"
-    })["at_ms"]
-        .as_f64()
-        .unwrap();
-    bob.wait_for(Duration::from_secs(10), "alice talking", |e| {
-        e["event"] == "speaking" && e["name"] == "alice" && e["on"] == true
-    });
-
-    let seconds = audio::read_mono(speech).len() as f64 / f64::from(audio::RATE);
-    std::thread::sleep(Duration::from_secs_f64(seconds + 2.0));
-    let listener = voice_stats(&mut bob);
-    let talker = voice_stats(&mut alice);
-    bob.send("/leave");
-    bob.wait_exit(Duration::from_secs(10));
-    if let Some(proxy) = &proxy {
-        let dropped = proxy.stats().dropped.load(std::sync::atomic::Ordering::Relaxed);
-        let forwarded = proxy.stats().forwarded.load(std::sync::atomic::Ordering::Relaxed);
-        println!("proxy: {forwarded} packets forwarded, {dropped} dropped");
-    }
-    let alignment = audio::align(&audio::read_mono(speech), &audio::read_mono(&recording));
-    if let Ok(keep) = std::env::var("PARTYLINE_KEEP_AUDIO") {
-        let _ = std::fs::copy(&recording, Path::new(&keep).join(format!("heard-{}.wav", std::process::id())));
-    }
-    Talk { mouth_to_ear_ms: alignment.lag_ms - (said_from - heard_from), alignment, listener, talker }
-}
-
-fn member<'a>(stats: &'a Value, name: &str) -> &'a Value {
-    stats["members"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["name"] == name)
-        .unwrap_or_else(|| panic!("{name} in {stats}"))
-}
 
 #[test]
 fn speech_from_a_file_is_heard_in_the_other_process() {
     let dir = tempfile::tempdir().unwrap();
-    let t = talk(audio::speech_wav(), None, &[], dir.path());
+    let t = talk(&Setup::new(audio::speech_wav(), dir.path()));
     println!(
         "files, loopback: correlation {:.2} (found {:.0}% of speech windows), mouth-to-ear {:.0} ms",
         t.alignment.median_correlation,
@@ -131,7 +41,7 @@ fn speech_survives_loss_delay_and_jitter() {
         jitter: Duration::from_millis(10),
         seed: 5,
     };
-    let t = talk(audio::speech_wav(), Some(imp), &[], dir.path());
+    let t = talk(&Setup { impairment: Some(imp), ..Setup::new(audio::speech_wav(), dir.path()) });
     let alice = member(&t.listener, "alice");
     println!(
         "5% loss, 20 ms delay, 10 ms jitter: correlation {:.2} (found {:.0}%), mouth-to-ear {:.0} ms; {alice}",
@@ -148,10 +58,17 @@ fn speech_survives_loss_delay_and_jitter() {
     // and the talker tuned its FEC to the loss reported.
     assert!(alice["fec"].as_u64().unwrap() > 0, "{alice}");
     assert!(t.talker["fec_loss_percent"].as_u64().unwrap() > 0, "{}", t.talker);
+    // On the wire (QUIC included): talking costs tens of kbit/s, silence (the gate closed) next
+    // to nothing.
+    let (talking, silent) = t.wire.unwrap();
+    println!("wire, talker to listener: talking {talking:?}, silent {silent:?}");
+    assert!((10.0..60.0).contains(&talking.kbps), "{talking:?}");
+    assert!(silent.kbps < talking.kbps / 5.0, "{silent:?} vs {talking:?}");
 }
 
 #[test]
 fn a_missing_microphone_leaves_the_node_listening() {
+    let _exclusive = audio::exclusive();
     let (mut alice, link) =
         partyline_tests::host("alice", &["--mic-device", "no such microphone", "--speaker-device", "none"]);
     let error = alice.wait_event(Duration::from_secs(10), "error");

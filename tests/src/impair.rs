@@ -36,6 +36,28 @@ impl Impairment {
 pub struct ProxyStats {
     pub forwarded: AtomicU64,
     pub dropped: AtomicU64,
+    /// Forwarded towards the target (the node behind the proxy) and back to the clients: UDP
+    /// payload bytes and datagrams.
+    pub to_target: Traffic,
+    pub to_clients: Traffic,
+}
+
+#[derive(Default)]
+pub struct Traffic {
+    pub bytes: AtomicU64,
+    pub datagrams: AtomicU64,
+}
+
+impl Traffic {
+    /// (bytes, datagrams) so far.
+    pub fn read(&self) -> (u64, u64) {
+        (self.bytes.load(Ordering::Relaxed), self.datagrams.load(Ordering::Relaxed))
+    }
+
+    fn add(&self, bytes: usize) {
+        self.bytes.fetch_add(bytes as u64, Ordering::Relaxed);
+        self.datagrams.fetch_add(1, Ordering::Relaxed);
+    }
 }
 
 struct Due {
@@ -44,6 +66,7 @@ struct Due {
     socket: Arc<UdpSocket>,
     to: SocketAddr,
     payload: Vec<u8>,
+    towards_target: bool,
 }
 
 impl PartialEq for Due {
@@ -74,7 +97,14 @@ struct Shared {
 
 impl Shared {
     /// Drops or schedules one packet.
-    fn offer(&self, rng: &mut StdRng, socket: &Arc<UdpSocket>, to: SocketAddr, payload: &[u8]) {
+    fn offer(
+        &self,
+        rng: &mut StdRng,
+        socket: &Arc<UdpSocket>,
+        to: SocketAddr,
+        payload: &[u8],
+        towards_target: bool,
+    ) {
         let imp = self.impairment;
         if rng.random_bool(imp.loss.clamp(0.0, 1.0)) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
@@ -89,7 +119,14 @@ impl Shared {
         }
         guard.1 += 1;
         let order = guard.1;
-        guard.0.push(Due { at, order, socket: socket.clone(), to, payload: payload.to_vec() });
+        guard.0.push(Due {
+            at,
+            order,
+            socket: socket.clone(),
+            to,
+            payload: payload.to_vec(),
+            towards_target,
+        });
         self.wake.notify_one();
     }
 }
@@ -164,14 +201,14 @@ fn relay_front(front: &Arc<UdpSocket>, target: SocketAddr, shared: &Arc<Shared>)
                     let mut buf = vec![0u8; 65_536];
                     while !shared.stop.load(Ordering::Relaxed) {
                         if let Ok(n) = reader.recv(&mut buf) {
-                            shared.offer(&mut rng, &front, client, &buf[..n]);
+                            shared.offer(&mut rng, &front, client, &buf[..n], false);
                         }
                     }
                 }));
                 u
             }
         };
-        shared.offer(&mut rng, &upstream, target, &buf[..n]);
+        shared.offer(&mut rng, &upstream, target, &buf[..n], true);
     }
     for r in replies {
         let _ = r.join();
@@ -188,6 +225,9 @@ fn send_when_due(shared: &Shared) {
                 drop(guard);
                 let _ = due.socket.send_to(&due.payload, due.to);
                 shared.stats.forwarded.fetch_add(1, Ordering::Relaxed);
+                let direction =
+                    if due.towards_target { &shared.stats.to_target } else { &shared.stats.to_clients };
+                direction.add(due.payload.len());
                 guard = shared.queue.lock().unwrap();
             }
             Some(due) => {
@@ -236,6 +276,7 @@ mod tests {
         }
         sender.join().unwrap();
         assert!((350..450).contains(&got), "{got} of 500 arrived at 20% loss");
+        assert_eq!(proxy.stats().to_target.read(), (4 * got, got), "4-byte datagrams towards the server");
         client.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
         let (n, _) = client.recv_from(&mut buf).unwrap_or((0, proxy.addr));
         // The reply itself may be lost (20%); when it arrives it is intact.

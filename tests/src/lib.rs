@@ -6,6 +6,7 @@ pub mod audio;
 pub mod impair;
 pub mod netns;
 pub mod pulse;
+pub mod talk;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};

@@ -7,6 +7,7 @@
 //! decoded audio from its own lock-free ring. The network side talks to the voice thread through
 //! bounded channels only: frames in, frames and reports out.
 
+pub mod bench;
 mod capture;
 mod capture_dsp;
 mod codec;

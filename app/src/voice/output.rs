@@ -31,8 +31,7 @@ pub(crate) enum OutputTarget {
     File { path: PathBuf, started: StartTime },
     /// Consumed in real time and discarded.
     Null,
-    /// Rendered only when a test asks.
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// Rendered only when asked (unit tests, the mixing benchmark).
     Manual(ManualRenderer),
 }
 

@@ -1,0 +1,275 @@
+//! The voice benchmark: mouth-to-ear latency (files and devices), PESQ-WB under loss and jitter,
+//! the CPU of receiving and mixing many speakers, and bytes on the wire.
+//!
+//! `scripts/bench.sh --bench voice` (release build; installs the Python `pesq` package it scores
+//! with). Prints tables; not a test. Real processes on loopback, impaired by the seeded UDP proxy.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use partyline_tests::audio;
+use partyline_tests::impair::{Impairment, UdpProxy};
+use partyline_tests::pulse::Pulse;
+use partyline_tests::talk::{Rate, Setup, Talk, member, talk};
+use partyline_tests::{LOOPBACK, Proc};
+
+const DELAY: Duration = Duration::from_millis(20);
+
+fn impairment(loss: f64, jitter_ms: u64, seed: u64) -> Impairment {
+    Impairment { loss, delay: DELAY, jitter: Duration::from_millis(jitter_ms), seed }
+}
+
+/// PESQ-WB (P.862.2, MOS-LQO) of a recording against the speech, by `scripts/pesq_score.py`.
+fn pesq(recording: &Path, lag_ms: f64) -> Option<f64> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pesq_score.py");
+    let out = Command::new("python3")
+        .arg(script)
+        .arg(audio::speech_wav())
+        .arg(recording)
+        .arg(format!("{lag_ms:.2}"))
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("pesq_score.py failed: {}", String::from_utf8_lossy(&out.stderr));
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).trim().parse().ok()
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+struct Condition {
+    label: &'static str,
+    open_mic: bool,
+    impairment: Impairment,
+    streams: Option<u32>,
+}
+
+fn run(c: &Condition) -> (Talk, Option<f64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(audio::speech_wav(), dir.path());
+    setup.impairment = Some(c.impairment);
+    setup.open_mic = c.open_mic;
+    if let Some(k) = c.streams {
+        setup.talker_args = vec!["--voice-streams".into(), k.to_string()];
+    }
+    let t = talk(&setup);
+    let score = pesq(&t.recording, t.alignment.lag_ms);
+    (t, score)
+}
+
+fn quality_table() -> Vec<(&'static str, Rate, Rate)> {
+    let mut conditions = Vec::new();
+    for open_mic in [true, false] {
+        conditions.extend([
+            Condition { label: "0% loss", open_mic, impairment: impairment(0.0, 0, 1), streams: None },
+            Condition { label: "5% loss", open_mic, impairment: impairment(0.05, 0, 2), streams: None },
+            Condition { label: "10% loss", open_mic, impairment: impairment(0.10, 0, 3), streams: None },
+            Condition { label: "20 ms jitter", open_mic, impairment: impairment(0.0, 20, 4), streams: None },
+        ]);
+    }
+    for (label, loss, seed) in [("5% loss, 1 stream", 0.05, 2), ("10% loss, 1 stream", 0.10, 3)] {
+        conditions.push(Condition {
+            label,
+            open_mic: true,
+            impairment: impairment(loss, 0, seed),
+            streams: Some(1),
+        });
+    }
+
+    println!(
+        "\nPESQ-WB (16 kHz, P.862.2) of ~10 s of speech, talker file -> listener file, 20 ms one-way delay"
+    );
+    println!("Opus 20 ms frames, 24 kbit/s, FEC tuned by loss reports; 8 streams per member unless said");
+    println!(
+        "| mode             | network            | PESQ-WB | corr | mouth-to-ear ms | jitter ms | lost | FEC | concealed | late |"
+    );
+    println!(
+        "|------------------|--------------------|---------|------|-----------------|-----------|------|-----|-----------|------|"
+    );
+    let mut wire = Vec::new();
+    for c in &conditions {
+        let (t, score) = run(c);
+        let alice = member(&t.listener, "alice");
+        let mode = if c.open_mic { "open mic" } else { "voice activation" };
+        println!(
+            "| {mode:<16} | {:<18} | {:>7} | {:.2} | {:>15.0} | {:>9.0} | {:>4} | {:>3} | {:>9} | {:>4} |",
+            c.label,
+            score.map_or("n/a".into(), |s| format!("{s:.2}")),
+            t.alignment.median_correlation,
+            t.mouth_to_ear_ms,
+            alice["jitter_ms"].as_f64().unwrap_or(f64::NAN),
+            alice["lost"],
+            alice["fec"],
+            alice["concealed"],
+            alice["late"],
+        );
+        if c.label == "0% loss"
+            && let Some((talking, silent)) = t.wire
+        {
+            wire.push((mode, talking, silent));
+        }
+    }
+    wire
+}
+
+fn latency_table() {
+    println!("\nmouth-to-ear latency, file to file, 0% loss, 20 ms one-way delay, open mic (5 runs)");
+    let runs: Vec<f64> = (0..5)
+        .map(|i| {
+            let c = Condition {
+                label: "latency",
+                open_mic: true,
+                impairment: impairment(0.0, 0, 10 + i),
+                streams: None,
+            };
+            run(&c).0.mouth_to_ear_ms
+        })
+        .collect();
+    let mut sorted = runs.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!("| runs | min ms | median ms | max ms |");
+    println!("|------|--------|-----------|--------|");
+    println!(
+        "| {:>4} | {:>6.1} | {:>9.1} | {:>6.1} |",
+        runs.len(),
+        sorted[0],
+        median(runs),
+        sorted[sorted.len() - 1]
+    );
+}
+
+fn with(env: &[(String, String)], more: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut env = env.to_vec();
+    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    env
+}
+
+/// Where the speech starts in two recordings of PulseAudio sources, started one after the other.
+fn record_pair(pulse: &Pulse, first: &str, second: &str, play_into: &str) -> (f64, f64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
+    let (ra, rb) = (pulse.record(first, &a), pulse.record(second, &b));
+    std::thread::sleep(Duration::from_millis(500));
+    pulse.play(play_into, audio::speech_wav()).wait().unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    ra.stop();
+    rb.stop();
+    let speech = audio::read_mono(audio::speech_wav());
+    (audio::align(&speech, &audio::read_mono(&a)).lag_ms, audio::align(&speech, &audio::read_mono(&b)).lag_ms)
+}
+
+/// Device to device: speech played into a virtual microphone, heard on virtual speakers, both
+/// recorded; the latency is the time between the two recordings. Two recorders never start at
+/// exactly the same time: their skew is measured by recording one source twice, and subtracted.
+fn device_latency() {
+    let _exclusive = audio::exclusive();
+    let pulse = Pulse::start();
+    let mic = pulse.microphone("mic");
+    pulse.speaker("spk");
+    pulse.speaker("nowhere");
+    let env = pulse.env();
+
+    let skews: Vec<f64> = (0..3)
+        .map(|_| {
+            let (a, b) = record_pair(&pulse, "mic_in.monitor", "mic_in.monitor", "mic_in");
+            b - a
+        })
+        .collect();
+
+    let alice_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let proxy =
+        UdpProxy::start(format!("127.0.0.1:{alice_port}").parse().unwrap(), impairment(0.0, 0, 20)).unwrap();
+    let listen = format!("/ip4/127.0.0.1/udp/{alice_port}/quic-v1");
+    let announce = format!("/ip4/127.0.0.1/udp/{}/quic-v1", proxy.addr.port());
+    let alice_args = [
+        "host",
+        "--name",
+        "alice",
+        "--no-mdns",
+        "--listen",
+        &listen,
+        "--announce",
+        &announce,
+        "--voice-mode",
+        "ptt",
+    ];
+    let mut alice = Proc::start_env(
+        "alice",
+        &alice_args,
+        &with(&env, &[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
+    );
+    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
+    alice.send("/ptt down");
+    let mut bob_args = vec!["join", link.as_str(), "--name", "bob", "--mic-device", "none"];
+    bob_args.extend_from_slice(LOOPBACK);
+    let bob = Proc::start_env("bob", &bob_args, &with(&env, &[("PULSE_SINK", "spk")]));
+    bob.wait_event(Duration::from_secs(20), "joined");
+    std::thread::sleep(Duration::from_secs(1));
+
+    let runs: Vec<f64> = (0..3)
+        .map(|_| {
+            let (said, heard) = record_pair(&pulse, "mic_in.monitor", "spk.monitor", "mic_in");
+            heard - said
+        })
+        .collect();
+    let skew = median(skews.clone());
+    println!(
+        "\nmouth-to-ear latency, device to device (PulseAudio null sinks through ALSA), 20 ms one-way delay"
+    );
+    println!("| runs | raw ms (median) | recorder skew ms (3 runs) | corrected ms |");
+    println!("|------|-----------------|---------------------------|--------------|");
+    println!(
+        "| {:>4} | {:>15.1} | {:>25} | {:>12.1} |",
+        runs.len(),
+        median(runs.clone()),
+        skews.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", "),
+        median(runs) - skew
+    );
+}
+
+fn wire_table(wire: &[(&str, Rate, Rate)]) {
+    println!("\nbytes on the wire, talker -> listener (one member's stream), from the proxy's counts");
+    println!(
+        "| mode             | while        | kbit/s (UDP payload) | kbit/s (with IP+UDP) | datagrams/s |"
+    );
+    println!(
+        "|------------------|--------------|----------------------|----------------------|-------------|"
+    );
+    for (mode, talking, silent) in wire {
+        for (what, r) in [("talking", talking), ("silent", silent)] {
+            println!(
+                "| {mode:<16} | {what:<12} | {:>20.1} | {:>20.1} | {:>11.1} |",
+                r.kbps, r.kbps_with_headers, r.datagrams_per_s
+            );
+        }
+    }
+}
+
+fn mix_table() {
+    let speech = audio::read_mono(audio::speech_wav());
+    println!("\nreceiving: jitter buffer + Opus decode + kira spatial mix, 20 s of everyone talking");
+    println!("| speakers | share of one core | ms per 20 ms frame |");
+    println!("|----------|-------------------|--------------------|");
+    for speakers in [1, 8, 32, 64] {
+        let cost = partyline::voice::bench::mix_cost(&speech, speakers, 20.0).unwrap();
+        assert!(cost.output_rms > 0.001, "nothing was mixed: {cost:?}");
+        println!(
+            "| {speakers:>8} | {:>16.1}% | {:>18.2} |",
+            cost.core_fraction() * 100.0,
+            cost.core_fraction() * 20.0
+        );
+    }
+}
+
+fn main() {
+    mix_table();
+    latency_table();
+    device_latency();
+    let wire = quality_table();
+    wire_table(&wire);
+}

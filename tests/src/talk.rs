@@ -1,0 +1,175 @@
+//! One member talking to another between two real processes: speech from a file on the talker's
+//! side, a recording on the listener's, optionally through the impairment proxy; and what came out
+//! of it (alignment, mouth-to-ear latency, both sides' voice statistics, bytes on the wire).
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::Value;
+
+use crate::audio::{self, Alignment};
+use crate::impair::{Impairment, Traffic, UdpProxy};
+use crate::{LOOPBACK, Proc};
+
+/// How a talk is set up.
+pub struct Setup<'a> {
+    pub speech: &'a Path,
+    /// Put the impairment proxy between the two (the talker announces the proxy's address).
+    pub impairment: Option<Impairment>,
+    /// More arguments for the talker (`--voice-streams 1`, `--bitrate 32000`, ...).
+    pub talker_args: Vec<String>,
+    /// Hold push-to-talk the whole time (an open microphone) instead of voice activation.
+    pub open_mic: bool,
+    /// Where the recording goes.
+    pub dir: &'a Path,
+}
+
+impl<'a> Setup<'a> {
+    pub fn new(speech: &'a Path, dir: &'a Path) -> Self {
+        Self { speech, impairment: None, talker_args: Vec::new(), open_mic: false, dir }
+    }
+}
+
+/// What one talk gave.
+pub struct Talk {
+    pub alignment: Alignment,
+    /// From the speech leaving the microphone file to it reaching the speaker file.
+    pub mouth_to_ear_ms: f64,
+    /// The listener's `voice-stats` after the speech.
+    pub listener: Value,
+    /// The talker's `voice-stats` near the end of the speech.
+    pub talker: Value,
+    pub recording: PathBuf,
+    /// From talker to listener, through the proxy: while the speech played, and in the silence
+    /// after it.
+    pub wire: Option<(Rate, Rate)>,
+}
+
+/// Traffic over a window, as UDP payload (QUIC packets) and with IPv4 and UDP headers (28 bytes
+/// per datagram).
+#[derive(Clone, Copy, Debug)]
+pub struct Rate {
+    pub kbps: f64,
+    pub kbps_with_headers: f64,
+    pub datagrams_per_s: f64,
+}
+
+impl Rate {
+    fn between(before: (u64, u64), after: (u64, u64), seconds: f64) -> Self {
+        let (bytes, datagrams) = ((after.0 - before.0) as f64, (after.1 - before.1) as f64);
+        Self {
+            kbps: bytes * 8.0 / 1000.0 / seconds,
+            kbps_with_headers: (bytes + 28.0 * datagrams) * 8.0 / 1000.0 / seconds,
+            datagrams_per_s: datagrams / seconds,
+        }
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub fn voice_stats(p: &mut Proc) -> Value {
+    p.send("/stats");
+    p.wait_event(Duration::from_secs(5), "voice-stats")
+}
+
+/// `name`'s entry in a `voice-stats` event.
+pub fn member<'v>(stats: &'v Value, name: &str) -> &'v Value {
+    stats["members"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == name)
+        .unwrap_or_else(|| panic!("{name} in {stats}"))
+}
+
+/// Sleeps until `unix_ms` on the wall clock.
+fn sleep_until(unix_ms: f64) {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64() * 1e3;
+    if unix_ms > now {
+        std::thread::sleep(Duration::from_secs_f64((unix_ms - now) / 1e3));
+    }
+}
+
+fn audio_started(p: &Proc, source: &str) -> f64 {
+    p.seen_or_wait(Duration::from_secs(10), source, |e| {
+        e["event"] == "audio-started" && e["source"] == source
+    })["at_ms"]
+        .as_f64()
+        .unwrap()
+}
+
+/// Alice plays the speech into the party; Bob records what he hears.
+pub fn talk(setup: &Setup<'_>) -> Talk {
+    let _exclusive = audio::exclusive();
+    let recording = setup.dir.join("heard.wav");
+    let speech_arg = setup.speech.to_str().unwrap();
+    let alice_port = free_udp_port();
+    let proxy = setup
+        .impairment
+        .map(|imp| UdpProxy::start(format!("127.0.0.1:{alice_port}").parse().unwrap(), imp).unwrap());
+    let listen = format!("/ip4/127.0.0.1/udp/{alice_port}/quic-v1");
+    let announce = proxy.as_ref().map(|p| format!("/ip4/127.0.0.1/udp/{}/quic-v1", p.addr.port()));
+    let mut alice_args = vec!["host", "--name", "alice", "--no-mdns", "--listen", &listen];
+    match &announce {
+        Some(announce) => alice_args.extend(["--announce", announce.as_str()]),
+        None => alice_args.extend(["--listen", "/ip4/127.0.0.1/tcp/0"]),
+    }
+    alice_args.extend(["--mic-file", speech_arg, "--speaker-device", "none"]);
+    if setup.open_mic {
+        alice_args.extend(["--voice-mode", "ptt"]);
+    }
+    alice_args.extend(setup.talker_args.iter().map(String::as_str));
+    let mut alice = Proc::start("alice", &alice_args);
+    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
+    if setup.open_mic {
+        alice.send("/ptt down");
+    }
+
+    let mut bob_args = vec!["join", link.as_str(), "--name", "bob"];
+    bob_args.extend_from_slice(LOOPBACK);
+    bob_args.extend(["--mic-device", "none", "--speaker-file", recording.to_str().unwrap()]);
+    let mut bob = Proc::start("bob", &bob_args);
+    bob.wait_event(Duration::from_secs(20), "joined");
+    let heard_from = audio_started(&bob, "speaker-file");
+    let said_from = audio_started(&alice, "mic-file");
+    bob.wait_for(Duration::from_secs(10), "alice talking", |e| {
+        e["event"] == "speaking" && e["name"] == "alice" && e["on"] == true
+    });
+
+    let speech = audio::read_mono(setup.speech);
+    let speech_ms = speech.len() as f64 * 1e3 / f64::from(audio::RATE);
+    // The talker's statistics while it still talks (its loss report fades in the silence after).
+    let traffic = proxy.as_ref().map(|proxy| &proxy.stats().to_clients);
+    sleep_until(said_from);
+    let start = traffic.map(Traffic::read);
+    sleep_until(said_from + speech_ms - 200.0);
+    let talker = voice_stats(&mut alice);
+    sleep_until(said_from + speech_ms);
+    let end = traffic.map(Traffic::read);
+    // Then three seconds of silence from half a second after the speech.
+    sleep_until(said_from + speech_ms + 500.0);
+    let quiet = traffic.map(Traffic::read);
+    sleep_until(said_from + speech_ms + 3500.0);
+    let quiet_end = traffic.map(Traffic::read);
+    let wire = start.zip(end).zip(quiet.zip(quiet_end)).map(|((start, end), (quiet, quiet_end))| {
+        (Rate::between(start, end, speech_ms / 1e3), Rate::between(quiet, quiet_end, 3.0))
+    });
+    let listener = voice_stats(&mut bob);
+    bob.send("/leave");
+    bob.wait_exit(Duration::from_secs(10));
+    let alignment = audio::align(&speech, &audio::read_mono(&recording));
+    if let Ok(keep) = std::env::var("PARTYLINE_KEEP_AUDIO") {
+        let _ = std::fs::copy(&recording, Path::new(&keep).join(format!("heard-{}.wav", std::process::id())));
+    }
+    Talk {
+        mouth_to_ear_ms: alignment.lag_ms - (said_from - heard_from),
+        alignment,
+        listener,
+        talker,
+        recording,
+        wire,
+    }
+}
