@@ -68,6 +68,8 @@ pub struct VoiceStats {
     /// The loss (percent) our encoder's forward error correction is tuned for: the worst a
     /// member reported.
     pub fec_loss_percent: u8,
+    /// Whether each frame also carries the previous one (while members report loss).
+    pub redundancy: bool,
     /// Voice frames from peers that are not members, and malformed ones: dropped.
     pub unknown_frames: u64,
     pub malformed_frames: u64,
@@ -87,7 +89,7 @@ pub struct VoiceStats {
 pub struct MemberVoiceStats {
     pub peer: PeerId,
     pub name: String,
-    /// Fraction of frames lost over the last report window.
+    /// Fraction of frames the network lost over the last report window (rebuilt or not).
     pub loss: f32,
     pub jitter_ms: f32,
     /// Audio waiting to be heard: jitter buffer and mixer ring.
@@ -96,6 +98,8 @@ pub struct MemberVoiceStats {
     pub received: u64,
     pub lost: u64,
     pub fec: u64,
+    /// Lost frames rebuilt exactly from the copy the next frame carried.
+    pub recovered: u64,
     pub concealed: u64,
     pub late: u64,
     pub dropped: u64,

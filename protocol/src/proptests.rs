@@ -174,11 +174,13 @@ proptest! {
         seq in any::<u32>(), ts in any::<u32>(), talking in any::<bool>(), end in any::<bool>(),
         pose in prop::option::of((-1e6f32..1e6, -1e6f32..1e6, -1e6f32..1e6, -7f32..7f32)),
         opus in prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET),
+        redundant in prop::option::of(prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET)),
         garbage in prop::collection::vec(any::<u8>(), 0..64),
     ) {
         use crate::voice::{Pose, VoiceFrame};
         let pose = pose.map(|(x, y, z, yaw)| Pose { x, y, z, yaw });
-        let frame = VoiceFrame { seq, ts, talking, end, pose, opus: &opus };
+        let redundant = redundant.as_deref();
+        let frame = VoiceFrame { seq, ts, talking, end, pose, opus: &opus, redundant };
         let framed = frame.to_framed();
         prop_assert_eq!(VoiceFrame::decode(&framed[2..]).unwrap(), frame);
         let _ = VoiceFrame::decode(&garbage);

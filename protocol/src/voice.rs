@@ -3,10 +3,11 @@
 //! ```text
 //! u8   version (1)
 //! u8   flags: bit 0 talking (the sender's gate is open), bit 1 last frame of a talk spurt,
-//!             bit 2 a pose follows
+//!             bit 2 a pose follows, bit 3 the previous frame's Opus packet follows
 //! u32  sequence number (big-endian), +1 per frame sent: gaps are losses
 //! u32  timestamp in 48 kHz samples of the frame's first sample (big-endian, wraps)
 //! [pose: 4 × f32 big-endian: x, y, z in metres, yaw in radians]   if flag bit 2
+//! [u16 length (big-endian) + the Opus packet of frame seq - 1]     if flag bit 3 (redundancy)
 //! ..   Opus packet (1..=1275 bytes)
 //! ```
 //!
@@ -19,12 +20,13 @@ pub const VOICE_VERSION: u8 = 1;
 pub const MAX_OPUS_PACKET: usize = 1275;
 const HEADER: usize = 10;
 const POSE: usize = 16;
-/// Largest encoded frame, header and pose included.
-pub const MAX_VOICE_FRAME: usize = HEADER + POSE + MAX_OPUS_PACKET;
+/// Largest encoded frame, header, pose and redundancy included.
+pub const MAX_VOICE_FRAME: usize = HEADER + POSE + 2 + 2 * MAX_OPUS_PACKET;
 
 const TALKING: u8 = 1;
 const END: u8 = 2;
 const HAS_POSE: u8 = 4;
+const HAS_REDUNDANT: u8 = 8;
 
 /// Where a speaker stands and which way it faces, in the game's coordinates: metres, and yaw in
 /// radians around the vertical (y) axis, 0 facing -z.
@@ -52,6 +54,9 @@ pub struct VoiceFrame<'a> {
     pub end: bool,
     pub pose: Option<Pose>,
     pub opus: &'a [u8],
+    /// The previous frame's (`seq - 1`) Opus packet again, sent while receivers report loss: a
+    /// lost frame is then rebuilt exactly from the one after it.
+    pub redundant: Option<&'a [u8]>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -66,6 +71,8 @@ pub enum VoiceError {
     Empty,
     #[error("voice frame pose is not finite")]
     BadPose,
+    #[error("voice frame redundancy has a bad length")]
+    BadRedundancy,
 }
 
 impl<'a> VoiceFrame<'a> {
@@ -80,6 +87,9 @@ impl<'a> VoiceFrame<'a> {
         if self.pose.is_some() {
             flags |= HAS_POSE;
         }
+        if self.redundant.is_some() {
+            flags |= HAS_REDUNDANT;
+        }
         out.push(VOICE_VERSION);
         out.push(flags);
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -88,6 +98,10 @@ impl<'a> VoiceFrame<'a> {
             for v in [p.x, p.y, p.z, p.yaw] {
                 out.extend_from_slice(&v.to_be_bytes());
             }
+        }
+        if let Some(r) = self.redundant {
+            out.extend_from_slice(&(r.len() as u16).to_be_bytes());
+            out.extend_from_slice(r);
         }
         out.extend_from_slice(self.opus);
     }
@@ -127,10 +141,24 @@ impl<'a> VoiceFrame<'a> {
         } else {
             (None, &bytes[HEADER..])
         };
+        let (redundant, rest) = if flags & HAS_REDUNDANT != 0 {
+            let [a, b, rest @ ..] = rest else { return Err(VoiceError::Short(bytes.len())) };
+            let len = usize::from(u16::from_be_bytes([*a, *b]));
+            if len == 0 || len > MAX_OPUS_PACKET || len > rest.len() {
+                return Err(VoiceError::BadRedundancy);
+            }
+            (Some(&rest[..len]), &rest[len..])
+        } else {
+            (None, rest)
+        };
         if rest.is_empty() {
             return Err(VoiceError::Empty);
         }
-        Ok(Self { seq, ts, talking: flags & TALKING != 0, end: flags & END != 0, pose, opus: rest })
+        if rest.len() > MAX_OPUS_PACKET {
+            return Err(VoiceError::Long(bytes.len()));
+        }
+        let (talking, end) = (flags & TALKING != 0, flags & END != 0);
+        Ok(Self { seq, ts, talking, end, pose, opus: rest, redundant })
     }
 }
 
@@ -150,7 +178,9 @@ mod tests {
     #[test]
     fn round_trips_with_and_without_pose() {
         let opus = [7u8; 60];
-        for pose in [None, Some(Pose { x: 1.5, y: -2.0, z: 300.25, yaw: 3.1 })] {
+        let previous = [9u8; 41];
+        let poses = [None, Some(Pose { x: 1.5, y: -2.0, z: 300.25, yaw: 3.1 })];
+        for (pose, redundant) in poses.into_iter().flat_map(|p| [(p, None), (p, Some(&previous[..]))]) {
             let frame = VoiceFrame {
                 seq: u32::MAX,
                 ts: 123_456,
@@ -158,6 +188,7 @@ mod tests {
                 end: pose.is_some(),
                 pose,
                 opus: &opus,
+                redundant,
             };
             let framed = frame.to_framed();
             let len = voice_frame_len([framed[0], framed[1]]).unwrap();
@@ -165,8 +196,12 @@ mod tests {
             assert_eq!(VoiceFrame::decode(&framed[2..]).unwrap(), frame);
         }
         // Header overhead: 10 bytes, 26 with a pose.
-        let plain = VoiceFrame { seq: 1, ts: 2, talking: true, end: false, pose: None, opus: &opus };
+        let plain =
+            VoiceFrame { seq: 1, ts: 2, talking: true, end: false, pose: None, opus: &opus, redundant: None };
         assert_eq!(plain.to_framed().len(), 2 + 10 + 60);
+        // Redundancy: 2 bytes and the previous packet.
+        let red = VoiceFrame { redundant: Some(&previous), ..plain };
+        assert_eq!(red.to_framed().len(), 2 + 10 + 2 + 41 + 60);
     }
 
     #[test]
@@ -180,6 +215,27 @@ mod tests {
         nan.push(1);
         assert_eq!(VoiceFrame::decode(&nan), Err(VoiceError::BadPose));
         assert!(VoiceFrame::decode(&vec![1; MAX_VOICE_FRAME + 1]).is_err());
+        // Redundancy longer than what follows, empty, or leaving no packet of its own.
+        assert_eq!(
+            VoiceFrame::decode(&[1, HAS_REDUNDANT, 0, 0, 0, 1, 0, 0, 0, 1, 0, 9, 5]),
+            Err(VoiceError::BadRedundancy)
+        );
+        assert_eq!(
+            VoiceFrame::decode(&[1, HAS_REDUNDANT, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 5]),
+            Err(VoiceError::BadRedundancy)
+        );
+        assert_eq!(
+            VoiceFrame::decode(&[1, HAS_REDUNDANT, 0, 0, 0, 1, 0, 0, 0, 1, 0, 1, 5]),
+            Err(VoiceError::Empty)
+        );
+        assert_eq!(
+            VoiceFrame::decode(&[1, HAS_REDUNDANT, 0, 0, 0, 1, 0, 0, 0, 1, 0]),
+            Err(VoiceError::Short(11))
+        );
+        // Without redundancy an Opus packet is at most 1275 bytes.
+        let mut long = vec![1, 0, 0, 0, 0, 1, 0, 0, 0, 1];
+        long.extend_from_slice(&[0; MAX_OPUS_PACKET + 1]);
+        assert!(matches!(VoiceFrame::decode(&long), Err(VoiceError::Long(_))));
         assert!(voice_frame_len([0xff, 0xff]).is_err());
         assert!(voice_frame_len([0, 3]).is_err());
     }

@@ -62,7 +62,7 @@ fn run(c: &Condition) -> (Talk, Option<f64>) {
     (t, score)
 }
 
-fn quality_table() -> Vec<(&'static str, Rate, Rate)> {
+fn quality_table() -> Vec<(&'static str, &'static str, Rate, Rate)> {
     let mut conditions = Vec::new();
     for open_mic in [true, false] {
         conditions.extend([
@@ -84,12 +84,14 @@ fn quality_table() -> Vec<(&'static str, Rate, Rate)> {
     println!(
         "\nPESQ-WB (16 kHz, P.862.2) of ~10 s of speech, talker file -> listener file, 20 ms one-way delay"
     );
-    println!("Opus 20 ms frames, 24 kbit/s, FEC tuned by loss reports; 8 streams per member unless said");
     println!(
-        "| mode             | network            | PESQ-WB | corr | mouth-to-ear ms | jitter ms | lost | FEC | concealed | late |"
+        "Opus 20 ms frames, 24 kbit/s; FEC and copies of the previous frame while members report loss; 8 streams per member unless said"
     );
     println!(
-        "|------------------|--------------------|---------|------|-----------------|-----------|------|-----|-----------|------|"
+        "| mode             | network            | PESQ-WB | corr | mouth-to-ear ms | jitter ms | buffer ms | lost | rebuilt | FEC | concealed | late | dropped |"
+    );
+    println!(
+        "|------------------|--------------------|---------|------|-----------------|-----------|-----------|------|---------|-----|-----------|------|---------|"
     );
     let mut wire = Vec::new();
     for c in &conditions {
@@ -97,21 +99,24 @@ fn quality_table() -> Vec<(&'static str, Rate, Rate)> {
         let alice = member(&t.listener, "alice");
         let mode = if c.open_mic { "open mic" } else { "voice activation" };
         println!(
-            "| {mode:<16} | {:<18} | {:>7} | {:.2} | {:>15.0} | {:>9.0} | {:>4} | {:>3} | {:>9} | {:>4} |",
+            "| {mode:<16} | {:<18} | {:>7} | {:.2} | {:>15.0} | {:>9.0} | {:>9.0} | {:>4} | {:>7} | {:>3} | {:>9} | {:>4} | {:>7} |",
             c.label,
             score.map_or("n/a".into(), |s| format!("{s:.2}")),
             t.alignment.median_correlation,
             t.mouth_to_ear_ms,
             alice["jitter_ms"].as_f64().unwrap_or(f64::NAN),
-            alice["lost"],
-            alice["fec"],
-            alice["concealed"],
-            alice["late"],
+            alice["buffer_ms"].as_f64().unwrap_or(f64::NAN),
+            alice["lost"].as_u64().unwrap_or(0),
+            alice["recovered"].as_u64().unwrap_or(0),
+            alice["fec"].as_u64().unwrap_or(0),
+            alice["concealed"].as_u64().unwrap_or(0),
+            alice["late"].as_u64().unwrap_or(0),
+            alice["dropped"].as_u64().unwrap_or(0),
         );
-        if c.label == "0% loss"
-            && let Some((talking, silent)) = t.wire
+        if let Some((talking, silent)) = t.wire
+            && matches!(c.label, "0% loss" | "5% loss")
         {
-            wire.push((mode, talking, silent));
+            wire.push((mode, c.label, talking, silent));
         }
     }
     wire
@@ -232,44 +237,92 @@ fn device_latency() {
     );
 }
 
-fn wire_table(wire: &[(&str, Rate, Rate)]) {
+fn wire_table(wire: &[(&str, &str, Rate, Rate)]) {
     println!("\nbytes on the wire, talker -> listener (one member's stream), from the proxy's counts");
     println!(
-        "| mode             | while        | kbit/s (UDP payload) | kbit/s (with IP+UDP) | datagrams/s |"
+        "| mode             | network  | while   | kbit/s (UDP payload) | kbit/s (with IP+UDP) | datagrams/s |"
     );
     println!(
-        "|------------------|--------------|----------------------|----------------------|-------------|"
+        "|------------------|----------|---------|----------------------|----------------------|-------------|"
     );
-    for (mode, talking, silent) in wire {
+    for (mode, network, talking, silent) in wire {
         for (what, r) in [("talking", talking), ("silent", silent)] {
             println!(
-                "| {mode:<16} | {what:<12} | {:>20.1} | {:>20.1} | {:>11.1} |",
+                "| {mode:<16} | {network:<8} | {what:<7} | {:>20.1} | {:>20.1} | {:>11.1} |",
                 r.kbps, r.kbps_with_headers, r.datagrams_per_s
             );
         }
     }
 }
 
+/// The codec alone, no network: what Opus FEC and concealment can do for random frame loss.
+fn codec_table() {
+    use partyline::voice::bench::{Recovery, codec_under_loss};
+    let speech = audio::read_mono(audio::speech_wav());
+    let dir = tempfile::tempdir().unwrap();
+    println!("\ncodec alone (no network): Opus 20 ms, 24 kbit/s, random frame loss, PESQ-WB");
+    println!("| frame loss | concealment only | in-band FEC | copy of previous frame + FEC |");
+    println!("|------------|------------------|-------------|------------------------------|");
+    for loss in [0.0, 0.05, 0.10] {
+        let score = |recovery| {
+            let out = codec_under_loss(&speech, loss, recovery, 42).unwrap();
+            let path = dir.path().join("codec.wav");
+            audio::write_mono(&path, &out);
+            let lag = audio::align(&speech, &out).lag_ms;
+            pesq(&path, lag).map_or("n/a".into(), |s| format!("{s:.2}"))
+        };
+        println!(
+            "| {:>9.0}% | {:>16} | {:>11} | {:>28} |",
+            loss * 100.0,
+            score(Recovery::Conceal),
+            score(Recovery::Fec),
+            score(Recovery::Redundancy)
+        );
+    }
+}
+
 fn mix_table() {
     let speech = audio::read_mono(audio::speech_wav());
-    println!("\nreceiving: jitter buffer + Opus decode + kira spatial mix, 20 s of everyone talking");
-    println!("| speakers | share of one core | ms per 20 ms frame |");
-    println!("|----------|-------------------|--------------------|");
-    for speakers in [1, 8, 32, 64] {
-        let cost = partyline::voice::bench::mix_cost(&speech, speakers, 20.0).unwrap();
-        assert!(cost.output_rms > 0.001, "nothing was mixed: {cost:?}");
+    println!("\nreceiving: jitter buffer + Opus decode + kira spatial mix, 20 s, in one thread");
+    println!(
+        "| members | talking | share of one core | of which decoding | of which mixing | ms per 20 ms |"
+    );
+    println!(
+        "|---------|---------|-------------------|-------------------|-----------------|--------------|"
+    );
+    for (members, speakers) in [(1, 1), (8, 8), (32, 32), (64, 64), (64, 2), (64, 0)] {
+        let cost = partyline::voice::bench::mix_cost(&speech, members, speakers, 20.0).unwrap();
+        assert!(speakers == 0 || cost.output_rms > 0.001, "nothing was mixed: {cost:?}");
+        let share = |seconds: f64| seconds / cost.audio_seconds * 100.0;
         println!(
-            "| {speakers:>8} | {:>16.1}% | {:>18.2} |",
+            "| {members:>7} | {speakers:>7} | {:>16.1}% | {:>16.1}% | {:>14.1}% | {:>12.2} |",
             cost.core_fraction() * 100.0,
+            share(cost.decode_seconds),
+            share(cost.busy_seconds - cost.decode_seconds),
             cost.core_fraction() * 20.0
         );
     }
 }
 
+/// `scripts/bench.sh --bench voice -- mix latency` runs only the parts named (mix, latency,
+/// devices, quality, codec); no names runs all.
 fn main() {
-    mix_table();
-    latency_table();
-    device_latency();
-    let wire = quality_table();
-    wire_table(&wire);
+    let wanted: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let run = |part: &str| wanted.is_empty() || wanted.iter().any(|w| w == part);
+    if run("codec") {
+        codec_table();
+    }
+    if run("mix") {
+        mix_table();
+    }
+    if run("latency") {
+        latency_table();
+    }
+    if run("devices") {
+        device_latency();
+    }
+    if run("quality") {
+        let wire = quality_table();
+        wire_table(&wire);
+    }
 }

@@ -54,15 +54,19 @@ fn speech_survives_loss_delay_and_jitter() {
     assert!(t.alignment.median_correlation > 0.8, "{:?}", t.alignment);
     assert!(t.alignment.windows_found > 0.8, "{:?}", t.alignment);
     assert!(t.mouth_to_ear_ms < 300.0, "mouth-to-ear {} ms", t.mouth_to_ear_ms);
-    // Frames held up by retransmissions are treated as lost and rebuilt from the next frame's FEC,
-    // and the talker tuned its FEC to the loss reported.
-    assert!(alice["fec"].as_u64().unwrap() > 0, "{alice}");
+    // Frames held up by retransmissions are treated as lost. The listener reports the loss, so
+    // the talker tunes its FEC to it and repeats each frame in the next, and the listener
+    // rebuilds lost frames from those copies.
     assert!(t.talker["fec_loss_percent"].as_u64().unwrap() > 0, "{}", t.talker);
+    assert_eq!(t.talker["redundancy"], true, "{}", t.talker);
+    let (lost, recovered) = (alice["lost"].as_u64().unwrap(), alice["recovered"].as_u64().unwrap());
+    assert!(recovered > lost, "rebuilt {recovered}, lost {lost}: {alice}");
     // On the wire (QUIC included): talking costs tens of kbit/s, silence (the gate closed) next
     // to nothing.
     let (talking, silent) = t.wire.unwrap();
     println!("wire, talker to listener: talking {talking:?}, silent {silent:?}");
-    assert!((10.0..60.0).contains(&talking.kbps), "{talking:?}");
+    // (Measured: ~43 kbit/s of UDP payload without loss, ~62 with the copies sent under loss.)
+    assert!((10.0..80.0).contains(&talking.kbps), "{talking:?}");
     assert!(silent.kbps < talking.kbps / 5.0, "{silent:?} vs {talking:?}");
 }
 
@@ -127,7 +131,16 @@ fn garbled_and_flooding_voice_is_dropped_and_the_talker_still_heard() {
     let opus = [0x78u8; 60];
     let flood: Vec<Vec<u8>> = (0..2000u32)
         .map(|seq| {
-            VoiceFrame { seq, ts: seq * 960, talking: true, end: false, pose: None, opus: &opus }.to_framed()
+            VoiceFrame {
+                seq,
+                ts: seq * 960,
+                talking: true,
+                end: false,
+                pose: None,
+                opus: &opus,
+                redundant: None,
+            }
+            .to_framed()
         })
         .collect();
     mallory.flood_voice(owner, 16, flood);

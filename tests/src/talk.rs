@@ -36,9 +36,9 @@ pub struct Talk {
     pub alignment: Alignment,
     /// From the speech leaving the microphone file to it reaching the speaker file.
     pub mouth_to_ear_ms: f64,
-    /// The listener's `voice-stats` after the speech.
+    /// The listener's `voice-stats` near the end of the speech.
     pub listener: Value,
-    /// The talker's `voice-stats` near the end of the speech.
+    /// The talker's, at the same time.
     pub talker: Value,
     pub recording: PathBuf,
     /// From talker to listener, through the proxy: while the speech played, and in the silence
@@ -141,12 +141,14 @@ pub fn talk(setup: &Setup<'_>) -> Talk {
 
     let speech = audio::read_mono(setup.speech);
     let speech_ms = speech.len() as f64 * 1e3 / f64::from(audio::RATE);
-    // The talker's statistics while it still talks (its loss report fades in the silence after).
+    // Both sides' statistics while the talker still talks (buffer, jitter and the loss report
+    // are about the last seconds).
     let traffic = proxy.as_ref().map(|proxy| &proxy.stats().to_clients);
     sleep_until(said_from);
     let start = traffic.map(Traffic::read);
     sleep_until(said_from + speech_ms - 200.0);
     let talker = voice_stats(&mut alice);
+    let listener = voice_stats(&mut bob);
     sleep_until(said_from + speech_ms);
     let end = traffic.map(Traffic::read);
     // Then three seconds of silence from half a second after the speech.
@@ -157,7 +159,6 @@ pub fn talk(setup: &Setup<'_>) -> Talk {
     let wire = start.zip(end).zip(quiet.zip(quiet_end)).map(|((start, end), (quiet, quiet_end))| {
         (Rate::between(start, end, speech_ms / 1e3), Rate::between(quiet, quiet_end, 3.0))
     });
-    let listener = voice_stats(&mut bob);
     bob.send("/leave");
     bob.wait_exit(Duration::from_secs(10));
     let alignment = audio::align(&speech, &audio::read_mono(&recording));

@@ -98,7 +98,7 @@ fn voice_stats_json(v: &VoiceStats) -> Value {
             json!({
                 "peer": m.peer.to_string(), "name": m.name, "loss": m.loss, "jitter_ms": m.jitter_ms,
                 "buffer_ms": m.buffer_ms, "kbps": m.kbps, "received": m.received, "lost": m.lost,
-                "fec": m.fec, "concealed": m.concealed, "late": m.late, "dropped": m.dropped,
+                "fec": m.fec, "recovered": m.recovered, "concealed": m.concealed, "late": m.late, "dropped": m.dropped,
                 "underruns": m.underruns, "speaking": m.speaking,
             })
         })
@@ -106,7 +106,7 @@ fn voice_stats_json(v: &VoiceStats) -> Value {
     json!({
         "event": "voice-stats", "input": v.input, "input_level_db": v.input_level_db, "mode": v.mode,
         "talking": v.talking,
-        "sent_kbps": v.sent_kbps, "fec_loss_percent": v.fec_loss_percent,
+        "sent_kbps": v.sent_kbps, "fec_loss_percent": v.fec_loss_percent, "redundancy": v.redundancy,
         "unknown_frames": v.unknown_frames, "malformed_frames": v.malformed_frames,
         "frames_in": v.frames_in, "dropped_stale": v.dropped_stale, "dropped_queue_full": v.dropped_queue_full,
         "dropped_inbound": v.dropped_inbound, "streams_refused": v.streams_refused, "members": members,
@@ -231,20 +231,22 @@ fn to_text(event: &NodeEvent) -> Option<String> {
         NodeEvent::Speaking { .. } | NodeEvent::AudioStarted { .. } => return None,
         NodeEvent::VoiceStats(v) => {
             let mut text = format!(
-                "voice: input {}, mode {}, sending {:.1} kbit/s, FEC tuned for {}% loss",
+                "voice: input {}, mode {}, sending {:.1} kbit/s, FEC tuned for {}% loss{}",
                 v.input.as_deref().unwrap_or("none (listen-only)"),
                 v.mode,
                 v.sent_kbps,
-                v.fec_loss_percent
+                v.fec_loss_percent,
+                if v.redundancy { ", frames sent twice" } else { "" }
             );
             for m in &v.members {
                 text += &format!(
-                    "\n  {}: loss {:.1}%, jitter {:.0} ms, buffer {:.0} ms, {:.1} kbit/s (FEC {}, concealed {}, late {})",
+                    "\n  {}: loss {:.1}%, jitter {:.0} ms, buffer {:.0} ms, {:.1} kbit/s (rebuilt {}, FEC {}, concealed {}, late {})",
                     m.name,
                     m.loss * 100.0,
                     m.jitter_ms,
                     m.buffer_ms,
                     m.kbps,
+                    m.recovered,
                     m.fec,
                     m.concealed,
                     m.late

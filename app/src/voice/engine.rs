@@ -25,11 +25,17 @@ use crate::events::{MemberVoiceStats, NodeEvent, VoiceStats};
 
 const TICK: Duration = Duration::from_millis(5);
 const REPORT_EVERY: Duration = Duration::from_secs(2);
-/// Reception reports older than this no longer steer the encoder's FEC.
-const REPORT_MAX_AGE: Duration = Duration::from_secs(10);
+/// Reception reports older than this no longer steer the encoder's FEC and redundancy.
+const REPORT_MAX_AGE: Duration = Duration::from_secs(30);
 const REOPEN_EVERY: Duration = Duration::from_secs(3);
 const POSE_EVERY: Duration = Duration::from_millis(50);
+/// Frames repeat the previous one while the worst loss members report is at least this.
+const REDUNDANCY_FROM_PERCENT: u8 = 1;
 const FILE_START_DELAY: Duration = Duration::from_millis(500);
+/// Decoded audio kept ready for the audio thread to begin with (samples): the file and null
+/// outputs pull 10 ms at a time and this thread wakes every tick. Each member's grows if a device
+/// pulls more at a time (see `member::Ready`).
+const READY: usize = SAMPLE_RATE as usize * (10 + TICK.as_millis() as usize) / 1000;
 
 pub(super) struct Engine {
     config: VoiceConfig,
@@ -51,6 +57,12 @@ pub(super) struct Engine {
     /// The last frame encoded but not sent, and whether the previous frame was sent.
     preroll: Vec<u8>,
     sending: bool,
+    /// The last frame sent (its sequence number and Opus packet), for the next one to repeat
+    /// while members report loss.
+    last_sent: (Option<u32>, Vec<u8>),
+    /// The user muted themselves, or deafened (which mutes too); the gate follows both.
+    muted: bool,
+    deafened: bool,
     typed_pose: Option<Pose>,
     pose: Option<Pose>,
     mumble: Option<MumbleLink>,
@@ -95,6 +107,9 @@ impl Engine {
             talking: false,
             preroll: Vec::with_capacity(partyline_protocol::voice::MAX_OPUS_PACKET),
             sending: false,
+            last_sent: (None, Vec::with_capacity(partyline_protocol::voice::MAX_OPUS_PACKET)),
+            muted: false,
+            deafened: false,
             typed_pose: None,
             pose: None,
             mumble,
@@ -123,6 +138,13 @@ impl Engine {
         let _ = self.events.try_send(NodeEvent::Error { message });
     }
 
+    /// Deafened members do not talk either.
+    fn apply_mute(&mut self) {
+        if let Some(dsp) = &mut self.dsp {
+            dsp.gate().set_muted(self.muted || self.deafened);
+        }
+    }
+
     fn open_input(&mut self) {
         let source = self.config.input.clone();
         match Capture::open(&source) {
@@ -137,8 +159,8 @@ impl Engine {
                         // Keep the user's mode and mute across a reopened device.
                         if let Some(old) = &mut self.dsp {
                             dsp.gate().set_mode(old.gate().settings().mode);
-                            dsp.gate().set_muted(old.gate().is_muted());
                         }
+                        dsp.gate().set_muted(self.muted || self.deafened);
                         tracing::info!(input = %capture.description, rate = capture.rate, "microphone open");
                         self.dsp = Some(dsp);
                         self.capture = Some(capture);
@@ -244,14 +266,15 @@ impl Engine {
                     }
                 }
                 VoiceCommand::Muted(muted) => {
-                    if let Some(dsp) = &mut self.dsp {
-                        dsp.gate().set_muted(muted);
-                    }
+                    self.muted = muted;
+                    self.apply_mute();
                 }
                 VoiceCommand::Deafened(deafened) => {
+                    self.deafened = deafened;
                     if let Some(mixer) = &mut self.mixer {
                         mixer.set_deafened(deafened);
                     }
+                    self.apply_mute();
                 }
                 VoiceCommand::Volume { peer, volume } => {
                     if let Some(mixer) = &mut self.mixer {
@@ -288,13 +311,15 @@ impl Engine {
         let Some(mixer) = &mut self.mixer else {
             // No output: still take the member's frames (for statistics), into a ring nobody reads.
             let (producer, _consumer) = rtrb::RingBuffer::new(SAMPLE_RATE as usize);
-            if let Ok(m) = MemberVoice::new(name, self.config.codec.frame_ms, producer, Default::default()) {
+            if let Ok(m) =
+                MemberVoice::new(name, self.config.codec.frame_ms, READY, producer, Default::default())
+            {
                 self.members.insert(peer, m);
             }
             return;
         };
         match mixer.add_member(peer).and_then(|(producer, counters)| {
-            MemberVoice::new(name, self.config.codec.frame_ms, producer, counters)
+            MemberVoice::new(name, self.config.codec.frame_ms, READY, producer, counters)
         }) {
             Ok(m) => {
                 self.members.insert(peer, m);
@@ -335,6 +360,10 @@ impl Engine {
         let frame_samples = self.config.codec.frame_samples() as u32;
         let (encoder, out, seq, ts) = (&mut self.encoder, &self.out, &mut self.seq, &mut self.ts);
         let (preroll, was_sending) = (&mut self.preroll, &mut self.sending);
+        let last_sent = &mut self.last_sent;
+        // Each frame repeats the one before while anyone reports loss: a lost frame is rebuilt
+        // exactly from the next one (FEC alone rebuilds a rough version, and only at higher loss).
+        let redundancy = encoder.expected_loss() >= REDUNDANCY_FROM_PERCENT;
         let mut sent = 0u64;
         let mut talking = None;
         dsp.push(&self.scratch, |frame| {
@@ -349,14 +378,20 @@ impl Engine {
                 preroll.clear();
                 preroll.extend_from_slice(opus);
                 *was_sending = false;
+                last_sent.0 = None;
                 return;
             }
             let mut send = |packet: &[u8], ts: u32, end: bool| {
-                let voice = VoiceFrame { seq: *seq, ts, talking: !end, end, pose, opus: packet };
+                let follows = last_sent.0 == Some(seq.wrapping_sub(1));
+                let redundant = (redundancy && follows).then_some(&last_sent.1[..]);
+                let voice = VoiceFrame { seq: *seq, ts, talking: !end, end, pose, opus: packet, redundant };
                 let bytes = voice.to_framed();
                 sent += bytes.len() as u64;
                 let _ =
                     out.try_send(VoiceOut::Frame { seq: *seq, bytes: bytes.into(), created: Instant::now() });
+                last_sent.0 = Some(*seq);
+                last_sent.1.clear();
+                last_sent.1.extend_from_slice(packet);
                 *seq = seq.wrapping_add(1);
             };
             if !*was_sending && !preroll.is_empty() {
@@ -400,12 +435,11 @@ impl Engine {
     }
 
     fn play_out(&mut self, now: Instant) {
-        // Decode until a frame and a tick wait for the audio thread: it takes 5-20 ms at a time,
-        // and this thread wakes every tick; less would underrun (a gap, and a timing jump).
-        let target =
-            self.config.codec.frame_samples() + SAMPLE_RATE as usize * TICK.as_millis() as usize / 1000;
-        for member in self.members.values_mut() {
-            member.play_out(now, target);
+        for (peer, member) in &mut self.members {
+            member.play_out(now);
+            if let Some(mixer) = &mut self.mixer {
+                mixer.set_active(peer, member.has_audio());
+            }
         }
     }
 
@@ -438,6 +472,10 @@ impl Engine {
         for (peer, member) in &mut self.members {
             let reception = member.take_window(now);
             self.last_reception.insert(*peer, reception);
+            // Nothing heard, nothing to say: the talker keeps the last report between talk spurts.
+            if reception.frames == 0 {
+                continue;
+            }
             let _ = self.out.try_send(VoiceOut::Report {
                 peer: *peer,
                 loss_permille: (reception.loss * 1000.0).round() as u16,
@@ -474,6 +512,7 @@ impl Engine {
                     received: s.received,
                     lost: s.lost,
                     fec: s.fec,
+                    recovered: s.recovered,
                     concealed: s.concealed,
                     late: s.late,
                     dropped: s.dropped + s.overflow,
@@ -489,6 +528,7 @@ impl Engine {
             talking: self.talking,
             sent_kbps: self.sent_kbps,
             fec_loss_percent: self.encoder.expected_loss(),
+            redundancy: self.encoder.expected_loss() >= REDUNDANCY_FROM_PERCENT,
             unknown_frames: self.unknown_frames,
             malformed_frames: self.malformed_frames,
             members,

@@ -94,10 +94,6 @@ impl Gate {
         self.muted = muted;
     }
 
-    pub(crate) fn is_muted(&self) -> bool {
-        self.muted
-    }
-
     /// The push-to-talk key went down (`true`) or up.
     pub(crate) fn key(&mut self, down: bool) {
         if down && !self.key_down && self.settings.mode == VoiceMode::PushToTalkLatch {

@@ -57,6 +57,8 @@ pub(crate) struct JitterStats {
     /// Frames that never came in time: recovered by FEC or concealed.
     pub(crate) lost: u64,
     pub(crate) fec: u64,
+    /// Missing frames filled in from the copy the next frame carried (redundancy).
+    pub(crate) recovered: u64,
     pub(crate) concealed: u64,
     /// Arrived after their turn to play.
     pub(crate) late: u64,
@@ -193,6 +195,18 @@ impl JitterBuffer {
         }
         self.packets.insert(seq, Packet { payload: payload.to_vec(), end });
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
+    }
+
+    /// The copy of frame `seq` that the frame after it carried: used when the frame itself has
+    /// not come and its turn has not passed. Not an arrival: it says nothing about delay.
+    pub(crate) fn push_redundant(&mut self, seq: u32, payload: &[u8]) {
+        let seq = self.extend(seq);
+        let played = self.state == State::Playing && seq < self.next;
+        if played || self.packets.contains_key(&seq) || self.packets.len() >= CAPACITY {
+            return;
+        }
+        self.stats.recovered += 1;
+        self.packets.insert(seq, Packet { payload: payload.to_vec(), end: false });
     }
 
     /// What to play for the next frame period.
@@ -361,6 +375,16 @@ mod tests {
     /// Drives a buffer with frames sent every 20 ms × `clock` of the sender's clock, delivered after
     /// `delay(seq)` ms (None: lost), played every 20 ms of the receiver's. Returns what was played.
     fn run(frames: u32, clock: f64, delay: impl Fn(u32) -> Option<f64>) -> (Vec<Playout>, JitterBuffer) {
+        drive(frames, clock, delay, false)
+    }
+
+    /// As [`run`]; with `redundant` every frame carries a copy of the one before.
+    fn drive(
+        frames: u32,
+        clock: f64,
+        delay: impl Fn(u32) -> Option<f64>,
+        redundant: bool,
+    ) -> (Vec<Playout>, JitterBuffer) {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(FRAME);
         let mut arrivals: Vec<(f64, u32)> = (0..frames)
@@ -376,6 +400,9 @@ mod tests {
                 let (at, seq) = arrivals[next_arrival];
                 let at = t0 + Duration::from_secs_f64(at / 1e3);
                 jb.push(seq, seq * 960, &seq.to_be_bytes(), false, at);
+                if redundant && seq > 0 {
+                    jb.push_redundant(seq - 1, &(seq - 1).to_be_bytes());
+                }
                 next_arrival += 1;
             }
             played.push(jb.pop(t0 + Duration::from_secs_f64(now_ms / 1e3)));
@@ -440,6 +467,35 @@ mod tests {
         );
         // One frame may be dropped afterwards to win back the delay the burst added.
         assert_eq!(frames_played(&played).len() as u64 + s.dropped, 500 - 23);
+    }
+
+    #[test]
+    fn copies_in_the_next_frame_rebuild_isolated_losses_exactly() {
+        // The same losses as above, with every frame carrying the one before.
+        let lost = |seq: u32| (seq % 20 == 7 && seq < 400) || (400..403).contains(&seq);
+        let (played, jb) = drive(500, 1.0, |seq| if lost(seq) { None } else { Some(25.0) }, true);
+        let s = jb.stats();
+        // Isolated losses and the last of the burst come back from the copies; the first two of
+        // the burst had no surviving copy and fall to FEC (the second) and concealment (the first).
+        assert_eq!(s.recovered, 20 + 1);
+        assert_eq!((s.lost, s.fec), (2, 1));
+        let order = frames_played(&played);
+        let expected: Vec<u32> = (0..500).filter(|seq| !(400..402).contains(seq)).collect();
+        assert_eq!(order.len() as u64 + s.dropped, expected.len() as u64);
+        assert!(order.iter().all(|seq| expected.contains(seq)), "only frames that were sent or copied");
+        assert!(order.contains(&7) && order.contains(&402), "rebuilt frames are played as frames");
+        // A copy of a frame that is here or already played changes nothing.
+        let mut jb = JitterBuffer::new(FRAME);
+        let now = Instant::now();
+        jb.push(0, 0, &[0], false, now);
+        jb.push(1, 960, &[1], false, now);
+        jb.push_redundant(0, &[9]);
+        assert_eq!(jb.stats().recovered, 0);
+        while jb.pop(now + Duration::from_millis(100)) != Playout::Frame(vec![1]) {}
+        jb.push_redundant(0, &[9]);
+        jb.push_redundant(1, &[9]);
+        assert_eq!(jb.stats().recovered, 0);
+        assert_eq!(jb.level(), 0);
     }
 
     #[test]

@@ -14,6 +14,12 @@ use super::mix::PlaybackCounters;
 
 /// Talking shows for this long after the last talking frame, unless the talker said it stopped.
 const TALKING_TIMEOUT: Duration = Duration::from_millis(250);
+/// The most decoded audio kept ready for the audio thread, however often it ran dry (ms).
+const MAX_READY_MS: usize = 80;
+/// Each time the audio thread ran dry mid-talk, keep this much more ready (ms)...
+const READY_STEP_MS: usize = 5;
+/// ...and after this long without running dry, try one step less again.
+const READY_RELAX: Duration = Duration::from_secs(30);
 
 pub(crate) struct MemberVoice {
     pub(crate) name: String,
@@ -23,6 +29,7 @@ pub(crate) struct MemberVoice {
     frame_ms: u32,
     producer: rtrb::Producer<f32>,
     counters: Arc<PlaybackCounters>,
+    ready: Ready,
     /// Latest frame flags: when a talking frame came, and whether the spurt ended.
     talking_until: Option<Instant>,
     pub(crate) speaking: bool,
@@ -39,18 +46,51 @@ struct Window {
     at: Option<Instant>,
 }
 
+/// How much decoded audio to keep in the ring for the audio thread, in samples: as little as
+/// works (each sample waiting there is latency), adapted to how the output device pulls. Starts
+/// at the least the engine's timing allows and grows whenever the ring ran dry while the member
+/// was talking (the device pulls bigger blocks than assumed, or this thread was late).
+struct Ready {
+    least: usize,
+    target: usize,
+    /// Underruns seen at the last play-out, and whether the member was playing then.
+    underruns: u64,
+    playing: bool,
+    last_raise: Option<Instant>,
+}
+
+impl Ready {
+    fn observe(&mut self, underruns: u64, playing: bool, now: Instant) {
+        let step = SAMPLE_RATE as usize * READY_STEP_MS / 1000;
+        if self.playing && playing && underruns > self.underruns {
+            self.target = (self.target + step).min(SAMPLE_RATE as usize * MAX_READY_MS / 1000);
+            self.last_raise = Some(now);
+        } else if self.target > self.least
+            && self.last_raise.is_some_and(|at| now.duration_since(at) > READY_RELAX)
+        {
+            self.target = (self.target - step).max(self.least);
+            self.last_raise = Some(now);
+        }
+        (self.underruns, self.playing) = (underruns, playing);
+    }
+}
+
 /// A member's reception over the last window.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Reception {
+    /// Frames that were due in the window (received or lost).
+    pub(crate) frames: u64,
     pub(crate) loss: f32,
     pub(crate) jitter_ms: f32,
     pub(crate) kbps: f32,
 }
 
 impl MemberVoice {
+    /// `ready` is the least decoded audio (samples) to keep ready for the audio thread.
     pub(crate) fn new(
         name: String,
         frame_ms: u32,
+        ready: usize,
         producer: rtrb::Producer<f32>,
         counters: Arc<PlaybackCounters>,
     ) -> Result<Self> {
@@ -63,6 +103,7 @@ impl MemberVoice {
             frame_ms,
             producer,
             counters,
+            ready: Ready { least: ready, target: ready, underruns: 0, playing: false, last_raise: None },
             talking_until: None,
             speaking: false,
             pose: None,
@@ -74,6 +115,9 @@ impl MemberVoice {
     pub(crate) fn receive(&mut self, frame: &VoiceFrame<'_>, framed_len: usize, arrival: Instant) {
         self.bytes += framed_len as u64;
         self.jitter.push(frame.seq, frame.ts, frame.opus, frame.end, arrival);
+        if let Some(previous) = frame.redundant {
+            self.jitter.push_redundant(frame.seq.wrapping_sub(1), previous);
+        }
         if frame.talking && !frame.end {
             self.talking_until = Some(arrival + TALKING_TIMEOUT);
         } else if frame.end {
@@ -86,11 +130,16 @@ impl MemberVoice {
         self.talking_until.is_some_and(|until| now < until) || self.jitter.is_playing()
     }
 
-    /// Decodes frames until `target` samples wait in the ring for the audio thread: the device's
+    /// Decodes frames until enough samples wait in the ring for the audio thread: the device's
     /// consumption paces the decoding, so drift and pauses are the jitter buffer's business.
-    pub(crate) fn play_out(&mut self, now: Instant, target: usize) {
+    pub(crate) fn play_out(&mut self, now: Instant) {
+        self.decode_ahead(now);
+        self.ready.observe(self.underruns(), self.jitter.is_playing(), now);
+    }
+
+    fn decode_ahead(&mut self, now: Instant) {
         let capacity = self.producer.buffer().capacity();
-        while capacity - self.producer.slots() < target {
+        while capacity - self.producer.slots() < self.ready.target {
             let pcm = match self.jitter.pop(now) {
                 Playout::Frame(packet) => self.decoder.decode(&packet),
                 Playout::Fec(next) => self.decoder.decode_fec(&next),
@@ -108,6 +157,11 @@ impl MemberVoice {
                 return;
             }
         }
+    }
+
+    /// Whether there is audio to mix: a talk spurt plays, or its end still waits in the ring.
+    pub(crate) fn has_audio(&self) -> bool {
+        self.jitter.is_playing() || self.producer.slots() < self.producer.buffer().capacity()
     }
 
     /// Audio waiting for the listener: jitter buffer plus the ring to the mixer, in ms.
@@ -129,10 +183,13 @@ impl MemberVoice {
         let stats = self.jitter.stats();
         let before = self.window;
         self.window = Window { stats, bytes: self.bytes, at: Some(now) };
-        let lost = stats.lost - before.stats.lost;
+        // What the network lost, whether or not the copy in the next frame made up for it: the
+        // talker keeps its redundancy on while this is above zero.
+        let lost = (stats.lost + stats.recovered) - (before.stats.lost + before.stats.recovered);
         let received = stats.received - before.stats.received;
         let seconds = before.at.map_or(0.0, |at| now.duration_since(at).as_secs_f32());
         Reception {
+            frames: lost + received,
             loss: if lost + received == 0 { 0.0 } else { lost as f32 / (lost + received) as f32 },
             jitter_ms: self.jitter.jitter_ms() as f32,
             kbps: if seconds > 0.0 {
@@ -141,5 +198,39 @@ impl MemberVoice {
                 0.0
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn running_dry_while_talking_keeps_more_ready_and_it_relaxes_later() {
+        let least = 720;
+        let step = SAMPLE_RATE as usize * READY_STEP_MS / 1000;
+        let mut ready = Ready { least, target: least, underruns: 0, playing: false, last_raise: None };
+        let t0 = Instant::now();
+        // Running dry between talk spurts is expected: no change.
+        ready.observe(5, false, t0);
+        ready.observe(9, true, t0);
+        assert_eq!(ready.target, least);
+        // Mid-talk: one step more each time, up to the cap.
+        ready.observe(10, true, t0);
+        assert_eq!(ready.target, least + step);
+        for n in 0..100 {
+            ready.observe(11 + n, true, t0);
+        }
+        assert_eq!(ready.target, SAMPLE_RATE as usize * MAX_READY_MS / 1000);
+        // Quiet for long enough: one step back at a time, never below the least.
+        let cap = ready.target;
+        ready.observe(110, true, t0 + Duration::from_secs(10));
+        assert_eq!(ready.target, cap);
+        ready.observe(110, true, t0 + READY_RELAX + Duration::from_secs(1));
+        assert_eq!(ready.target, cap - step);
+        for n in 2..100 {
+            ready.observe(110, true, t0 + (READY_RELAX + Duration::from_secs(1)) * n);
+        }
+        assert_eq!(ready.target, least);
     }
 }

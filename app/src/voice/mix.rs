@@ -60,6 +60,9 @@ pub(crate) struct PlaybackCounters {
 
 struct Member {
     track: SpatialTrackHandle,
+    /// Paused while the member is silent: kira spatializes every sample of a playing track, so
+    /// a quiet party would otherwise cost as much as a talking one.
+    active: bool,
     volume: f32,
     muted: bool,
     pose: Option<Pose>,
@@ -116,7 +119,8 @@ impl Mixer {
         track
             .play(RingSoundData { consumer, counters: counters.clone() })
             .map_err(|_| anyhow!("cannot start a member's audio"))?;
-        let member = Member { track, volume: 1.0, muted: false, pose: None };
+        track.pause(Tween { duration: std::time::Duration::ZERO, ..Tween::default() });
+        let member = Member { track, active: false, volume: 1.0, muted: false, pose: None };
         self.members.insert(peer, member);
         self.place(peer);
         self.apply_volume(peer);
@@ -140,6 +144,16 @@ impl Mixer {
             m.muted = muted;
         }
         self.apply_volume(*peer);
+    }
+
+    /// Starts or stops mixing a member: active while it has audio to play.
+    pub(crate) fn set_active(&mut self, peer: &PeerId, active: bool) {
+        let Some(m) = self.members.get_mut(peer) else { return };
+        if m.active != active {
+            m.active = active;
+            let instant = Tween { duration: std::time::Duration::ZERO, ..Tween::default() };
+            if active { m.track.resume(instant) } else { m.track.pause(instant) }
+        }
     }
 
     pub(crate) fn set_deafened(&mut self, deafened: bool) {
@@ -272,6 +286,7 @@ mod tests {
         let (mut producer, _) = mixer.add_member(peer).unwrap();
         mixer.set_listener_pose(listener);
         mixer.set_member_pose(&peer, pose);
+        mixer.set_active(&peer, true);
         for _ in 0..SAMPLE_RATE / 2 {
             producer.push(0.5).unwrap();
         }
@@ -344,11 +359,39 @@ mod tests {
     }
 
     #[test]
+    fn silent_members_are_not_mixed() {
+        let slot: ManualRenderer = Arc::default();
+        let mut mixer = Mixer::new(OutputTarget::Manual(slot.clone()), SpatialSettings::default()).unwrap();
+        let peer = PeerId::random();
+        let (mut producer, counters) = mixer.add_member(peer).unwrap();
+        let render = || {
+            let mut guard = slot.lock().unwrap();
+            let renderer = guard.as_mut().unwrap();
+            let mut buffer = vec![0.0f32; 2 * 512];
+            renderer.on_start_processing();
+            renderer.process(&mut buffer, 2);
+        };
+        // Inactive: its sound is not even asked for samples.
+        render();
+        assert_eq!(counters.samples_played.load(Ordering::Relaxed), 0);
+        mixer.set_active(&peer, true);
+        producer.push(0.5).unwrap();
+        render();
+        assert!(counters.samples_played.load(Ordering::Relaxed) > 0);
+        mixer.set_active(&peer, false);
+        render();
+        let played = counters.samples_played.load(Ordering::Relaxed);
+        render();
+        assert_eq!(counters.samples_played.load(Ordering::Relaxed), played);
+    }
+
+    #[test]
     fn volume_mute_and_deafen() {
         let slot: ManualRenderer = Arc::default();
         let mut mixer = Mixer::new(OutputTarget::Manual(slot.clone()), SpatialSettings::default()).unwrap();
         let peer = PeerId::random();
         let (mut producer, counters) = mixer.add_member(peer).unwrap();
+        mixer.set_active(&peer, true);
         let level = |mixer: &mut Mixer, producer: &mut rtrb::Producer<f32>| {
             for _ in 0..4096 {
                 let _ = producer.push(0.5);
