@@ -148,12 +148,6 @@ fn latency_table() {
     );
 }
 
-fn with(env: &[(String, String)], more: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = env.to_vec();
-    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env
-}
-
 /// Where the speech starts in two recordings of PulseAudio sources, started one after the other.
 fn record_pair(pulse: &Pulse, first: &str, second: &str, play_into: &str) -> (f64, f64) {
     let dir = tempfile::tempdir().unwrap();
@@ -177,7 +171,6 @@ fn device_latency() {
     let mic = pulse.microphone("mic");
     pulse.speaker("spk");
     pulse.speaker("nowhere");
-    let env = pulse.env();
 
     let skews: Vec<f64> = (0..3)
         .map(|_| {
@@ -206,13 +199,13 @@ fn device_latency() {
     let mut alice = Proc::start_env(
         "alice",
         &alice_args,
-        &with(&env, &[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
+        &pulse.env_with(&[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
     );
     let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
     alice.send("/ptt down");
     let mut bob_args = vec!["join", link.as_str(), "--name", "bob", "--mic-device", "none"];
     bob_args.extend_from_slice(LOOPBACK);
-    let bob = Proc::start_env("bob", &bob_args, &with(&env, &[("PULSE_SINK", "spk")]));
+    let bob = Proc::start_env("bob", &bob_args, &pulse.env_with(&[("PULSE_SINK", "spk")]));
     bob.wait_event(Duration::from_secs(20), "joined");
     std::thread::sleep(Duration::from_secs(1));
 

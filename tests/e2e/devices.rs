@@ -7,12 +7,6 @@ use std::time::Duration;
 use partyline_tests::pulse::Pulse;
 use partyline_tests::{LOOPBACK, Proc, audio};
 
-fn with(env: &[(String, String)], more: &[(&str, &str)]) -> Vec<(String, String)> {
-    let mut env = env.to_vec();
-    env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
-    env
-}
-
 #[test]
 fn speech_from_a_microphone_reaches_the_other_speakers() {
     let _exclusive = audio::exclusive();
@@ -20,7 +14,6 @@ fn speech_from_a_microphone_reaches_the_other_speakers() {
     let mic = pulse.microphone("mic");
     pulse.speaker("spk");
     pulse.speaker("nowhere");
-    let env = pulse.env();
 
     let dir = tempfile::tempdir().unwrap();
 
@@ -29,12 +22,12 @@ fn speech_from_a_microphone_reaches_the_other_speakers() {
     let mut alice = Proc::start_env(
         "alice",
         &alice_args,
-        &with(&env, &[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
+        &pulse.env_with(&[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
     );
     let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
     let mut bob_args = vec!["join", link.as_str(), "--name", "bob", "--mic-device", "none"];
     bob_args.extend_from_slice(LOOPBACK);
-    let mut bob = Proc::start_env("bob", &bob_args, &with(&env, &[("PULSE_SINK", "spk")]));
+    let mut bob = Proc::start_env("bob", &bob_args, &pulse.env_with(&[("PULSE_SINK", "spk")]));
     bob.wait_event(Duration::from_secs(20), "joined");
     std::thread::sleep(Duration::from_millis(500));
 
@@ -78,7 +71,7 @@ fn a_vanishing_microphone_leaves_the_node_running_and_comes_back() {
     let _exclusive = audio::exclusive();
     let mut pulse = Pulse::start();
     let mic = pulse.microphone("mic");
-    let env = with(&pulse.env(), &[("PULSE_SOURCE", mic.as_str())]);
+    let env = pulse.env_with(&[("PULSE_SOURCE", mic.as_str())]);
     let mut alice_args = vec!["host", "--name", "alice", "--speaker-device", "none"];
     alice_args.extend_from_slice(LOOPBACK);
     let mut alice = Proc::start_env("alice", &alice_args, &env);

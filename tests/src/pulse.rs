@@ -66,6 +66,13 @@ impl Pulse {
         vec![("XDG_RUNTIME_DIR".into(), dir.clone()), ("PULSE_RUNTIME_PATH".into(), format!("{dir}/pulse"))]
     }
 
+    /// [`Self::env`] and more variables (`PULSE_SINK`, `PULSE_SOURCE`, ...).
+    pub fn env_with(&self, more: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = self.env();
+        env.extend(more.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        env
+    }
+
     fn pactl(&self, args: &[&str]) -> (bool, String) {
         match Command::new("pactl").args(args).envs(self.env()).output() {
             Ok(out) => (out.status.success(), String::from_utf8_lossy(&out.stdout).trim().to_owned()),

@@ -11,6 +11,7 @@ pub mod bench;
 mod capture;
 mod capture_dsp;
 mod codec;
+mod delay;
 mod engine;
 mod gate;
 mod jitter;
