@@ -11,13 +11,15 @@ fi
 # Build: C toolchain and linker (see .cargo/config.toml), audio/input/display headers for the
 # voice and overlay stack, the system Opus. Run: PulseAudio's ALSA plugin so the default ALSA
 # device reaches PulseAudio where it runs. Tests: iproute2 and nftables for network namespaces,
-# espeak-ng and sox for test speech, PulseAudio for virtual audio devices.
+# espeak-ng and sox for test speech, PulseAudio for virtual audio devices; Xvfb and Mesa's software
+# Vulkan (lavapipe) for the overlay's real-window tests.
 PACKAGES=(
   pkg-config cmake clang lld
   libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libdbus-1-dev libopus-dev
   libasound2-plugins
   iproute2 nftables procps
   espeak-ng sox pulseaudio pulseaudio-utils
+  xvfb mesa-vulkan-drivers libvulkan1 libx11-dev libxcursor-dev libxrandr-dev libxi-dev
 )
 
 missing=()

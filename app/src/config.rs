@@ -1,5 +1,6 @@
 //! Settings: a TOML file in the config directory, written with defaults on first run.
-//! Command-line flags override what the file says for one run; the file is never rewritten after.
+//! Command-line flags override what the file says for one run; only the overlay's settings panel
+//! rewrites the file.
 
 use std::path::Path;
 use std::time::Duration;
@@ -29,7 +30,66 @@ pub struct Settings {
     pub join_timeout: Duration,
     pub invites: InviteSettings,
     pub voice: VoiceSettings,
+    pub overlay: OverlaySettings,
     pub relay_server: RelayServerSettings,
+}
+
+/// The overlay: where it sits, how it looks, its keys. Its settings panel rewrites this part.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OverlaySettings {
+    /// "auto" (the overlay when a display exists, else headless), "overlay" or "headless".
+    pub show: String,
+    /// top-left, top, top-right, left, right, bottom-left, bottom or bottom-right.
+    pub anchor: String,
+    /// Distance from that corner or edge, pixels.
+    pub margin: [i32; 2],
+    /// Window size, pixels.
+    pub size: [u32; 2],
+    /// Opacity of the panels' backdrop, 0.2 to 1.
+    pub opacity: f32,
+    /// Size of text and widgets, 0.75 to 2.
+    pub scale: f32,
+    /// Global key for push-to-talk (held, or pressed to latch), e.g. "F9" or "ctrl+shift+KeyT".
+    pub ptt_key: String,
+    /// Global key that makes the overlay take the mouse, or let clicks through to the game again.
+    pub interact_key: String,
+}
+
+impl Default for OverlaySettings {
+    fn default() -> Self {
+        Self {
+            show: "auto".into(),
+            anchor: "top-left".into(),
+            margin: [24, 24],
+            size: [340, 460],
+            opacity: 0.8,
+            scale: 1.0,
+            ptt_key: "F9".into(),
+            interact_key: "shift+F10".into(),
+        }
+    }
+}
+
+impl OverlaySettings {
+    /// Whether to draw the overlay (rather than run headless) when nothing on the command line says.
+    pub fn wanted(&self) -> bool {
+        self.show == "overlay" || (self.show == "auto" && crate::overlay::display_available())
+    }
+
+    fn validate(&self) -> Result<()> {
+        anyhow::ensure!(
+            matches!(self.show.as_str(), "auto" | "overlay" | "headless"),
+            "overlay.show must be auto, overlay or headless"
+        );
+        anyhow::ensure!((0.2..=1.0).contains(&self.opacity), "overlay.opacity must be 0.2 to 1");
+        anyhow::ensure!((0.75..=2.0).contains(&self.scale), "overlay.scale must be 0.75 to 2");
+        anyhow::ensure!(
+            (160..=4096).contains(&self.size[0]) && (120..=4096).contains(&self.size[1]),
+            "overlay.size must be at least [160, 120]"
+        );
+        Ok(())
+    }
 }
 
 /// Voice: devices, how the microphone opens, how voices are encoded and placed.
@@ -59,6 +119,8 @@ pub struct VoiceSettings {
     pub streams_per_peer: usize,
     /// Read your in-game position from the MumbleLink shared memory games write.
     pub mumble_link: bool,
+    /// Short tones when push-to-talk opens and closes your microphone.
+    pub cues: bool,
     /// Positional audio: voices fade from full volume at `min_distance` to silence at
     /// `max_distance` (metres); `rolloff` 1 fades linearly in decibels.
     pub min_distance: f32,
@@ -83,6 +145,7 @@ impl Default for VoiceSettings {
             frame: Duration::from_millis(u64::from(codec.frame_ms)),
             streams_per_peer: 8,
             mumble_link: true,
+            cues: true,
             min_distance: spatial.min_distance,
             max_distance: spatial.max_distance,
             rolloff: spatial.rolloff,
@@ -115,6 +178,7 @@ impl VoiceSettings {
             },
             mumble_link: self.mumble_link,
             streams_per_peer: self.streams_per_peer,
+            cues: self.cues,
             ..defaults
         }
     }
@@ -167,6 +231,7 @@ impl Default for Settings {
             join_timeout: Duration::from_secs(15),
             invites: InviteSettings::default(),
             voice: VoiceSettings::default(),
+            overlay: OverlaySettings::default(),
             relay_server: RelayServerSettings::default(),
         }
     }
@@ -202,6 +267,7 @@ fn default_name() -> String {
 
 const HEADER: &str = "\
 # Partyline settings. Edit and restart Partyline; command-line flags override these for one run.
+# The overlay's settings panel rewrites this file (comments other than these are not kept).
 # Durations are written like \"15s\", \"2h\" or \"1day\".
 ";
 
@@ -237,7 +303,14 @@ impl Settings {
             self.invites.expires >= Duration::from_secs(1),
             "invites.expires must be at least 1s"
         );
-        self.voice.validate()
+        self.voice.validate()?;
+        self.overlay.validate()
+    }
+
+    /// Writes the settings back (the overlay's settings panel does this); atomic.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = format!("{HEADER}\n{}", toml::to_string_pretty(self)?);
+        write_atomically(path, &text).with_context(|| format!("cannot save settings to {}", path.display()))
     }
 }
 

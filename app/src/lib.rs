@@ -1,10 +1,13 @@
-//! Partyline: a peer-to-peer party node (libp2p), its command line, and, later, its voice engine
-//! and overlay. See ARCHITECTURE.md at the repository root for how the pieces fit.
+//! Partyline: a peer-to-peer party node (libp2p), its voice engine, its command line and its
+//! overlay. See ARCHITECTURE.md at the repository root for how the pieces fit.
 
 pub mod cli;
 pub mod config;
+pub mod desktop;
 pub mod events;
+pub mod ipc;
 pub mod net;
+pub mod overlay;
 pub mod party;
 pub mod paths;
 pub mod store;

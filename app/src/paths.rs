@@ -46,6 +46,11 @@ impl Dirs {
         self.config.join("settings.toml")
     }
 
+    /// Where the running Partyline listens for links and commands from other invocations.
+    pub fn socket(&self) -> PathBuf {
+        self.data.join("partyline.sock")
+    }
+
     pub fn database(&self) -> PathBuf {
         self.data.join("partyline.sqlite3")
     }

@@ -24,6 +24,8 @@ Type a line to chat. Commands:
   /silence NAME, /unsilence NAME   stop or start hearing a member
   /pos X Y Z [YAW], /pos off       your position in metres, yaw in degrees
   /stats                   what this node dropped from other peers
+  /join LINK               leave this party and join the one of LINK
+  /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
   /end                     end the party for good (owner)
   //text                   chat a line that starts with /";
@@ -32,12 +34,22 @@ Type a line to chat. Commands:
 pub(crate) enum Input {
     Chat(String),
     Members,
-    Invite { expires: Option<Duration>, uses: Option<NonZeroU32> },
+    Invite {
+        expires: Option<Duration>,
+        uses: Option<NonZeroU32>,
+    },
     Revoke(RevokeTarget),
-    Kick { name: String, ban: bool },
+    Kick {
+        name: String,
+        ban: bool,
+    },
     Presence(Presence),
     Voice(VoiceControl),
     Stats,
+    /// Join the party of this link (leaving the current one).
+    Open(String),
+    /// Host your own party (when in none).
+    Host,
     Leave,
     End,
     Help,
@@ -87,6 +99,9 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "back" | "unmute" => no_args(Input::Presence(Presence::Online)),
         "mute" => no_args(Input::Presence(Presence::Muted)),
         "stats" => no_args(Input::Stats),
+        "join" if rest.is_empty() => Err("/join needs a partyline:// link".into()),
+        "join" => Ok(Input::Open(rest.to_owned())),
+        "host" => no_args(Input::Host),
         "leave" | "quit" | "exit" => no_args(Input::Leave),
         "end" => no_args(Input::End),
         "help" | "?" => Ok(Input::Help),

@@ -3,35 +3,41 @@
 
 mod input;
 mod output;
+mod session;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
 use libp2p::Multiaddr;
-use partyline_protocol::{InviteTerms, JoinLink};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::sync::mpsc;
+use partyline_protocol::InviteTerms;
 
 use crate::config::Settings;
-use crate::events::NodeEvent;
+use crate::ipc::{Answer, Request};
 use crate::net::relay_server::{self, RelayConfig};
 use crate::net::{Node, NodeConfig};
 use crate::paths::Dirs;
 use crate::store::Store;
 use crate::voice::{MicSource, SpeakerSink, VoiceConfig, VoiceMode};
-use input::Input;
+pub(crate) use input::Input;
 use output::Printer;
+use session::Session;
+pub(crate) use session::{Front, FrontMsg};
 
 /// Exit codes besides 0 (success), 1 (error) and 2 (bad usage).
 const EXIT_JOIN_FAILED: u8 = 3;
 const EXIT_KICKED: u8 = 4;
 
 #[derive(Parser, Debug)]
-#[command(name = "partyline", version, about = "Peer-to-peer party voice and chat for game communities")]
+#[command(
+    name = "partyline",
+    version,
+    about = "Peer-to-peer party voice and chat for game communities",
+    after_help = "`partyline partyline://join/…` joins that party (or hands the link to Partyline if it runs)."
+)]
 pub struct Cli {
     /// Print one JSON object per line instead of text.
     #[arg(long, global = true)]
@@ -39,6 +45,12 @@ pub struct Cli {
     /// Keep settings, data and cache under this directory instead of the platform's.
     #[arg(long, global = true, value_name = "DIR", env = "PARTYLINE_HOME")]
     home: Option<PathBuf>,
+    /// Show the overlay (even when the settings say headless).
+    #[arg(long, global = true, conflicts_with = "headless")]
+    overlay: bool,
+    /// No overlay: print events and read commands from stdin, even when a display exists.
+    #[arg(long, global = true)]
+    headless: bool,
     #[command(subcommand)]
     command: Option<Command>,
 }
@@ -53,6 +65,8 @@ enum Command {
     Relay(RelayArgs),
     /// List audio input and output devices.
     Devices,
+    /// Register Partyline as the handler of partyline:// links for this user (a .desktop file).
+    InstallDesktop,
 }
 
 #[derive(Args, Debug, Default)]
@@ -163,28 +177,147 @@ struct RelayArgs {
     max_reservations: Option<usize>,
 }
 
-/// Runs the command line; returns the process exit code.
-pub async fn run(cli: Cli) -> ExitCode {
+/// A bare `partyline://` link (how desktops and browsers start a link handler) means `join LINK`.
+pub fn with_join_for_links(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
+    const COMMANDS: [&str; 5] = ["host", "join", "relay", "devices", "install-desktop"];
+    let is_link = |a: &std::ffi::OsString| a.to_str().is_some_and(|a| a.starts_with("partyline://"));
+    let has_command = args.iter().skip(1).any(|a| a.to_str().is_some_and(|a| COMMANDS.contains(&a)));
+    let mut out = args;
+    if let Some(i) = out.iter().position(is_link).filter(|_| !has_command) {
+        out.insert(i, "join".into());
+    }
+    out
+}
+
+/// What `main` does after reading the command line: stop with an exit code, or start a node
+/// (drawn by the overlay or headless).
+pub enum Plan {
+    Exit(ExitCode),
+    Start(Box<Start>),
+}
+
+/// A node about to start: hosting or joining, with or without the overlay.
+pub struct Start {
+    pub(crate) dirs: Dirs,
+    pub(crate) settings: Settings,
+    printer: Printer,
+    action: Action,
+    overlay: bool,
+}
+
+enum Action {
+    Host(HostArgs),
+    Join(JoinArgs),
+}
+
+/// Reads settings, carries out the commands that need no node (relay, devices, desktop
+/// registration) and hands links to an already running Partyline.
+pub async fn plan(cli: Cli) -> Plan {
     let printer = Printer::new(cli.json);
-    match dispatch(cli, printer).await {
-        Ok(code) => code,
+    match prepare(cli, printer).await {
+        Ok(plan) => plan,
         Err(e) => {
             printer.error(&format!("{e:#}"));
-            ExitCode::FAILURE
+            Plan::Exit(ExitCode::FAILURE)
         }
     }
 }
 
-async fn dispatch(cli: Cli, printer: Printer) -> Result<ExitCode> {
+/// Runs the command line headless; returns the process exit code.
+pub async fn run(cli: Cli) -> ExitCode {
+    match plan(cli).await {
+        Plan::Exit(code) => code,
+        Plan::Start(start) => start.run_headless().await,
+    }
+}
+
+async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
     let dirs = Dirs::resolve(cli.home.as_deref())?;
     dirs.create()?;
     let settings = Settings::load_or_create(&dirs.settings_file())?;
-    match cli.command {
-        None => host(dirs, settings, HostArgs::default(), printer).await,
-        Some(Command::Host(args)) => host(dirs, settings, args, printer).await,
-        Some(Command::Join(args)) => join(dirs, settings, args, printer).await,
-        Some(Command::Relay(args)) => relay(dirs, settings, args, printer).await,
-        Some(Command::Devices) => devices(printer),
+    let action = match cli.command {
+        None => Action::Host(HostArgs::default()),
+        Some(Command::Host(args)) => Action::Host(args),
+        Some(Command::Join(args)) => Action::Join(args),
+        Some(Command::Relay(args)) => return relay(dirs, settings, args, printer).await.map(Plan::Exit),
+        Some(Command::Devices) => return devices(printer).map(Plan::Exit),
+        Some(Command::InstallDesktop) => {
+            let file = crate::desktop::install()?;
+            printer.help(&format!("partyline:// links now open Partyline ({})", file.display()));
+            return Ok(Plan::Exit(ExitCode::SUCCESS));
+        }
+    };
+    // One Partyline per home: a running one takes the link, or says it is there.
+    let request = match &action {
+        Action::Join(args) => Request::Open { link: args.link.clone() },
+        Action::Host(_) => Request::Line { line: String::new() },
+    };
+    match (crate::ipc::hand_off(&dirs.socket(), &request).await?, &action) {
+        (None, _) => {}
+        (Some(Answer::Ok), Action::Join(_)) => {
+            printer.help("handed the link to the Partyline already running");
+            return Ok(Plan::Exit(ExitCode::SUCCESS));
+        }
+        (Some(Answer::Error(e)), Action::Join(_)) => anyhow::bail!("the running Partyline cannot join: {e}"),
+        (Some(_), Action::Host(_)) => anyhow::bail!("Partyline is already running"),
+    }
+    let overlay = !cli.headless && (cli.overlay || settings.overlay.wanted());
+    Ok(Plan::Start(Box::new(Start { dirs, settings, printer, action, overlay })))
+}
+
+impl Start {
+    /// Whether the overlay should draw this node.
+    pub fn overlay(&self) -> bool {
+        self.overlay
+    }
+
+    /// Runs the node headless until it leaves its party.
+    pub async fn run_headless(self) -> ExitCode {
+        self.run(None).await
+    }
+
+    /// Starts the node and runs it until it leaves its party (headless) or the overlay closes.
+    pub(crate) async fn run(self, front: Option<Front>) -> ExitCode {
+        let printer = self.printer;
+        match self.go(front).await {
+            Ok(code) => code,
+            Err(e) => {
+                printer.error(&format!("{e:#}"));
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    async fn go(self, front: Option<Front>) -> Result<ExitCode> {
+        let Self { dirs, settings, printer, action, .. } = self;
+        let requests = crate::ipc::serve(&dirs.socket())?;
+        let terms = invite_terms(&settings);
+        match action {
+            Action::Host(args) => {
+                let terms = InviteTerms {
+                    lifetime: args.expires.unwrap_or(terms.lifetime),
+                    max_uses: args.uses.map_or(terms.max_uses, NonZeroU32::new),
+                };
+                let config = node_config(dirs, &settings, args.node)?;
+                let (node, events) = Node::start(config).await?;
+                node.host(args.new).await?;
+                node.invite(terms).await?;
+                let session = Session::new(node, printer, invite_terms(&settings), front, requests);
+                Ok(session.run(events).await)
+            }
+            Action::Join(args) => {
+                let mut config = node_config(dirs, &settings, args.node)?;
+                if let Some(timeout) = args.timeout {
+                    config.join_timeout = timeout;
+                }
+                let (node, events) = Node::start(config).await?;
+                let mut session = Session::new(node, printer, terms, front, requests);
+                if !session.join_first(&args.link).await {
+                    return Ok(ExitCode::from(EXIT_JOIN_FAILED));
+                }
+                Ok(session.run(events).await)
+            }
+        }
     }
 }
 
@@ -247,40 +380,6 @@ fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeCo
     Ok(config)
 }
 
-async fn host(dirs: Dirs, settings: Settings, args: HostArgs, printer: Printer) -> Result<ExitCode> {
-    let defaults = invite_terms(&settings);
-    let terms = InviteTerms {
-        lifetime: args.expires.unwrap_or(defaults.lifetime),
-        max_uses: args.uses.map_or(defaults.max_uses, NonZeroU32::new),
-    };
-    let config = node_config(dirs, &settings, args.node)?;
-    let (node, events) = Node::start(config).await?;
-    node.host(args.new).await?;
-    node.invite(terms).await?;
-    Ok(session(node, events, terms, printer).await)
-}
-
-async fn join(dirs: Dirs, settings: Settings, args: JoinArgs, printer: Printer) -> Result<ExitCode> {
-    let link: JoinLink = match args.link.parse() {
-        Ok(link) => link,
-        Err(e) => {
-            printer.event(&NodeEvent::JoinFailed { message: format!("cannot use this link: {e}") });
-            return Ok(ExitCode::from(EXIT_JOIN_FAILED));
-        }
-    };
-    let mut config = node_config(dirs, &settings, args.node)?;
-    if let Some(timeout) = args.timeout {
-        config.join_timeout = timeout;
-    }
-    let (node, events) = Node::start(config).await?;
-    if let Err(e) = node.join(link).await {
-        printer.event(&NodeEvent::JoinFailed { message: format!("cannot join: {e:#}") });
-        let _ = node.shutdown().await;
-        return Ok(ExitCode::from(EXIT_JOIN_FAILED));
-    }
-    Ok(session(node, events, invite_terms(&settings), printer).await)
-}
-
 async fn relay(dirs: Dirs, settings: Settings, args: RelayArgs, printer: Printer) -> Result<ExitCode> {
     let mut limits = settings.relay_server.clone();
     limits.port = args.port.unwrap_or(limits.port);
@@ -318,91 +417,4 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = tokio::signal::ctrl_c().await;
-}
-
-/// Prints events and runs what is typed on stdin until the node leaves the party.
-async fn session(
-    node: Node,
-    mut events: mpsc::Receiver<NodeEvent>,
-    default_terms: InviteTerms,
-    printer: Printer,
-) -> ExitCode {
-    let mut lines = BufReader::new(tokio::io::stdin()).lines();
-    let mut stdin_open = true;
-    let signal = shutdown_signal();
-    tokio::pin!(signal);
-    let mut signalled = false;
-    let code = loop {
-        tokio::select! {
-            event = events.recv() => {
-                let Some(event) = event else { break ExitCode::FAILURE };
-                printer.event(&event);
-                if let Some(code) = exit_code(&event) {
-                    break code;
-                }
-            }
-            line = lines.next_line(), if stdin_open => match line {
-                Ok(Some(line)) => run_input(&node, &line, default_terms, printer).await,
-                // No more input (stdin closed, or not a terminal): keep the party going.
-                Ok(None) | Err(_) => stdin_open = false,
-            },
-            // Ctrl-C or SIGTERM: leave properly, then stop when the `left` event comes.
-            () = &mut signal, if !signalled => {
-                signalled = true;
-                if node.leave().await.is_err() {
-                    break ExitCode::SUCCESS;
-                }
-            }
-        }
-    };
-    // Let the rest of the events (say, the reason for leaving) out before stopping.
-    let _ = node.shutdown().await;
-    while let Ok(event) = events.try_recv() {
-        printer.event(&event);
-    }
-    code
-}
-
-fn exit_code(event: &NodeEvent) -> Option<ExitCode> {
-    match event {
-        NodeEvent::JoinFailed { .. } => Some(ExitCode::from(EXIT_JOIN_FAILED)),
-        NodeEvent::Kicked { .. } => Some(ExitCode::from(EXIT_KICKED)),
-        NodeEvent::PartyEnded | NodeEvent::Left => Some(ExitCode::SUCCESS),
-        _ => None,
-    }
-}
-
-async fn run_input(node: &Node, line: &str, default_terms: InviteTerms, printer: Printer) {
-    let result: Result<()> = async {
-        match input::parse(line).map_err(anyhow::Error::msg)? {
-            Input::Nothing => {}
-            Input::Help => printer.help(input::HELP),
-            Input::Chat(text) => node.chat(text).await?,
-            Input::Members => printer.event(&NodeEvent::Members { members: node.members().await? }),
-            Input::Invite { expires, uses } => {
-                let terms = InviteTerms {
-                    lifetime: expires.unwrap_or(default_terms.lifetime),
-                    max_uses: uses.or(default_terms.max_uses),
-                };
-                node.invite(terms).await.context("cannot make an invite")?;
-            }
-            Input::Revoke(target) => drop(node.revoke(target).await?),
-            Input::Kick { name, ban } => node.kick(&name, ban).await?,
-            Input::Presence(presence) => node.set_presence(presence).await?,
-            Input::Voice(control) => node.voice(control).await?,
-            Input::Stats => {
-                printer.event(&NodeEvent::Stats(node.stats().await?));
-                if let Ok(voice) = node.voice_stats().await {
-                    printer.event(&NodeEvent::VoiceStats(voice));
-                }
-            }
-            Input::Leave => node.leave().await?,
-            Input::End => node.end_party().await?,
-        }
-        Ok(())
-    }
-    .await;
-    if let Err(e) = result {
-        printer.error(&format!("{e:#}"));
-    }
 }

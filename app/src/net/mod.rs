@@ -130,8 +130,10 @@ impl Node {
         config.dirs.create()?;
         let store = Store::open(&config.dirs.database())?;
         let key = store.keypair()?;
-        let port = |key: &str| store.meta(key).map(|p| p.and_then(|p| u16::try_from(p).ok()));
-        let remembered = addrs::Ports { udp: port(addrs::UDP_PORT_KEY)?, tcp: port(addrs::TCP_PORT_KEY)? };
+        let remembered = {
+            let port = |key: &str| store.meta(key).map(|p| p.and_then(|p| u16::try_from(p).ok()));
+            addrs::Ports { udp: port(addrs::UDP_PORT_KEY)?, tcp: port(addrs::TCP_PORT_KEY)? }
+        };
         let peer_id = key.public().to_peer_id();
         let counters = Arc::new(Counters::default());
         let engine = Engine::new(store, &key, config.name.clone(), counters.clone(), config.join_timeout)?;

@@ -35,6 +35,12 @@ pub enum VoiceControl {
     },
     /// The local player's position, typed; `None` clears it.
     Pose(Option<Pose>),
+    /// Hear a member from here (relative to you, facing +z) while the game feeds no positions:
+    /// the overlay's radar. `None` puts them back in the centre.
+    Place {
+        name: String,
+        pose: Option<Pose>,
+    },
 }
 
 pub(crate) struct VoiceBridge {
@@ -131,6 +137,7 @@ impl VoiceBridge {
                 VoiceCommand::MemberMuted { peer: member(members, &name)?, muted }
             }
             VoiceControl::Pose(pose) => VoiceCommand::Pose(pose),
+            VoiceControl::Place { name, pose } => VoiceCommand::Place { peer: member(members, &name)?, pose },
         };
         self.voice.command(command);
         Ok(())

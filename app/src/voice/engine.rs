@@ -255,8 +255,14 @@ impl Engine {
                     }
                 }
                 VoiceCommand::Key(down) => {
-                    if let Some(dsp) = &mut self.dsp {
-                        dsp.gate().key(down);
+                    let Some(dsp) = &mut self.dsp else { continue };
+                    let before = dsp.gate().keyed();
+                    dsp.gate().key(down);
+                    let after = dsp.gate().keyed();
+                    if let (Some(on), Some(mixer), true) = (after, &mut self.mixer, self.config.cues)
+                        && before != after
+                    {
+                        mixer.cue(on);
                     }
                 }
                 VoiceCommand::Mode(mode) => {
@@ -287,6 +293,14 @@ impl Engine {
                     }
                 }
                 VoiceCommand::Pose(pose) => self.typed_pose = pose,
+                VoiceCommand::Place { peer, pose } => {
+                    if let Some(member) = self.members.get_mut(&peer) {
+                        member.placed = pose;
+                        if let Some(mixer) = &mut self.mixer {
+                            mixer.set_member_pose(&peer, member.pose.or(pose));
+                        }
+                    }
+                }
                 VoiceCommand::Report { peer, loss_permille } => {
                     if self.members.contains_key(&peer) {
                         self.reports.insert(peer, (loss_permille, Instant::now()));
@@ -428,7 +442,7 @@ impl Engine {
             if frame.pose != member.pose {
                 member.pose = frame.pose;
                 if let Some(mixer) = &mut self.mixer {
-                    mixer.set_member_pose(&peer, frame.pose);
+                    mixer.set_member_pose(&peer, frame.pose.or(member.placed));
                 }
             }
         }
@@ -458,7 +472,10 @@ impl Engine {
     }
 
     fn update_pose(&mut self, now: Instant) {
-        let pose = self.mumble.as_mut().and_then(|m| m.poll(now)).or(self.typed_pose);
+        let game = self.mumble.as_mut().and_then(|m| m.poll(now)).or(self.typed_pose);
+        // Members placed on the radar are heard relative to a listener at the origin.
+        let placed = self.members.values().any(|m| m.placed.is_some());
+        let pose = game.or(placed.then(Pose::default));
         if pose != self.pose {
             self.pose = pose;
             if let Some(mixer) = &mut self.mixer {

@@ -105,6 +105,16 @@ impl Gate {
         self.key_down = down;
     }
 
+    /// Whether the key holds the microphone open (push-to-talk) or has latched it; `None` in
+    /// voice activation.
+    pub(crate) fn keyed(&self) -> Option<bool> {
+        match self.settings.mode {
+            VoiceMode::VoiceActivation => None,
+            VoiceMode::PushToTalk => Some(self.key_down),
+            VoiceMode::PushToTalkLatch => Some(self.latched),
+        }
+    }
+
     /// One 10 ms step with the detector's voice probability; returns whether the gate is open.
     pub(crate) fn step(&mut self, voice_probability: f32) -> bool {
         let wanted = match self.settings.mode {

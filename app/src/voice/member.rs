@@ -33,7 +33,10 @@ pub(crate) struct MemberVoice {
     /// Latest frame flags: when a talking frame came, and whether the spurt ended.
     talking_until: Option<Instant>,
     pub(crate) speaking: bool,
+    /// The position its frames carry (from the member's game).
     pub(crate) pose: Option<Pose>,
+    /// Where the local user placed it (radar), used while its frames carry none.
+    pub(crate) placed: Option<Pose>,
     bytes: u64,
     window: Window,
 }
@@ -107,6 +110,7 @@ impl MemberVoice {
             talking_until: None,
             speaking: false,
             pose: None,
+            placed: None,
             bytes: 0,
             window: Window::default(),
         })

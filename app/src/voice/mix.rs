@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context, Result, anyhow};
 use kira::sound::{Sound, SoundData};
-use kira::track::{SpatialTrackBuilder, SpatialTrackHandle};
+use kira::track::{SpatialTrackBuilder, SpatialTrackHandle, TrackPlaybackState};
 use kira::{AudioManager, AudioManagerSettings, Capacities, Decibels, Easing, Frame, Tween};
 use libp2p::PeerId;
 use partyline_protocol::voice::Pose;
@@ -59,10 +59,11 @@ pub(crate) struct PlaybackCounters {
 }
 
 struct Member {
-    track: SpatialTrackHandle,
     /// Paused while the member is silent: kira spatializes every sample of a playing track, so
     /// a quiet party would otherwise cost as much as a talking one.
-    active: bool,
+    track: SpatialTrackHandle,
+    /// The last pause (`false`) or resume (`true`) written to the track.
+    sent: Option<bool>,
     volume: f32,
     muted: bool,
     pose: Option<Pose>,
@@ -120,7 +121,7 @@ impl Mixer {
             .play(RingSoundData { consumer, counters: counters.clone() })
             .map_err(|_| anyhow!("cannot start a member's audio"))?;
         track.pause(Tween { duration: std::time::Duration::ZERO, ..Tween::default() });
-        let member = Member { track, active: false, volume: 1.0, muted: false, pose: None };
+        let member = Member { track, sent: Some(false), volume: 1.0, muted: false, pose: None };
         self.members.insert(peer, member);
         self.place(peer);
         self.apply_volume(peer);
@@ -146,13 +147,24 @@ impl Mixer {
         self.apply_volume(*peer);
     }
 
-    /// Starts or stops mixing a member: active while it has audio to play.
+    /// Starts or stops mixing a member: active while it has audio to play. Called every tick, it
+    /// reconciles what the audio thread reports with what is wanted: kira keeps the latest pause
+    /// and the latest resume in two separate slots, so a pause and a resume written close together
+    /// can be applied in the wrong order; the next call then sees the mismatch and writes again.
     pub(crate) fn set_active(&mut self, peer: &PeerId, active: bool) {
         let Some(m) = self.members.get_mut(peer) else { return };
-        if m.active != active {
-            m.active = active;
+        let playing = matches!(m.track.state(), TrackPlaybackState::Playing | TrackPlaybackState::Resuming);
+        if active != playing || m.sent != Some(active) {
+            m.sent = Some(active);
             let instant = Tween { duration: std::time::Duration::ZERO, ..Tween::default() };
             if active { m.track.resume(instant) } else { m.track.pause(instant) }
+        }
+    }
+
+    /// Plays the push-to-talk cue for the microphone going on air (`true`) or off.
+    pub(crate) fn cue(&mut self, on: bool) {
+        if let Err(e) = self.manager.play(super::cue::tone(on)) {
+            tracing::debug!("cannot play a cue: {e}");
         }
     }
 

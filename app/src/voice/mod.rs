@@ -11,6 +11,7 @@ pub mod bench;
 mod capture;
 mod capture_dsp;
 mod codec;
+mod cue;
 mod delay;
 mod engine;
 mod gate;
@@ -109,6 +110,8 @@ pub struct VoiceConfig {
     pub mumble_link: bool,
     /// Streams per member that voice frames are spread over (see `net::voice_links`).
     pub streams_per_peer: usize,
+    /// Short tones when push-to-talk opens and closes the microphone.
+    pub cues: bool,
     pub(crate) me: PeerId,
     pub(crate) my_name: String,
 }
@@ -124,6 +127,7 @@ impl Default for VoiceConfig {
             spatial: SpatialSettings::default(),
             mumble_link: true,
             streams_per_peer: 8,
+            cues: true,
             me: PeerId::random(),
             my_name: String::new(),
         }
@@ -151,6 +155,11 @@ pub(crate) enum VoiceCommand {
     },
     /// The local player's typed position (MumbleLink, when a game feeds it, takes precedence).
     Pose(Option<Pose>),
+    /// Where to hear a member whose frames carry no position (placed on the overlay's radar).
+    Place {
+        peer: PeerId,
+        pose: Option<Pose>,
+    },
     Report {
         peer: PeerId,
         loss_permille: u16,

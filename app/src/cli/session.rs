@@ -1,0 +1,288 @@
+//! A running Partyline: node events go out (printed, and to the overlay when one is drawn), inputs
+//! come in from stdin, from the overlay and from other `partyline` invocations (local IPC), and
+//! all of them are carried out here, in one place, in the order they come.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use partyline_protocol::{InviteTerms, JoinLink, PartyId};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::mpsc;
+
+use super::input::{self, Input};
+use super::output::Printer;
+use super::{EXIT_JOIN_FAILED, EXIT_KICKED, shutdown_signal};
+use crate::events::NodeEvent;
+use crate::ipc::{self, Answer, Request};
+use crate::net::Node;
+
+/// A front end drawn by this process (the overlay): it is told every event and what other
+/// processes ask of it, and sends inputs back. `notify` must not block (it drops what does not fit).
+pub(crate) struct Front {
+    pub(crate) notify: Box<dyn FnMut(FrontMsg) + Send>,
+    pub(crate) inputs: mpsc::Receiver<Input>,
+}
+
+#[derive(Debug)]
+pub(crate) enum FrontMsg {
+    Event(NodeEvent),
+    /// Draw yourself into this PNG (and the layout into `<path>.json`).
+    Screenshot(std::path::PathBuf),
+    Interactive(bool),
+}
+
+pub(super) struct Session {
+    pub(super) node: Node,
+    pub(super) printer: Printer,
+    pub(super) terms: InviteTerms,
+    pub(super) front: Option<Front>,
+    /// Requests from other `partyline` processes.
+    pub(super) requests: Option<mpsc::Receiver<ipc::Incoming>>,
+    /// The party we are in (or joining).
+    party: Option<PartyId>,
+    /// A link to join once the current party is left.
+    switch_to: Option<JoinLink>,
+    /// The front end has closed: leave, then stop.
+    quitting: bool,
+}
+
+impl Session {
+    pub(super) fn new(
+        node: Node,
+        printer: Printer,
+        terms: InviteTerms,
+        front: Option<Front>,
+        requests: mpsc::Receiver<ipc::Incoming>,
+    ) -> Self {
+        let requests = Some(requests);
+        Self { node, printer, terms, front, requests, party: None, switch_to: None, quitting: false }
+    }
+
+    /// Joins the party of the link given on the command line. False when that failed and there
+    /// is nothing left to do (headless); the overlay stays up and shows why.
+    pub(super) async fn join_first(&mut self, link: &str) -> bool {
+        match link.parse::<JoinLink>() {
+            Ok(link) => {
+                if self.join(link).await || self.front.is_some() {
+                    return true;
+                }
+            }
+            Err(e) => {
+                let event = NodeEvent::JoinFailed { message: format!("cannot use this link: {e}") };
+                self.printer.event(&event);
+                self.tell_front(FrontMsg::Event(event));
+                if self.front.is_some() {
+                    return true;
+                }
+            }
+        }
+        let _ = self.node.shutdown().await;
+        false
+    }
+
+    /// Runs until the node leaves its party (headless) or the overlay closes.
+    pub(super) async fn run(mut self, mut events: mpsc::Receiver<NodeEvent>) -> ExitCode {
+        let mut lines = BufReader::new(tokio::io::stdin()).lines();
+        let mut stdin_open = self.front.is_none();
+        let signal = shutdown_signal();
+        tokio::pin!(signal);
+        let mut signalled = false;
+        let code = loop {
+            tokio::select! {
+                event = events.recv() => {
+                    let Some(event) = event else { break ExitCode::FAILURE };
+                    if let Some(code) = self.on_event(event).await {
+                        break code;
+                    }
+                }
+                line = lines.next_line(), if stdin_open => match line {
+                    Ok(Some(line)) => match input::parse(&line) {
+                        Ok(input) => self.run_input(input).await,
+                        Err(e) => self.error(&e),
+                    },
+                    // No more input (stdin closed, or not a terminal): keep the party going.
+                    Ok(None) | Err(_) => stdin_open = false,
+                },
+                input = recv_front(&mut self.front), if !self.quitting => match input {
+                    Some(input) => self.run_input(input).await,
+                    None => {
+                        self.quitting = true;
+                        if self.party.is_none() || self.node.leave().await.is_err() {
+                            break ExitCode::SUCCESS;
+                        }
+                    }
+                },
+                request = recv_request(&mut self.requests) => match request {
+                    Some((request, reply)) => {
+                        let answer = self.on_request(request).await;
+                        let _ = reply.send(answer);
+                    }
+                    None => self.requests = None,
+                },
+                // Ctrl-C or SIGTERM: leave properly, then stop when the `left` event comes.
+                () = &mut signal, if !signalled => {
+                    signalled = true;
+                    self.quitting = true;
+                    if self.party.is_none() || self.node.leave().await.is_err() {
+                        break ExitCode::SUCCESS;
+                    }
+                }
+            }
+        };
+        // Let the rest of the events (say, the reason for leaving) out before stopping.
+        let _ = self.node.shutdown().await;
+        while let Ok(event) = events.try_recv() {
+            self.printer.event(&event);
+        }
+        code
+    }
+
+    async fn on_event(&mut self, event: NodeEvent) -> Option<ExitCode> {
+        self.printer.event(&event);
+        let terminal = event.is_terminal();
+        if let NodeEvent::Joined { party, .. } = &event {
+            self.party = Some(*party);
+        }
+        let code = exit_code(&event);
+        self.tell_front(FrontMsg::Event(event));
+        if !terminal {
+            return None;
+        }
+        self.party = None;
+        if let Some(link) = self.switch_to.take() {
+            self.join(link).await;
+            return None;
+        }
+        // The overlay stays up between parties; the headless node's work is done.
+        if self.front.is_some() && !self.quitting { None } else { code }
+    }
+
+    fn tell_front(&mut self, msg: FrontMsg) {
+        if let Some(front) = &mut self.front {
+            (front.notify)(msg);
+        }
+    }
+
+    fn error(&mut self, message: &str) {
+        self.printer.error(message);
+        self.tell_front(FrontMsg::Event(NodeEvent::Error { message: message.to_owned() }));
+    }
+
+    async fn on_request(&mut self, request: Request) -> Answer {
+        let result = match request {
+            Request::Open { link } => self.open(&link).await,
+            Request::Line { line } => match input::parse(&line) {
+                Ok(input) => self.try_input(input).await,
+                Err(e) => Err(anyhow::anyhow!(e)),
+            },
+            Request::Screenshot { path } if self.front.is_some() => {
+                self.tell_front(FrontMsg::Screenshot(path));
+                Ok(())
+            }
+            Request::Interactive { on } if self.front.is_some() => {
+                self.tell_front(FrontMsg::Interactive(on));
+                Ok(())
+            }
+            Request::Screenshot { .. } | Request::Interactive { .. } => {
+                Err(anyhow::anyhow!("no overlay is open"))
+            }
+        };
+        match result {
+            Ok(()) => Answer::Ok,
+            Err(e) => Answer::Error(format!("{e:#}")),
+        }
+    }
+
+    /// Joins the party of `link`, leaving the current one first; nothing if we are in it already.
+    async fn open(&mut self, link: &str) -> Result<()> {
+        let link: JoinLink = link.parse().map_err(|e| anyhow::anyhow!("cannot use this link: {e}"))?;
+        if self.party == Some(link.party_id()) {
+            return Ok(());
+        }
+        if self.party.is_some() {
+            self.switch_to = Some(link);
+            return self.node.leave().await;
+        }
+        self.join(link).await;
+        Ok(())
+    }
+
+    async fn join(&mut self, link: JoinLink) -> bool {
+        self.party = Some(link.party_id());
+        let Err(e) = self.node.join(link).await else { return true };
+        self.party = None;
+        let event = NodeEvent::JoinFailed { message: format!("cannot join: {e:#}") };
+        self.printer.event(&event);
+        self.tell_front(FrontMsg::Event(event));
+        false
+    }
+
+    async fn run_input(&mut self, input: Input) {
+        if let Err(e) = self.try_input(input).await {
+            self.error(&format!("{e:#}"));
+        }
+    }
+
+    async fn try_input(&mut self, input: Input) -> Result<()> {
+        let node = &self.node;
+        match input {
+            Input::Nothing => {}
+            Input::Help => self.printer.help(input::HELP),
+            Input::Chat(text) => node.chat(text).await?,
+            Input::Members => {
+                let event = NodeEvent::Members { members: node.members().await? };
+                self.printer.event(&event);
+                self.tell_front(FrontMsg::Event(event));
+            }
+            Input::Invite { expires, uses } => {
+                let terms = InviteTerms {
+                    lifetime: expires.unwrap_or(self.terms.lifetime),
+                    max_uses: uses.or(self.terms.max_uses),
+                };
+                node.invite(terms).await.context("cannot make an invite")?;
+            }
+            Input::Revoke(target) => drop(node.revoke(target).await?),
+            Input::Kick { name, ban } => node.kick(&name, ban).await?,
+            Input::Presence(presence) => node.set_presence(presence).await?,
+            Input::Voice(control) => node.voice(control).await?,
+            Input::Stats => {
+                self.printer.event(&NodeEvent::Stats(node.stats().await?));
+                if let Ok(voice) = node.voice_stats().await {
+                    self.printer.event(&NodeEvent::VoiceStats(voice));
+                }
+            }
+            Input::Open(link) => self.open(&link).await?,
+            Input::Host => {
+                anyhow::ensure!(self.party.is_none(), "leave this party first");
+                self.party = Some(node.host(false).await?);
+                node.invite(self.terms).await?;
+            }
+            Input::Leave => node.leave().await?,
+            Input::End => node.end_party().await?,
+        }
+        Ok(())
+    }
+}
+
+async fn recv_front(front: &mut Option<Front>) -> Option<Input> {
+    match front {
+        Some(front) => front.inputs.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_request(requests: &mut Option<mpsc::Receiver<ipc::Incoming>>) -> Option<ipc::Incoming> {
+    match requests {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn exit_code(event: &NodeEvent) -> Option<ExitCode> {
+    match event {
+        NodeEvent::JoinFailed { .. } => Some(ExitCode::from(EXIT_JOIN_FAILED)),
+        NodeEvent::Kicked { .. } => Some(ExitCode::from(EXIT_KICKED)),
+        NodeEvent::PartyEnded | NodeEvent::Left => Some(ExitCode::SUCCESS),
+        _ => None,
+    }
+}

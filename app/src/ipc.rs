@@ -1,0 +1,146 @@
+//! One Partyline per user: the running one listens on a Unix socket in its data directory, and a
+//! second invocation (say, a `partyline://` link clicked in a browser) hands its request over and
+//! exits. One JSON request per line, one JSON answer per line.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+/// Longest request line; anything longer is refused.
+const MAX_LINE: usize = 64 * 1024;
+/// Requests waiting for the session; a client finding this full is told to retry.
+const QUEUE: usize = 16;
+/// A client that connects and says nothing is dropped after this.
+const READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", tag = "request")]
+pub enum Request {
+    /// Join the party of this `partyline://` link (leaving the current one).
+    Open { link: String },
+    /// A line as typed into the headless node: chat or a `/command`.
+    Line { line: String },
+    /// Ask the overlay to draw itself into a PNG (and its layout into `<path>.json`).
+    Screenshot { path: PathBuf },
+    /// Make the overlay take the mouse (`true`) or let clicks through to the game.
+    Interactive { on: bool },
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Answer {
+    Ok,
+    Error(String),
+}
+
+/// A request from another process, and where its answer goes.
+pub type Incoming = (Request, oneshot::Sender<Answer>);
+
+/// Sends `request` to the Partyline running with this socket; `Ok(None)` when none runs.
+pub async fn hand_off(socket: &Path, request: &Request) -> Result<Option<Answer>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot reach Partyline at {}", socket.display())),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut line = serde_json::to_string(request)?;
+    line.push('\n');
+    write.write_all(line.as_bytes()).await?;
+    let mut answer = String::new();
+    let n = tokio::time::timeout(Duration::from_secs(10), BufReader::new(read).read_line(&mut answer))
+        .await
+        .context("the running Partyline did not answer")??;
+    anyhow::ensure!(n > 0, "the running Partyline closed the connection");
+    Ok(Some(serde_json::from_str(&answer).context("the running Partyline answered nonsense")?))
+}
+
+/// Listens on `socket` (replacing a stale one left by a crash); requests come out of the receiver.
+pub fn serve(socket: &Path) -> Result<mpsc::Receiver<Incoming>> {
+    match std::os::unix::net::UnixStream::connect(socket) {
+        Ok(_) => anyhow::bail!("Partyline is already running (socket {})", socket.display()),
+        Err(_) => {
+            let _ = std::fs::remove_file(socket);
+        }
+    }
+    let listener =
+        UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(client(stream, tx.clone()));
+        }
+    });
+    Ok(rx)
+}
+
+async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
+    let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::new(read).take(MAX_LINE as u64 + 1);
+    let mut line = String::new();
+    let answer = match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
+        Ok(Ok(n)) if n > MAX_LINE => Answer::Error("request too long".into()),
+        Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(request) => {
+                let (reply, answer) = oneshot::channel();
+                match requests.try_send((request, reply)) {
+                    Ok(()) => answer.await.unwrap_or(Answer::Error("Partyline is stopping".into())),
+                    Err(_) => Answer::Error("Partyline is busy; try again".into()),
+                }
+            }
+            Err(e) => Answer::Error(format!("bad request: {e}")),
+        },
+        Ok(Err(e)) => Answer::Error(format!("cannot read the request: {e}")),
+        Err(_) => return,
+    };
+    if let Ok(mut text) = serde_json::to_string(&answer) {
+        text.push('\n');
+        let _ = write.write_all(text.as_bytes()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn requests_reach_the_server_and_answers_come_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("p.sock");
+        assert_eq!(hand_off(&socket, &Request::Line { line: "x".into() }).await.unwrap(), None);
+        std::fs::write(&socket, b"stale").unwrap();
+        let mut rx = serve(&socket).unwrap();
+        assert!(serve(&socket).unwrap_err().to_string().contains("already running"));
+        let server = tokio::spawn(async move {
+            let (request, reply) = rx.recv().await.unwrap();
+            reply.send(Answer::Error(format!("{request:?}"))).unwrap();
+        });
+        let link = Request::Open { link: "partyline://join/x".into() };
+        let answer = hand_off(&socket, &link).await.unwrap().unwrap();
+        assert_eq!(answer, Answer::Error(format!("{link:?}")));
+        server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn garbage_and_huge_requests_get_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("p.sock");
+        let _rx = serve(&socket).unwrap();
+        for payload in [b"{nonsense\n".to_vec(), vec![b'a'; MAX_LINE + 10]] {
+            let mut s = UnixStream::connect(&socket).await.unwrap();
+            s.write_all(&payload).await.unwrap();
+            let mut answer = String::new();
+            BufReader::new(s).read_line(&mut answer).await.unwrap();
+            assert!(answer.contains("error"), "{answer}");
+        }
+    }
+}

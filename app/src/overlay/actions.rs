@@ -1,0 +1,173 @@
+//! What the user does in the overlay (buttons, keys, drags), carried out in one place: the
+//! overlay's own state changes here, and the inputs for the session go out through the outbox.
+
+use bevy::prelude::*;
+use libp2p::PeerId;
+use partyline_protocol::voice::Pose;
+use partyline_protocol::wire::Presence;
+
+use super::model::{Party, ToastKind, Toasts};
+use super::{Chat, Drawer, Outbox, Ptt, SettingsFile};
+use crate::cli::Input;
+use crate::net::VoiceControl;
+use crate::voice::VoiceMode;
+
+/// Radar scale: the radar's radius is this many metres.
+pub(crate) const RADAR_METRES: f32 = 20.0;
+
+#[derive(Message, Component, Clone, Debug, PartialEq)]
+pub(crate) enum Act {
+    ToggleMute,
+    ToggleDeafen,
+    Open(Drawer),
+    /// Change a member's volume by this many percent.
+    Volume {
+        peer: PeerId,
+        step: i32,
+    },
+    /// Place a member at this point of the radar (metres, x right, y ahead); `None` re-centres.
+    Place {
+        peer: PeerId,
+        at: Option<Vec2>,
+    },
+    /// Every placed member back in the centre.
+    CentreAll,
+    PttKey(bool),
+    Mode(VoiceMode),
+    SendChat,
+    CopyLink,
+    Host,
+    Leave,
+    /// Next anchor (corner or edge) for the window.
+    NextAnchor,
+    Opacity(f32),
+    Scale(f32),
+}
+
+/// Buttons carry an [`Act`]; pressing one performs it.
+pub(crate) fn press_buttons(
+    buttons: Query<(&Interaction, &Act), Changed<Interaction>>,
+    mut acts: MessageWriter<Act>,
+) {
+    for (interaction, act) in &buttons {
+        if *interaction == Interaction::Pressed {
+            acts.write(act.clone());
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn carry_out(
+    mut acts: MessageReader<Act>,
+    time: Res<Time>,
+    outbox: Option<Res<Outbox>>,
+    mut party: ResMut<Party>,
+    mut chat: ResMut<Chat>,
+    mut toasts: ResMut<Toasts>,
+    mut drawer: ResMut<Drawer>,
+    mut ptt: ResMut<Ptt>,
+    mut file: Option<ResMut<SettingsFile>>,
+    mut clipboard: Option<ResMut<bevy::clipboard::Clipboard>>,
+) {
+    let now = time.elapsed();
+    let mut inputs = Vec::new();
+    for act in acts.read() {
+        match act {
+            Act::ToggleMute => {
+                party.muted = !party.muted;
+                let presence = if party.muted { Presence::Muted } else { Presence::Online };
+                inputs.push(Input::Presence(presence));
+            }
+            Act::ToggleDeafen => {
+                party.deafened = !party.deafened;
+                inputs.push(Input::Voice(VoiceControl::Deafened(party.deafened)));
+            }
+            Act::Open(which) => {
+                let next = if *drawer == *which { Drawer::None } else { *which };
+                *drawer = next;
+                chat.set_open(next == Drawer::Chat);
+            }
+            Act::Volume { peer, step } => {
+                if let Some(m) = party.member_mut(peer) {
+                    let percent = ((m.volume * 100.0).round() as i32 + step).clamp(0, 200);
+                    m.volume = percent as f32 / 100.0;
+                    let control = VoiceControl::Volume { name: m.name.clone(), volume: m.volume };
+                    inputs.push(Input::Voice(control));
+                }
+            }
+            Act::Place { peer, at } => {
+                if let Some(m) = party.member_mut(peer) {
+                    m.placed = at.map(|p| p.clamp_length_max(RADAR_METRES));
+                    let pose = m.placed.map(|p| Pose { x: p.x, y: 0.0, z: p.y, yaw: 0.0 });
+                    inputs.push(Input::Voice(VoiceControl::Place { name: m.name.clone(), pose }));
+                }
+            }
+            Act::CentreAll => {
+                for m in &mut party.members {
+                    if m.placed.take().is_some() {
+                        inputs.push(Input::Voice(VoiceControl::Place { name: m.name.clone(), pose: None }));
+                    }
+                }
+            }
+            Act::PttKey(down) => {
+                let control = if *down { ptt.press() } else { ptt.release() };
+                inputs.extend(control.map(Input::Voice));
+            }
+            Act::Mode(mode) => {
+                inputs.push(Input::Voice(ptt.set_mode(*mode)));
+                if let Some(file) = &mut file {
+                    file.settings.voice.mode = mode.as_str().into();
+                    save(file, &mut toasts, now);
+                }
+            }
+            Act::SendChat => {
+                let text = std::mem::take(&mut chat.draft);
+                if !text.trim().is_empty() {
+                    inputs.push(Input::Chat(text));
+                }
+            }
+            Act::CopyLink => match (&party.link, &mut clipboard) {
+                (Some(link), Some(clipboard)) => match clipboard.set_text(link.clone()) {
+                    Ok(()) => toasts.push(now, ToastKind::Info, "Link copied"),
+                    Err(e) => toasts.push(now, ToastKind::Error, format!("Cannot copy the link: {e:?}")),
+                },
+                (Some(_), None) => toasts.push(now, ToastKind::Error, "No clipboard here"),
+                (None, _) => toasts.push(now, ToastKind::Info, "Only the party's owner has a link"),
+            },
+            Act::Host => inputs.push(Input::Host),
+            Act::Leave => inputs.push(Input::Leave),
+            Act::NextAnchor | Act::Opacity(_) | Act::Scale(_) => {
+                if let Some(file) = &mut file {
+                    adjust_overlay(act, &mut file.settings.overlay);
+                    save(file, &mut toasts, now);
+                }
+            }
+        }
+    }
+    if let Some(outbox) = outbox {
+        for input in inputs {
+            outbox.send(input, &mut toasts, now);
+        }
+    }
+}
+
+pub(crate) const ANCHORS: [&str; 8] =
+    ["top-left", "top", "top-right", "right", "bottom-right", "bottom", "bottom-left", "left"];
+
+fn adjust_overlay(act: &Act, overlay: &mut crate::config::OverlaySettings) {
+    match act {
+        Act::NextAnchor => {
+            let i = ANCHORS.iter().position(|a| *a == overlay.anchor).unwrap_or(0);
+            overlay.anchor = ANCHORS[(i + 1) % ANCHORS.len()].into();
+        }
+        Act::Opacity(d) => overlay.opacity = (overlay.opacity + d).clamp(0.2, 1.0),
+        Act::Scale(d) => overlay.scale = (overlay.scale + d).clamp(0.75, 2.0),
+        _ => {}
+    }
+}
+
+fn save(file: &SettingsFile, toasts: &mut Toasts, now: std::time::Duration) {
+    if let Err(e) = file.settings.save(&file.path) {
+        toasts.push(now, ToastKind::Error, format!("{e:#}"));
+    }
+}

@@ -1,0 +1,246 @@
+//! The overlay: a transparent, borderless, always-on-top Bevy window over the game that never
+//! takes focus and lets clicks through until its key makes it interactive. It is a front end of
+//! the session like stdin is: node events come in through [`Inbox`], inputs go out through
+//! [`Outbox`]; it owns nothing of the node's state.
+//!
+//! One Bevy plugin per feature: window (placement, click-through, interactive key), hotkeys
+//! (push-to-talk), and the widgets (roster, chat, invite link + QR, radar, toasts, settings).
+
+mod actions;
+mod hotkeys;
+mod model;
+mod probe;
+mod ptt;
+mod theme;
+mod widgets;
+mod window;
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, mpsc as std_mpsc};
+use std::time::Duration;
+
+use bevy::prelude::*;
+use bevy::winit::{EventLoopProxy, EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
+use tokio::sync::mpsc;
+
+use crate::cli::{Front, FrontMsg, Input, Start};
+use crate::config::Settings;
+pub(crate) use model::{Chat, Party, Toasts};
+pub(crate) use ptt::Ptt;
+
+/// Events waiting for the overlay; beyond this the session's sends are dropped (and counted).
+const INBOX: usize = 1024;
+/// Inputs waiting for the session.
+const OUTBOX: usize = 64;
+
+/// Whether a display can be reached: `DISPLAY`'s X server socket, or the Wayland socket.
+pub fn display_available() -> bool {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    if let Some(display) = var("DISPLAY") {
+        // ":N" or ":N.S" is a local server with a socket we can try; other forms we trust.
+        return match display.strip_prefix(':').and_then(|d| d.split('.').next()) {
+            Some(n) => std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{n}")).is_ok(),
+            None => true,
+        };
+    }
+    match (var("WAYLAND_DISPLAY"), var("XDG_RUNTIME_DIR")) {
+        (Some(w), Some(dir)) => std::path::Path::new(&dir).join(w).exists(),
+        _ => false,
+    }
+}
+
+/// Node events (and requests for the overlay) from the session.
+#[derive(Resource)]
+pub(crate) struct Inbox(Mutex<std_mpsc::Receiver<FrontMsg>>);
+
+/// Inputs to the session; a full queue drops the input and says so.
+#[derive(Resource, Clone)]
+pub(crate) struct Outbox(pub(crate) mpsc::Sender<Input>);
+
+impl Outbox {
+    pub(crate) fn send(&self, input: Input, toasts: &mut Toasts, now: Duration) {
+        if self.0.try_send(input).is_err() {
+            toasts.push(now, model::ToastKind::Error, "Partyline is busy; try again");
+        }
+    }
+}
+
+/// Wakes the event loop from another thread (node events, hotkeys).
+#[derive(Resource, Clone)]
+pub(crate) struct Waker(Arc<Mutex<EventLoopProxy<WinitUserEvent>>>);
+
+impl Waker {
+    pub(crate) fn wake(&self) {
+        if let Ok(proxy) = self.0.lock() {
+            let _ = proxy.send_event(WinitUserEvent::WakeUp);
+        }
+    }
+}
+
+/// The settings and where they live; the settings panel edits and saves them.
+#[derive(Resource, Clone)]
+pub(crate) struct SettingsFile {
+    pub(crate) settings: Settings,
+    pub(crate) path: std::path::PathBuf,
+}
+
+/// Whether the overlay takes the mouse (and keys for chat) or lets everything through.
+#[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Interactive(pub(crate) bool);
+
+/// Set when the session has stopped: the overlay closes.
+#[derive(Resource, Clone, Default)]
+pub(crate) struct SessionClosed(Arc<AtomicBool>);
+
+/// The panel open under the roster.
+#[derive(Resource, Default, Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Drawer {
+    #[default]
+    None,
+    Chat,
+    Invite,
+    Radar,
+    Settings,
+}
+
+/// Draws the node of `start` until the window closes or the session ends.
+pub fn run(runtime: &tokio::runtime::Runtime, start: Box<Start>) -> ExitCode {
+    let file = SettingsFile { settings: start.settings.clone(), path: start.dirs.settings_file() };
+    let mut app = App::new();
+    app.add_plugins(
+        DefaultPlugins
+            .build()
+            // Logging is already set up by main (tracing to stderr).
+            .disable::<bevy::log::LogPlugin>()
+            .set(window::plugin(&file.settings.overlay)),
+    );
+    let waker =
+        Waker(Arc::new(Mutex::new(EventLoopProxy::clone(app.world().resource::<EventLoopProxyWrapper>()))));
+    let (to_overlay, inbox) = std_mpsc::sync_channel(INBOX);
+    let (outbox, inputs) = mpsc::channel(OUTBOX);
+    let notify = {
+        let waker = waker.clone();
+        Box::new(move |msg: FrontMsg| {
+            if to_overlay.try_send(msg).is_err() {
+                tracing::debug!("overlay inbox full: event dropped");
+            }
+            waker.wake();
+        })
+    };
+    let closed = SessionClosed::default();
+    let session = {
+        let (closed, waker) = (closed.clone(), waker.clone());
+        runtime.spawn(async move {
+            let code = start.run(Some(Front { notify, inputs })).await;
+            closed.0.store(true, Ordering::Release);
+            waker.wake();
+            code
+        })
+    };
+    // Transparent where no panel is drawn (a compositor then shows the game through it).
+    app.insert_resource(ClearColor(Color::NONE))
+        .insert_resource(Inbox(Mutex::new(inbox)))
+        .insert_resource(Outbox(outbox))
+        .insert_resource(waker)
+        .insert_resource(closed)
+        .insert_resource(file)
+        .add_plugins(OverlayPlugin);
+    app.run();
+    // The window is closed: dropping the app drops the outbox, so the session leaves the party.
+    drop(app);
+    runtime.block_on(async {
+        match tokio::time::timeout(Duration::from_secs(5), session).await {
+            Ok(Ok(code)) => code,
+            _ => ExitCode::SUCCESS,
+        }
+    })
+}
+
+/// Everything but the window: the model, the keys and the widgets. Tests add this to
+/// `MinimalPlugins` (without the window plugin) to check the logic.
+pub(crate) struct OverlayPlugin;
+
+impl Plugin for OverlayPlugin {
+    fn build(&self, app: &mut App) {
+        let mode = app
+            .world()
+            .get_resource::<SettingsFile>()
+            .map(|f| f.settings.voice.mode.parse().unwrap_or_default())
+            .unwrap_or_default();
+        app.init_resource::<Party>()
+            .init_resource::<Chat>()
+            .init_resource::<Toasts>()
+            .init_resource::<Interactive>()
+            .init_resource::<Drawer>()
+            .insert_resource(Ptt::new(mode))
+            .add_message::<actions::Act>()
+            .add_message::<probe::TakeScreenshot>()
+            .add_systems(PreUpdate, (absorb_inbox, close_when_session_ends))
+            .add_systems(Update, (expire_toasts, actions::carry_out).chain());
+        if app.world().contains_resource::<Assets<Font>>() {
+            app.add_plugins((
+                theme::ThemePlugin,
+                window::OverlayWindowPlugin,
+                hotkeys::HotkeysPlugin,
+                probe::ProbePlugin,
+                widgets::WidgetsPlugin,
+            ));
+        }
+    }
+}
+
+fn absorb_inbox(
+    inbox: Option<Res<Inbox>>,
+    time: Res<Time>,
+    mut party: ResMut<Party>,
+    mut chat: ResMut<Chat>,
+    mut toasts: ResMut<Toasts>,
+    mut interactive: ResMut<Interactive>,
+    mut shots: MessageWriter<probe::TakeScreenshot>,
+) {
+    let Some(inbox) = inbox else { return };
+    let Ok(rx) = inbox.0.lock() else { return };
+    let now = time.elapsed();
+    while let Ok(msg) = rx.try_recv() {
+        match msg {
+            FrontMsg::Event(event) => model::absorb(&event, now, &mut party, &mut chat, &mut toasts),
+            FrontMsg::Screenshot(path) => {
+                shots.write(probe::TakeScreenshot(path));
+            }
+            FrontMsg::Interactive(on) => {
+                interactive.set_if_neq(Interactive(on));
+            }
+        }
+    }
+}
+
+fn close_when_session_ends(closed: Option<Res<SessionClosed>>, mut exit: MessageWriter<AppExit>) {
+    if closed.is_some_and(|c| c.0.load(Ordering::Acquire)) {
+        exit.write(AppExit::Success);
+    }
+}
+
+/// Toasts go away on time: the loop sleeps until the next one expires (and no longer).
+fn expire_toasts(time: Res<Time>, mut toasts: ResMut<Toasts>, settings: Option<ResMut<WinitSettings>>) {
+    let now = time.elapsed();
+    let next = if toasts.items.iter().any(|t| t.until <= now) {
+        toasts.expire(now)
+    } else {
+        toasts.items.iter().map(|t| t.until).min()
+    };
+    if let Some(mut settings) = settings {
+        let wait = next.map_or(IDLE_WAIT, |at| at.saturating_sub(now) + Duration::from_millis(5));
+        let mode = UpdateMode::reactive_low_power(wait.min(IDLE_WAIT));
+        if settings.unfocused_mode != mode {
+            settings.unfocused_mode = mode;
+            settings.focused_mode = mode;
+        }
+    }
+}
+
+/// With nothing happening, the overlay wakes this seldom (node events and keys wake it at once).
+pub(crate) const IDLE_WAIT: Duration = Duration::from_secs(60);
+
+#[cfg(test)]
+mod tests;

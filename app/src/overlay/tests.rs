@@ -1,0 +1,173 @@
+//! The overlay's logic in a headless Bevy app (`MinimalPlugins`, `app.update()`): events in
+//! through the inbox, acts in as messages, inputs out through the outbox.
+
+use std::sync::Mutex;
+use std::sync::mpsc as std_mpsc;
+
+use bevy::prelude::*;
+use libp2p::PeerId;
+use partyline_protocol::PartyId;
+use partyline_protocol::wire::Presence;
+use tokio::sync::mpsc;
+
+use super::actions::Act;
+use super::theme::{Backdrop, Fonts};
+use super::widgets::{self, RadarMoved, Slot};
+use super::*;
+use crate::events::{MemberInfo, NodeEvent, Path};
+use crate::net::VoiceControl;
+use crate::voice::VoiceMode;
+
+struct Harness {
+    app: App,
+    events: std_mpsc::SyncSender<FrontMsg>,
+    inputs: mpsc::Receiver<Input>,
+}
+
+impl Harness {
+    fn new(mode: VoiceMode) -> Self {
+        let (events, inbox) = std_mpsc::sync_channel(64);
+        let (outbox, inputs) = mpsc::channel(64);
+        let mut app = App::new();
+        app.add_plugins(MinimalPlugins)
+            .insert_resource(Inbox(Mutex::new(inbox)))
+            .insert_resource(Outbox(outbox))
+            .add_plugins(OverlayPlugin)
+            .insert_resource(Ptt::new(mode))
+            .insert_resource(Backdrop(0.8))
+            .insert_resource(Fonts { bold: Handle::default() })
+            .add_message::<RadarMoved>()
+            .add_systems(Update, widgets::radar_place.before(actions::carry_out))
+            .add_plugins(widgets::RosterPlugin);
+        app.world_mut().spawn((Slot::Roster, Node::default()));
+        Self { app, events, inputs }
+    }
+
+    fn event(&mut self, event: NodeEvent) {
+        self.events.send(FrontMsg::Event(event)).unwrap();
+    }
+
+    fn act(&mut self, act: Act) {
+        self.app.world_mut().write_message(act);
+    }
+
+    fn update(&mut self) -> Vec<Input> {
+        self.app.update();
+        std::iter::from_fn(|| self.inputs.try_recv().ok()).collect()
+    }
+
+    fn lights(&mut self) -> Vec<(String, bool)> {
+        let world = self.app.world_mut();
+        let mut q = world.query::<&widgets::SpeakingLight>();
+        let mut lights: Vec<_> = q.iter(world).map(|l| (l.name.clone(), l.on)).collect();
+        lights.sort();
+        lights
+    }
+}
+
+fn member(name: &str, me: bool) -> MemberInfo {
+    MemberInfo {
+        peer: PeerId::random(),
+        name: name.into(),
+        presence: Presence::Online,
+        owner: me,
+        me,
+        path: Path::Direct,
+    }
+}
+
+fn joined(members: &[MemberInfo]) -> NodeEvent {
+    NodeEvent::Joined { party: PartyId([7; 16]), members: members.to_vec() }
+}
+
+#[test]
+fn roster_and_speaking_lights_follow_the_events() {
+    let mut h = Harness::new(VoiceMode::VoiceActivation);
+    let (me, bob, cat) = (member("me", true), member("bob", false), member("cat", false));
+    h.event(joined(&[bob.clone(), me.clone()]));
+    h.update();
+    assert_eq!(h.lights(), vec![("bob".into(), false), ("me".into(), false)]);
+    h.event(NodeEvent::MemberJoined { peer: cat.peer, name: "cat".into() });
+    h.event(NodeEvent::Speaking { peer: bob.peer, name: "bob".into(), on: true });
+    h.update();
+    assert_eq!(h.lights(), vec![("bob".into(), true), ("cat".into(), false), ("me".into(), false)]);
+    let party = h.app.world().resource::<Party>();
+    assert_eq!(party.members[0].name, "me", "me first");
+    h.event(NodeEvent::Speaking { peer: bob.peer, name: "bob".into(), on: false });
+    h.event(NodeEvent::MemberLeft {
+        peer: cat.peer,
+        name: "cat".into(),
+        reason: partyline_protocol::wire::LeaveReason::Left,
+    });
+    h.update();
+    assert_eq!(h.lights(), vec![("bob".into(), false), ("me".into(), false)]);
+    let toasts: Vec<String> =
+        h.app.world().resource::<Toasts>().items.iter().map(|t| t.text.clone()).collect();
+    assert!(
+        toasts.contains(&"cat joined".to_owned()) && toasts.contains(&"cat left".to_owned()),
+        "{toasts:?}"
+    );
+    h.event(NodeEvent::Left);
+    h.update();
+    assert!(h.lights().is_empty());
+}
+
+#[test]
+fn push_to_talk_key_sends_one_down_and_one_up() {
+    let mut h = Harness::new(VoiceMode::PushToTalk);
+    h.act(Act::PttKey(true));
+    h.act(Act::PttKey(true));
+    assert_eq!(h.update(), vec![Input::Voice(VoiceControl::Key(true))]);
+    assert!(h.app.world().resource::<Ptt>().keyed());
+    h.act(Act::PttKey(false));
+    assert_eq!(h.update(), vec![Input::Voice(VoiceControl::Key(false))]);
+    h.act(Act::Mode(VoiceMode::PushToTalkLatch));
+    h.act(Act::PttKey(true));
+    h.act(Act::PttKey(false));
+    let inputs = h.update();
+    assert_eq!(inputs[0], Input::Voice(VoiceControl::Mode(VoiceMode::PushToTalkLatch)));
+    assert!(h.app.world().resource::<Ptt>().keyed(), "latched after a press and release");
+}
+
+#[test]
+fn dropping_a_member_on_the_radar_places_their_voice() {
+    let mut h = Harness::new(VoiceMode::VoiceActivation);
+    let (me, bob) = (member("me", true), member("bob", false));
+    h.event(joined(&[me, bob.clone()]));
+    h.update();
+    // The right edge of the radar, level with you: 20 m to your right.
+    h.app.world_mut().write_message(RadarMoved { peer: bob.peer, at: Vec2::new(160.0, 80.0) });
+    let inputs = h.update();
+    let [Input::Voice(VoiceControl::Place { name, pose: Some(pose) })] = inputs.as_slice() else {
+        panic!("{inputs:?}")
+    };
+    assert_eq!(name, "bob");
+    assert!((pose.x - actions::RADAR_METRES).abs() < 1e-3 && pose.z.abs() < 1e-3, "{pose:?}");
+    // Top centre: straight ahead.
+    h.app.world_mut().write_message(RadarMoved { peer: bob.peer, at: Vec2::new(80.0, 0.0) });
+    let inputs = h.update();
+    assert!(
+        matches!(&inputs[..], [Input::Voice(VoiceControl::Place { pose: Some(p), .. })] if p.z > 19.9 && p.x.abs() < 1e-3)
+    );
+    h.act(Act::CentreAll);
+    assert_eq!(h.update(), vec![Input::Voice(VoiceControl::Place { name: "bob".into(), pose: None })]);
+    assert_eq!(h.app.world().resource::<Party>().members[1].placed, None);
+}
+
+#[test]
+fn volume_steps_are_clamped_and_mute_goes_out_as_presence() {
+    let mut h = Harness::new(VoiceMode::VoiceActivation);
+    let (me, bob) = (member("me", true), member("bob", false));
+    h.event(joined(&[me, bob.clone()]));
+    h.update();
+    for _ in 0..15 {
+        h.act(Act::Volume { peer: bob.peer, step: 10 });
+    }
+    let inputs = h.update();
+    assert_eq!(inputs.last(), Some(&Input::Voice(VoiceControl::Volume { name: "bob".into(), volume: 2.0 })));
+    h.act(Act::ToggleMute);
+    assert_eq!(h.update(), vec![Input::Presence(Presence::Muted)]);
+    h.act(Act::Open(Drawer::Chat));
+    h.update();
+    assert!(h.app.world().resource::<Chat>().open);
+}

@@ -1,0 +1,137 @@
+//! The overlay's window: transparent, borderless, always on top, never focused when it appears,
+//! anchored to a corner or edge of the primary monitor, click-through unless interactive.
+//! Click-through is the window's X11 input shape: winit sets it empty when the cursor hit test
+//! is off and back to the whole window when it is on.
+
+use bevy::prelude::*;
+use bevy::window::{
+    CompositeAlphaMode, CursorOptions, Monitor, PrimaryMonitor, PrimaryWindow, WindowLevel, WindowPlugin,
+    WindowPosition, WindowResolution,
+};
+
+use super::theme::Backdrop;
+use super::{Interactive, SettingsFile};
+use crate::config::OverlaySettings;
+
+pub(crate) fn plugin(settings: &OverlaySettings) -> WindowPlugin {
+    WindowPlugin {
+        primary_window: Some(Window {
+            title: "Partyline".into(),
+            name: Some("partyline-overlay".into()),
+            transparent: true,
+            decorations: false,
+            resizable: false,
+            focused: false,
+            skip_taskbar: true,
+            window_level: WindowLevel::AlwaysOnTop,
+            resolution: WindowResolution::new(settings.size[0], settings.size[1])
+                .with_scale_factor_override(1.0),
+            position: WindowPosition::At(IVec2::new(settings.margin[0], settings.margin[1])),
+            composite_alpha_mode: CompositeAlphaMode::PreMultiplied,
+            ..default()
+        }),
+        primary_cursor_options: Some(CursorOptions { hit_test: false, ..default() }),
+        ..default()
+    }
+}
+
+pub(crate) struct OverlayWindowPlugin;
+
+impl Plugin for OverlayWindowPlugin {
+    fn build(&self, app: &mut App) {
+        let opacity = app.world().get_resource::<SettingsFile>().map_or(0.8, |f| f.settings.overlay.opacity);
+        app.insert_resource(Backdrop(opacity)).add_systems(Update, (apply_interactive, place, apply_looks));
+    }
+}
+
+fn apply_interactive(
+    interactive: Res<Interactive>,
+    mut cursor: Query<&mut CursorOptions, With<PrimaryWindow>>,
+) {
+    if !interactive.is_changed() {
+        return;
+    }
+    for mut c in &mut cursor {
+        c.hit_test = interactive.0;
+    }
+}
+
+/// Keeps the window at its anchor: when the settings change, and once the monitor is known.
+fn place(
+    file: Option<Res<SettingsFile>>,
+    monitors: Query<&Monitor, With<PrimaryMonitor>>,
+    new_monitor: Query<(), Added<PrimaryMonitor>>,
+    mut windows: Query<&mut Window, With<PrimaryWindow>>,
+) {
+    let Some(file) = file else { return };
+    if !file.is_changed() && new_monitor.is_empty() {
+        return;
+    }
+    let (Ok(monitor), Ok(mut window)) = (monitors.single(), windows.single_mut()) else { return };
+    let o = &file.settings.overlay;
+    let screen = IRect::from_corners(
+        monitor.physical_position,
+        monitor.physical_position + IVec2::new(monitor.physical_width as i32, monitor.physical_height as i32),
+    );
+    let at = anchored(&o.anchor, IVec2::from(o.margin), UVec2::from(o.size), screen);
+    if window.position != WindowPosition::At(at) {
+        window.position = WindowPosition::At(at);
+    }
+    if window.resolution.physical_width() != o.size[0] || window.resolution.physical_height() != o.size[1] {
+        window.resolution.set_physical_resolution(o.size[0], o.size[1]);
+    }
+}
+
+fn apply_looks(file: Option<Res<SettingsFile>>, mut backdrop: ResMut<Backdrop>, mut scale: ResMut<UiScale>) {
+    let Some(file) = file.filter(|f| f.is_changed()) else { return };
+    let o = &file.settings.overlay;
+    if backdrop.0 != o.opacity {
+        backdrop.0 = o.opacity;
+    }
+    if scale.0 != o.scale {
+        scale.0 = o.scale;
+    }
+}
+
+/// Where the window's top-left corner goes for this anchor (a corner, an edge's middle),
+/// `margin` pixels in from it.
+pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) -> IVec2 {
+    let size = size.as_ivec2();
+    let (h, v) = match anchor {
+        "top" => (0, -1),
+        "top-right" => (1, -1),
+        "right" => (1, 0),
+        "bottom-right" => (1, 1),
+        "bottom" => (0, 1),
+        "bottom-left" => (-1, 1),
+        "left" => (-1, 0),
+        _ => (-1, -1),
+    };
+    let along = |side: i32, lo: i32, hi: i32, len: i32, m: i32| match side {
+        -1 => lo + m,
+        1 => hi - len - m,
+        _ => lo + (hi - lo - len) / 2 + m,
+    };
+    IVec2::new(
+        along(h, screen.min.x, screen.max.x, size.x, margin.x),
+        along(v, screen.min.y, screen.max.y, size.y, margin.y),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn anchors_place_the_window_inside_the_screen() {
+        let screen = IRect::new(0, 0, 1920, 1080);
+        let (m, s) = (IVec2::new(10, 20), UVec2::new(300, 400));
+        assert_eq!(anchored("top-left", m, s, screen), IVec2::new(10, 20));
+        assert_eq!(anchored("bottom-right", m, s, screen), IVec2::new(1920 - 300 - 10, 1080 - 400 - 20));
+        assert_eq!(anchored("top", IVec2::ZERO, s, screen), IVec2::new(810, 0));
+        assert_eq!(anchored("left", IVec2::ZERO, s, screen), IVec2::new(0, 340));
+        // A second monitor to the right.
+        let right = IRect::new(1920, 0, 3840, 1080);
+        assert_eq!(anchored("top-right", IVec2::ZERO, s, right), IVec2::new(3840 - 300, 0));
+    }
+}
