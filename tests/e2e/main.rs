@@ -6,6 +6,7 @@
 mod devices;
 mod hostile;
 mod inprocess;
+mod overlay;
 mod processes;
 mod rejection;
 mod relay;

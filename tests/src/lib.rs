@@ -7,6 +7,7 @@ pub mod impair;
 pub mod netns;
 pub mod pulse;
 pub mod talk;
+pub mod xvfb;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -130,6 +131,9 @@ impl Proc {
             .arg(home)
             .args(args)
             .env("RUST_LOG", std::env::var("PARTYLINE_TEST_LOG").unwrap_or_else(|_| "info".into()))
+            // Headless unless a test gives a display (the overlay tests' Xvfb).
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
