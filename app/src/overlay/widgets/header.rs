@@ -22,7 +22,7 @@ impl Plugin for HeaderPlugin {
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Air {
     /// Sending voice (or the key holds the microphone open).
-    OnAir,
+    Talking,
     Muted,
     /// Ready: the microphone opens with the key or the voice.
     Ready(VoiceMode),
@@ -33,7 +33,7 @@ pub(crate) fn air(party: &Party, ptt: &Ptt) -> Air {
     if party.muted || party.deafened {
         Air::Muted
     } else if talking || ptt.keyed() {
-        Air::OnAir
+        Air::Talking
     } else {
         Air::Ready(ptt.mode())
     }
@@ -57,7 +57,7 @@ fn draw(
     }
     let b = *backdrop;
     let (label, color) = match air(&party, &ptt) {
-        Air::OnAir => ("● ON AIR".to_owned(), theme::ON_AIR),
+        Air::Talking => ("● ON AIR".to_owned(), theme::ON_AIR),
         Air::Muted => ("✕ MUTED".to_owned(), theme::WARN),
         Air::Ready(mode) => (format!("○ {}", mode_label(mode)), theme::DIM),
     };
