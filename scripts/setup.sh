@@ -19,7 +19,7 @@ PACKAGES=(
   libasound2-plugins
   iproute2 nftables procps
   espeak-ng sox pulseaudio pulseaudio-utils
-  xvfb mesa-vulkan-drivers libvulkan1 libx11-dev libxcursor-dev libxrandr-dev libxi-dev
+  xvfb xdotool mesa-vulkan-drivers libvulkan1 libx11-dev libxcursor-dev libxrandr-dev libxi-dev
 )
 
 missing=()

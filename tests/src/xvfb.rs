@@ -1,14 +1,13 @@
-//! A private X server (Xvfb) for overlay tests, stopped by PID when dropped; X clients for
-//! clicking (XTest) and for a plain window that records the clicks it gets; PNG reading.
+//! A private X server (Xvfb) for overlay tests, stopped by PID when dropped; real clicks
+//! (xdotool); a plain X window that records the clicks it gets; PNG reading.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, EventMask, WindowClass};
-use x11rb::protocol::xtest::ConnectionExt as _;
 use x11rb::rust_connection::RustConnection;
 
 pub const WIDTH: u16 = 1280;
@@ -21,21 +20,21 @@ pub struct Xvfb {
 }
 
 impl Xvfb {
+    /// Starts a server on a free display: Xvfb picks the number and writes it once it accepts
+    /// clients (`-displayfd`), so neither a busy number nor a stale socket can confuse it.
     pub fn start() -> Self {
-        let n = 60 + std::process::id() % 200;
-        let child = Command::new("Xvfb")
-            .arg(format!(":{n}"))
-            .args(["-screen", "0", &format!("{WIDTH}x{HEIGHT}x24"), "-nolisten", "tcp"])
-            .stdout(Stdio::null())
+        let mut child = Command::new("Xvfb")
+            .args(["-displayfd", "1", "-screen", "0", &format!("{WIDTH}x{HEIGHT}x24"), "-nolisten", "tcp"])
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("Xvfb (scripts/setup.sh installs it)");
-        let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-        let start = Instant::now();
-        while !socket.exists() {
-            assert!(start.elapsed() < Duration::from_secs(10), "Xvfb :{n} did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("Xvfb stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("Xvfb display number");
+        let n: u32 =
+            line.trim().parse().unwrap_or_else(|_| panic!("Xvfb said {line:?}, not a display number"));
         let runtime_dir = tempfile::tempdir().expect("runtime dir");
         Self { child, display: format!(":{n}"), runtime_dir }
     }
@@ -60,16 +59,19 @@ impl Drop for Xvfb {
     }
 }
 
-/// A click of the first button at a screen point, as if from a real mouse (XTest).
-pub fn click(conn: &RustConnection, x: i16, y: i16) {
-    let root = conn.setup().roots[0].root;
-    const MOTION: u8 = 6;
-    const PRESS: u8 = 4;
-    const RELEASE: u8 = 5;
-    conn.xtest_fake_input(MOTION, 0, 0, root, x, y, 0).unwrap();
-    conn.xtest_fake_input(PRESS, 1, 0, root, 0, 0, 0).unwrap();
-    conn.xtest_fake_input(RELEASE, 1, 0, root, 0, 0, 0).unwrap();
-    conn.flush().unwrap();
+/// A click of the first button at a screen point, as from a real mouse: `xdotool` moves the
+/// pointer in from outside (a window hears only of a pointer that enters and moves over it),
+/// then presses and releases.
+pub fn click(x: &Xvfb, at: (i32, i32)) {
+    let (cx, cy) = at;
+    let status = Command::new("xdotool")
+        .env("DISPLAY", &x.display)
+        .args(["mousemove", "1", "1", "sleep", "0.1"])
+        .args(["mousemove", &(cx - 3).to_string(), &(cy - 3).to_string(), "sleep", "0.1"])
+        .args(["mousemove", &cx.to_string(), &cy.to_string(), "sleep", "0.1", "click", "1"])
+        .status()
+        .expect("xdotool (scripts/setup.sh installs it)");
+    assert!(status.success(), "xdotool failed");
 }
 
 /// A plain full-screen window, standing in for the game under the overlay: it counts the clicks

@@ -44,15 +44,11 @@ pub(crate) enum Act {
     Scale(f32),
 }
 
-/// Buttons carry an [`Act`]; pressing one performs it.
-pub(crate) fn press_buttons(
-    buttons: Query<(&Interaction, &Act), Changed<Interaction>>,
-    mut acts: MessageWriter<Act>,
-) {
-    for (interaction, act) in &buttons {
-        if *interaction == Interaction::Pressed {
-            acts.write(act.clone());
-        }
+/// Buttons carry an [`Act`]; clicking one performs it. (A click observed as an event, not
+/// polled from `Interaction`: a press and release in the same frame still count.)
+pub(crate) fn click_buttons(click: On<Pointer<Click>>, buttons: Query<&Act>, mut acts: MessageWriter<Act>) {
+    if let Ok(act) = buttons.get(click.entity) {
+        acts.write(act.clone());
     }
 }
 

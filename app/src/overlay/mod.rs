@@ -177,7 +177,7 @@ impl Plugin for OverlayPlugin {
             .add_message::<actions::Act>()
             .add_message::<probe::TakeScreenshot>()
             .add_systems(PreUpdate, (absorb_inbox, close_when_session_ends))
-            .add_systems(Update, (expire_toasts, actions::carry_out).chain());
+            .add_systems(Update, (pace_frames, actions::carry_out).chain());
         if app.world().contains_resource::<Assets<Font>>() {
             app.add_plugins((
                 theme::ThemePlugin,
@@ -221,24 +221,34 @@ fn close_when_session_ends(closed: Option<Res<SessionClosed>>, mut exit: Message
     }
 }
 
-/// Toasts go away on time: the loop sleeps until the next one expires (and no longer).
-fn expire_toasts(time: Res<Time>, mut toasts: ResMut<Toasts>, settings: Option<ResMut<WinitSettings>>) {
+/// Paces the loop: asleep until the next toast expires (toasts go away on time), at most
+/// [`IDLE_WAIT`]; while the overlay is interactive, a frame at least every [`INTERACTIVE_WAIT`] so
+/// that pointer input is picked up promptly.
+fn pace_frames(
+    time: Res<Time>,
+    interactive: Res<Interactive>,
+    mut toasts: ResMut<Toasts>,
+    settings: Option<ResMut<WinitSettings>>,
+) {
     let now = time.elapsed();
+    // Expiring marks the toasts changed: only when one is due.
     let next = if toasts.items.iter().any(|t| t.until <= now) {
         toasts.expire(now)
     } else {
         toasts.items.iter().map(|t| t.until).min()
     };
-    if let Some(mut settings) = settings {
-        let wait = next.map_or(IDLE_WAIT, |at| at.saturating_sub(now) + Duration::from_millis(5));
-        let mode = UpdateMode::reactive_low_power(wait.min(IDLE_WAIT));
-        if settings.unfocused_mode != mode {
-            settings.unfocused_mode = mode;
-            settings.focused_mode = mode;
-        }
+    let Some(mut settings) = settings else { return };
+    let limit = if interactive.0 { INTERACTIVE_WAIT } else { IDLE_WAIT };
+    let wait = next.map_or(limit, |at| at.saturating_sub(now) + Duration::from_millis(5)).min(limit);
+    let mode = UpdateMode::reactive_low_power(wait);
+    if settings.unfocused_mode != mode {
+        settings.unfocused_mode = mode;
+        settings.focused_mode = mode;
     }
 }
 
+/// While the user works the overlay, frames come at least this often.
+const INTERACTIVE_WAIT: Duration = Duration::from_millis(100);
 /// With nothing happening, the overlay wakes this seldom (node events and keys wake it at once).
 pub(crate) const IDLE_WAIT: Duration = Duration::from_secs(60);
 

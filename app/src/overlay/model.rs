@@ -265,17 +265,7 @@ fn leave(party: &mut Party) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn info(name: &str, me: bool) -> MemberInfo {
-        MemberInfo {
-            peer: PeerId::random(),
-            name: name.into(),
-            presence: Presence::Online,
-            owner: me,
-            me,
-            path: Path::Direct,
-        }
-    }
+    use crate::overlay::tests::member as info;
 
     #[test]
     fn toasts_are_bounded_and_expire() {

@@ -65,7 +65,7 @@ impl Harness {
     }
 }
 
-fn member(name: &str, me: bool) -> MemberInfo {
+pub(super) fn member(name: &str, me: bool) -> MemberInfo {
     MemberInfo {
         peer: PeerId::random(),
         name: name.into(),

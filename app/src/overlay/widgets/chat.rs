@@ -5,7 +5,7 @@ use bevy::input::ButtonState;
 use bevy::input::keyboard::{Key, KeyboardInput};
 use bevy::prelude::*;
 
-use super::{Slot, button, drawer_closed, redraw};
+use super::{Slot, button, drawer_needs_drawing, redraw};
 use crate::overlay::actions::Act;
 use crate::overlay::probe::Probe;
 use crate::overlay::theme::{self, Backdrop, Fonts};
@@ -72,11 +72,10 @@ fn draw(
     backdrop: Res<Backdrop>,
     fonts: Res<Fonts>,
 ) {
-    if !(chat.is_changed() || drawer.is_changed() || interactive.is_changed() || backdrop.is_changed()) {
+    let changed =
+        chat.is_changed() || drawer.is_changed() || interactive.is_changed() || backdrop.is_changed();
+    if !drawer_needs_drawing(&mut commands, &slots, *drawer, Drawer::Chat, changed) {
         return;
-    }
-    if *drawer != Drawer::Chat {
-        return drawer_closed(&mut commands, &slots, Drawer::Chat);
     }
     let b = *backdrop;
     redraw(&mut commands, &slots, Slot::Drawer(Drawer::Chat), |s| {

@@ -5,7 +5,7 @@ use bevy::image::ImageSampler;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 
-use super::{Slot, button, drawer_closed, redraw};
+use super::{Slot, button, drawer_needs_drawing, redraw};
 use crate::overlay::actions::Act;
 use crate::overlay::probe::Probe;
 use crate::overlay::theme::{self, Backdrop};
@@ -33,11 +33,9 @@ fn draw(
     mut images: ResMut<Assets<Image>>,
     mut shown: Local<Option<(String, Handle<Image>)>>,
 ) {
-    if !(party.is_changed() || drawer.is_changed() || backdrop.is_changed()) {
+    let changed = party.is_changed() || drawer.is_changed() || backdrop.is_changed();
+    if !drawer_needs_drawing(&mut commands, &slots, *drawer, Drawer::Invite, changed) {
         return;
-    }
-    if *drawer != Drawer::Invite {
-        return drawer_closed(&mut commands, &slots, Drawer::Invite);
     }
     let b = *backdrop;
     // The code is made again only when the link changes.

@@ -25,7 +25,7 @@ pub(crate) struct WidgetsPlugin;
 
 impl Plugin for WidgetsPlugin {
     fn build(&self, app: &mut App) {
-        app.add_systems(Startup, layout).add_systems(PreUpdate, actions::press_buttons).add_plugins((
+        app.add_systems(Startup, layout).add_observer(actions::click_buttons).add_plugins((
             header::HeaderPlugin,
             roster::RosterPlugin,
             chat::ChatPlugin,
@@ -104,7 +104,8 @@ pub(crate) fn button(label: impl Into<String>, act: Act, active: bool, backdrop:
             ..default()
         },
         backdrop.button(active),
-        children![theme::text(label, 12.0, theme::TEXT)],
+        // The label lets the pointer through, so the button itself is what is clicked.
+        children![(theme::text(label, 12.0, theme::TEXT), Pickable::IGNORE)],
     )
 }
 
@@ -118,7 +119,17 @@ pub(crate) fn row() -> Node {
     }
 }
 
-/// A drawer that is not open is hidden and empty.
-pub(crate) fn drawer_closed(commands: &mut Commands, slots: &Query<(Entity, &Slot)>, which: super::Drawer) {
-    redraw(commands, slots, Slot::Drawer(which), |_| {});
+/// Whether drawer `which` must be drawn now: something changed (`changed`) and it is the open
+/// drawer. A drawer that is not open is emptied.
+pub(crate) fn drawer_needs_drawing(
+    commands: &mut Commands,
+    slots: &Query<(Entity, &Slot)>,
+    open: super::Drawer,
+    which: super::Drawer,
+    changed: bool,
+) -> bool {
+    if changed && open != which {
+        redraw(commands, slots, Slot::Drawer(which), |_| {});
+    }
+    changed && open == which
 }

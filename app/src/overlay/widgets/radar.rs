@@ -5,7 +5,7 @@
 use bevy::prelude::*;
 use libp2p::PeerId;
 
-use super::{Slot, button, drawer_closed, redraw};
+use super::{Slot, button, drawer_needs_drawing, redraw};
 use crate::overlay::actions::{Act, RADAR_METRES};
 use crate::overlay::probe::Probe;
 use crate::overlay::theme::{self, Backdrop};
@@ -64,11 +64,9 @@ fn draw(
     drawer: Res<Drawer>,
     backdrop: Res<Backdrop>,
 ) {
-    if !(party.is_changed() || drawer.is_changed() || backdrop.is_changed()) {
+    let changed = party.is_changed() || drawer.is_changed() || backdrop.is_changed();
+    if !drawer_needs_drawing(&mut commands, &slots, *drawer, Drawer::Radar, changed) {
         return;
-    }
-    if *drawer != Drawer::Radar {
-        return drawer_closed(&mut commands, &slots, Drawer::Radar);
     }
     let b = *backdrop;
     redraw(&mut commands, &slots, Slot::Drawer(Drawer::Radar), |s| {

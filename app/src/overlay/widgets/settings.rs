@@ -4,7 +4,7 @@
 use bevy::prelude::*;
 
 use super::header::mode_label;
-use super::{Slot, button, drawer_closed, redraw, row};
+use super::{Slot, button, drawer_needs_drawing, redraw, row};
 use crate::overlay::actions::Act;
 use crate::overlay::model::Status;
 use crate::overlay::probe::Probe;
@@ -31,16 +31,13 @@ fn draw(
     backdrop: Res<Backdrop>,
 ) {
     let file_changed = file.as_ref().is_some_and(|f| f.is_changed());
-    if !(drawer.is_changed()
+    let changed = drawer.is_changed()
         || file_changed
         || ptt.is_changed()
         || party.is_changed()
-        || backdrop.is_changed())
-    {
+        || backdrop.is_changed();
+    if !drawer_needs_drawing(&mut commands, &slots, *drawer, Drawer::Settings, changed) {
         return;
-    }
-    if *drawer != Drawer::Settings {
-        return drawer_closed(&mut commands, &slots, Drawer::Settings);
     }
     let Some(file) = file else { return };
     let (s, b, mode) = (&file.settings, *backdrop, ptt.mode());
