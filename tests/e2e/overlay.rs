@@ -119,7 +119,9 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     let (ana, link) = overlay_host(&x, "ana");
 
     // An empty party: just me, nobody speaking.
-    let empty = Shot::take(&ana, "empty");
+    // (Glyphs reach the screen a few frames after the layout: screenshots are retried until they do.)
+    let name_drawn = |s: &Shot| s.region("member:ana").is_some_and(|r| s.drawn_text_in(r));
+    let empty = Shot::until(&ana, "empty", name_drawn);
     assert!(empty.has_text("ana") && empty.has_text("1 in party"), "{:?}", empty.texts());
     assert!(empty.drawn_text_in(empty.region("member:ana").expect("ana's row")), "ana's name is not drawn");
     assert!(empty.region("speaking:ana").is_none());
@@ -145,7 +147,11 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     ana.wait_for(Duration::from_secs(30), "bob speaking", |e| {
         e["event"] == "speaking" && e["name"] == "bob" && e["on"] == true
     });
-    let four = Shot::take(&ana, "four");
+    let light_on = |s: &Shot| {
+        s.region("speaking:bob")
+            .is_some_and(|r| s.picture.pixels(r).iter().filter(|p| is_green(p)).count() >= 6)
+    };
+    let four = Shot::until(&ana, "four", light_on);
     for name in ["ana", "bob", "carl", "dana", "4 in party"] {
         assert!(four.has_text(name), "{name} missing: {:?}", four.texts());
     }
