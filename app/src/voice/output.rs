@@ -55,12 +55,12 @@ impl Drop for OutputBackend {
     }
 }
 
-/// 48 kHz stereo when the device offers it: voices are decoded at 48 kHz, and asking for it
-/// avoids a device quietly running at another rate than the one it reported.
 /// Frames per output callback: 20 ms. ALSA (through PulseAudio) left to choose picked blocks that
 /// the 2-core test machine sometimes missed, stalling playback for seconds.
 const OUTPUT_BLOCK: u32 = 960;
 
+/// 48 kHz stereo when the device offers it: voices are decoded at 48 kHz, and asking for it
+/// avoids a device quietly running at another rate than the one it reported.
 fn preferred_config(device: Option<&cpal::Device>) -> Option<cpal::StreamConfig> {
     use cpal::traits::{DeviceTrait, HostTrait};
     let default = cpal::default_host().default_output_device();
