@@ -4,22 +4,10 @@
 
 use std::time::{Duration, Instant};
 
+use partyline_tests::report::{spread_header, spread_row};
 use partyline_tests::{Proc, host, join_args};
 
 const RUNS: usize = 10;
-
-fn summary(label: &str, mut ms: Vec<f64>) {
-    ms.sort_by(f64::total_cmp);
-    let pick = |q: f64| ms[((ms.len() - 1) as f64 * q).round() as usize];
-    println!(
-        "| {label:<34} | {:>4} | {:>7.1} | {:>7.1} | {:>7.1} | {:>7.1} |",
-        ms.len(),
-        pick(0.0),
-        pick(0.5),
-        pick(0.9),
-        pick(1.0)
-    );
-}
 
 /// Milliseconds from starting `join` in `home` to its `joined` event; the member then leaves.
 fn time_join(link: &str, name: &str, home: &std::path::Path) -> f64 {
@@ -42,9 +30,7 @@ fn main() {
         fresh.push(time_join(&link, &name, home.path()));
         returning.push(time_join(&link, &name, home.path()));
     }
-    println!("\nstart of `partyline join` to its `joined` event, loopback, ms");
-    println!("| case                               | runs |     min |  median |     p90 |     max |");
-    println!("|------------------------------------|------|---------|---------|---------|---------|");
-    summary("first join (new identity and data)", fresh);
-    summary("re-join (existing identity)", returning);
+    spread_header("start of `partyline join` to its `joined` event, loopback, ms");
+    spread_row("first join (new identity and data)", fresh);
+    spread_row("re-join (existing identity)", returning);
 }

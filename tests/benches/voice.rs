@@ -166,7 +166,7 @@ fn record_pair(pulse: &Pulse, first: &str, second: &str, play_into: &str) -> (f6
 /// recorded; the latency is the time between the two recordings. Two recorders never start at
 /// exactly the same time: their skew is measured by recording one source twice, and subtracted.
 fn device_latency() {
-    let _exclusive = audio::exclusive();
+    let _exclusive = partyline_tests::exclusive();
     let pulse = Pulse::start();
     let mic = pulse.microphone("mic");
     pulse.speaker("spk");

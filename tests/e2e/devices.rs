@@ -9,7 +9,7 @@ use partyline_tests::{LOOPBACK, Proc, audio};
 
 #[test]
 fn speech_from_a_microphone_reaches_the_other_speakers() {
-    let _exclusive = audio::exclusive();
+    let _exclusive = partyline_tests::exclusive();
     let pulse = Pulse::start();
     let mic = pulse.microphone("mic");
     pulse.speaker("spk");
@@ -68,7 +68,7 @@ fn input(p: &mut Proc) -> Option<String> {
 
 #[test]
 fn a_vanishing_microphone_leaves_the_node_running_and_comes_back() {
-    let _exclusive = audio::exclusive();
+    let _exclusive = partyline_tests::exclusive();
     let mut pulse = Pulse::start();
     let mic = pulse.microphone("mic");
     let env = pulse.env_with(&[("PULSE_SOURCE", mic.as_str())]);

@@ -114,6 +114,8 @@ fn overlay_host(x: &Xvfb, name: &str) -> (Proc, String) {
 #[test]
 fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     partyline_tests::init_logs();
+    // Rendering on the CPU takes both cores for a while: not next to the audio timing tests.
+    let _exclusive = partyline_tests::exclusive();
     let x = Xvfb::start();
     let game = GameWindow::open(&x);
     let (ana, link) = overlay_host(&x, "ana");

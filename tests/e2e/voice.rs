@@ -72,7 +72,7 @@ fn speech_survives_loss_delay_and_jitter() {
 
 #[test]
 fn a_missing_microphone_leaves_the_node_listening() {
-    let _exclusive = audio::exclusive();
+    let _exclusive = partyline_tests::exclusive();
     let (mut alice, link) =
         partyline_tests::host("alice", &["--mic-device", "no such microphone", "--speaker-device", "none"]);
     let error = alice.wait_event(Duration::from_secs(10), "error");
@@ -94,7 +94,7 @@ fn a_missing_microphone_leaves_the_node_listening() {
 
 #[test]
 fn garbled_and_flooding_voice_is_dropped_and_the_talker_still_heard() {
-    let _exclusive = audio::exclusive();
+    let _exclusive = partyline_tests::exclusive();
     let (mut alice, link) =
         partyline_tests::host("alice", &["--mic-device", "none", "--speaker-device", "none"]);
     let bob = partyline_tests::join(

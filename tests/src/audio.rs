@@ -7,13 +7,6 @@ use std::sync::OnceLock;
 
 pub const RATE: u32 = 48_000;
 
-/// Real-time audio tests take this lock: on two cores, several of them at once starve each other
-/// and measure the machine rather than Partyline.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
 const TEXT: &str = "Hello team, this is Partyline. The enemy is behind the red building, near the bridge. \
 Cover me while I reload, then we push together on three. One, two, three, go go go.";
 

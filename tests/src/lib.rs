@@ -6,7 +6,9 @@ pub mod audio;
 pub mod impair;
 pub mod netns;
 pub mod pulse;
+pub mod report;
 pub mod talk;
+pub mod usage;
 pub mod xvfb;
 
 use std::io::{BufRead, BufReader, Write};
@@ -34,6 +36,14 @@ pub fn init_logs() {
 /// Loopback-only listening, so test traffic never leaves the machine, and no multicast discovery.
 pub const LOOPBACK: &[&str] =
     &["--listen", "/ip4/127.0.0.1/udp/0/quic-v1", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-mdns"];
+
+/// Tests that measure real-time audio, and tests that keep both cores busy (the overlay renders
+/// on the CPU), take turns with this lock: on two cores, two of them at once starve each other
+/// and measure the machine rather than Partyline.
+pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Party tests that are not about voice run without it (no audio devices exist in CI).
 pub const NO_VOICE: &[&str] = &["--no-voice"];
@@ -268,12 +278,7 @@ impl Proc {
 
     /// Resident memory in KiB, from /proc.
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).expect("proc status");
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .expect("VmRSS")
+        usage::of(self.pid()).rss_kib
     }
 }
 

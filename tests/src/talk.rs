@@ -103,7 +103,7 @@ fn audio_started(p: &Proc, source: &str) -> f64 {
 
 /// Alice plays the speech into the party; Bob records what he hears.
 pub fn talk(setup: &Setup<'_>) -> Talk {
-    let _exclusive = audio::exclusive();
+    let _exclusive = crate::exclusive();
     let recording = setup.dir.join("heard.wav");
     let speech_arg = setup.speech.to_str().unwrap();
     let alice_port = free_udp_port();

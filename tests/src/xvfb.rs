@@ -1,5 +1,6 @@
 //! A private X server (Xvfb) for overlay tests, stopped by PID when dropped; real clicks
-//! (xdotool); a plain X window that records the clicks it gets; PNG reading.
+//! (xdotool); a plain X window that records the clicks it gets; finding a window and reading
+//! its pixels; PNG reading.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -7,7 +8,9 @@ use std::time::{Duration, Instant};
 
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
-use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, EventMask, WindowClass};
+use x11rb::protocol::xproto::{
+    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, ImageFormat, MapState, Window, WindowClass,
+};
 use x11rb::rust_connection::RustConnection;
 
 pub const WIDTH: u16 = 1280;
@@ -50,6 +53,39 @@ impl Xvfb {
     pub fn connect(&self) -> RustConnection {
         x11rb::connect(Some(&self.display)).expect("connect to Xvfb").0
     }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+/// The top-level window titled `title`, if one is mapped.
+pub fn window_titled(conn: &RustConnection, title: &str) -> Option<Window> {
+    let root = conn.setup().roots[0].root;
+    let tree = conn.query_tree(root).ok()?.reply().ok()?;
+    tree.children.into_iter().find(|&w| {
+        let mapped = conn
+            .get_window_attributes(w)
+            .ok()
+            .and_then(|c| c.reply().ok())
+            .is_some_and(|a| a.map_state == MapState::VIEWABLE);
+        let name = conn
+            .get_property(false, w, AtomEnum::WM_NAME, AtomEnum::ANY, 0, 256)
+            .ok()
+            .and_then(|c| c.reply().ok());
+        mapped && name.is_some_and(|n| n.value == title.as_bytes())
+    })
+}
+
+/// How many pixels of `window` are near white (text drawn on it), as the screen shows them.
+pub fn bright_pixels(conn: &RustConnection, window: Window) -> usize {
+    let Some(geometry) = conn.get_geometry(window).ok().and_then(|c| c.reply().ok()) else { return 0 };
+    let image = conn
+        .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, geometry.width, geometry.height, !0)
+        .ok()
+        .and_then(|c| c.reply().ok());
+    // 24- and 32-bit visuals both come as four bytes per pixel, blue first.
+    image.map_or(0, |i| i.data.chunks_exact(4).filter(|p| p[..3].iter().all(|&c| c > 200)).count())
 }
 
 impl Drop for Xvfb {

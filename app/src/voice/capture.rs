@@ -3,7 +3,7 @@
 //! drains. The device callback never blocks or allocates: it converts and pushes, and counts what
 //! did not fit.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
@@ -15,6 +15,12 @@ use super::MicSource;
 
 /// Samples buffered between the device and the voice thread (one second at 48 kHz).
 const RING: usize = 48_000;
+
+/// A device that delivers nothing for this long has stopped, even if it reported no error (a
+/// sound server that vanished leaves ALSA's PulseAudio plugin waiting).
+const STALLED_AFTER: Duration = Duration::from_secs(2);
+/// Failed devices being closed at once, at most (see [`Capture::close_failed`]).
+const MAX_CLOSING: usize = 4;
 
 /// What the capture side shares with the voice thread.
 #[derive(Default)]
@@ -37,7 +43,9 @@ pub(crate) struct Capture {
     pub(crate) rate: u32,
     pub(crate) status: Arc<CaptureStatus>,
     pub(crate) description: String,
-    _keep: Keep,
+    /// When the device last delivered samples.
+    heard_at: Instant,
+    keep: Keep,
 }
 
 enum Keep {
@@ -113,7 +121,14 @@ impl Capture {
             other => bail!("unsupported input sample format {other:?}"),
         };
         stream.play().context("cannot start the input device")?;
-        Ok(Self { consumer, rate: config.sample_rate, status, description, _keep: Keep::Stream(stream) })
+        Ok(Self {
+            consumer,
+            rate: config.sample_rate,
+            status,
+            description,
+            heard_at: Instant::now(),
+            keep: Keep::Stream(stream),
+        })
     }
 
     /// Plays a WAV file as the microphone, in real time, then silence; it starts when
@@ -173,8 +188,49 @@ impl Capture {
             rate,
             status,
             description: format!("file {}", path.display()),
-            _keep: Keep::Thread { stop, thread: Some(thread) },
+            heard_at: Instant::now(),
+            keep: Keep::Thread { stop, thread: Some(thread) },
         })
+    }
+}
+
+impl Capture {
+    /// Moves what was captured into `into`. A device that has delivered nothing for
+    /// [`STALLED_AFTER`] is marked failed, as if it had reported an error.
+    pub(crate) fn drain(&mut self, into: &mut Vec<f32>, now: Instant) {
+        let before = into.len();
+        while let Ok(s) = self.consumer.pop() {
+            into.push(s);
+        }
+        if into.len() > before {
+            self.heard_at = now;
+        } else if matches!(self.keep, Keep::Stream(_))
+            && now.duration_since(self.heard_at) > STALLED_AFTER
+            && !self.status.failed.swap(true, Ordering::Relaxed)
+        {
+            *self.status.error.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(format!("no sound from it for {} s", STALLED_AFTER.as_secs()));
+        }
+    }
+
+    /// Closes a failed capture off the calling thread: closing a device whose sound server
+    /// vanished can block for good inside ALSA's PulseAudio plugin, and the voice thread must run
+    /// on. Past [`MAX_CLOSING`] closes still waiting, the capture is leaked instead.
+    pub(crate) fn close_failed(self) {
+        static CLOSING: AtomicUsize = AtomicUsize::new(0);
+        if CLOSING.fetch_add(1, Ordering::Relaxed) >= MAX_CLOSING {
+            CLOSING.fetch_sub(1, Ordering::Relaxed);
+            tracing::warn!(input = %self.description, "a failed microphone cannot be closed; leaving it");
+            std::mem::forget(self);
+            return;
+        }
+        let closing = std::thread::Builder::new().name("partyline-mic-close".into()).spawn(move || {
+            drop(self);
+            CLOSING.fetch_sub(1, Ordering::Relaxed);
+        });
+        if closing.is_err() {
+            CLOSING.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 

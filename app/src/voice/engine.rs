@@ -356,6 +356,7 @@ impl Engine {
                 "the microphone ({}) stopped: {why}; listen-only, retrying",
                 capture.description
             ));
+            capture.close_failed();
             self.reopen_at = Some(now + REOPEN_EVERY);
             self.set_talking(false);
         }
@@ -367,9 +368,7 @@ impl Engine {
         }
         let (Some(capture), Some(dsp)) = (&mut self.capture, &mut self.dsp) else { return };
         self.scratch.clear();
-        while let Ok(s) = capture.consumer.pop() {
-            self.scratch.push(s);
-        }
+        capture.drain(&mut self.scratch, now);
         let pose = self.pose;
         let frame_samples = self.config.codec.frame_samples() as u32;
         let (encoder, out, seq, ts) = (&mut self.encoder, &self.out, &mut self.seq, &mut self.ts);

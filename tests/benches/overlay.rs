@@ -1,0 +1,165 @@
+//! What the overlay costs. CPU (fraction of one core) and resident memory of `partyline --overlay`
+//! in a party of four under Xvfb (Bevy on Mesa's lavapipe: software rendering), with nobody
+//! speaking and with two members speaking, next to the same member run headless (the difference
+//! is the overlay's share); and the time from starting `partyline --overlay` to its window and to
+//! its first frame on screen.
+//!
+//! `cargo bench -p partyline-tests --bench overlay` (release build). Prints tables; not a test.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use partyline_tests::report::{spread_header, spread_row};
+use partyline_tests::usage::{self, Usage};
+use partyline_tests::xvfb::{self, GameWindow, Xvfb};
+use partyline_tests::{LOOPBACK, Proc, audio, join};
+
+/// How long usage is measured for, once the party is steady.
+const WINDOW: Duration = Duration::from_secs(30);
+/// After the last join, before measuring: the join toasts expire after five seconds.
+const SETTLE: Duration = Duration::from_secs(7);
+const FIRST_FRAME_RUNS: usize = 5;
+
+#[derive(Clone, Copy, PartialEq)]
+enum Front {
+    Overlay,
+    Headless,
+}
+
+/// Speech long enough to talk through the set-up and the whole window: the test speech again and
+/// again.
+fn long_speech(dir: &Path) -> PathBuf {
+    let speech = audio::read_mono(audio::speech_wav());
+    let path = dir.join("long-speech.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: audio::RATE,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&path, spec).expect("speech file");
+    let samples = (WINDOW + SETTLE + Duration::from_secs(60)).as_secs() as usize * audio::RATE as usize;
+    for s in speech.iter().cycle().take(samples) {
+        writer.write_sample((s.clamp(-1.0, 1.0) * 32767.0) as i16).expect("speech sample");
+    }
+    writer.finalize().expect("speech file");
+    path
+}
+
+/// Ana, hosting, hearing the party into a file (the voice engine decodes and mixes as it would
+/// for speakers), shown as `front`.
+fn start_ana(x: &Xvfb, front: Front, heard: &Path) -> Proc {
+    let flag = match front {
+        Front::Overlay => "--overlay",
+        Front::Headless => "--headless",
+    };
+    let heard = heard.to_str().expect("path");
+    let mut args = vec!["host", "--name", "ana", flag, "--mic-device", "none", "--speaker-file", heard];
+    args.extend_from_slice(LOOPBACK);
+    Proc::start_env("ana", &args, &x.env())
+}
+
+struct Cost {
+    ana: Usage,
+    ana_cpu: f64,
+    xvfb_cpu: f64,
+}
+
+/// Ana and three members, `speakers` of whom talk the whole time; usage over [`WINDOW`].
+fn cost(x: &Xvfb, front: Front, speakers: usize, speech: &Path) -> Cost {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ana = start_ana(x, front, &dir.path().join("heard.wav"));
+    let link = ana.wait_event(Duration::from_secs(60), "link")["link"].as_str().expect("link").to_owned();
+    let speech = speech.to_str().expect("path");
+    let names = ["bob", "carl", "dana"];
+    let _members: Vec<Proc> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let mic = if i < speakers { ["--mic-file", speech] } else { ["--mic-device", "none"] };
+            join(name, &link, &[mic[0], mic[1], "--speaker-device", "none"])
+        })
+        .collect();
+    ana.wait_roster(Duration::from_secs(90), &["ana", "bob", "carl", "dana"]);
+    for name in &names[..speakers] {
+        ana.wait_for(Duration::from_secs(30), "speaking", |e| {
+            e["event"] == "speaking" && e["name"] == *name && e["on"] == true
+        });
+    }
+    std::thread::sleep(SETTLE);
+    let (ana_before, x_before) = (usage::of(ana.pid()), usage::of(x.pid()));
+    std::thread::sleep(WINDOW);
+    let (ana_after, x_after) = (usage::of(ana.pid()), usage::of(x.pid()));
+    let seconds = WINDOW.as_secs_f64();
+    Cost {
+        ana: ana_after,
+        ana_cpu: (ana_after.cpu_s - ana_before.cpu_s) / seconds,
+        xvfb_cpu: (x_after.cpu_s - x_before.cpu_s) / seconds,
+    }
+}
+
+fn cost_table(x: &Xvfb) {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let speech = long_speech(dir.path());
+    println!(
+        "\nana in a party of four, {} s steady state; CPU as % of one core, memory in MiB",
+        WINDOW.as_secs()
+    );
+    println!("| ana shown as | members speaking | ana CPU | Xvfb CPU | ana RSS | ana peak RSS |");
+    println!("|--------------|------------------|---------|----------|---------|--------------|");
+    for speakers in [0, 2] {
+        for front in [Front::Overlay, Front::Headless] {
+            let c = cost(x, front, speakers, &speech);
+            let shown = if front == Front::Overlay { "overlay" } else { "headless" };
+            println!(
+                "| {shown:<12} | {speakers:>16} | {:>6.2}% | {:>7.2}% | {:>7.1} | {:>12.1} |",
+                c.ana_cpu * 100.0,
+                c.xvfb_cpu * 100.0,
+                c.ana.rss_kib as f64 / 1024.0,
+                c.ana.peak_rss_kib as f64 / 1024.0,
+            );
+        }
+    }
+}
+
+/// Milliseconds from starting `partyline --overlay` to its window being mapped, and to the
+/// first frame with something drawn in it (the text's near-white pixels on screen).
+fn first_frame(x: &Xvfb) -> (f64, f64) {
+    let conn = x.connect();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let started = Instant::now();
+    let ana = start_ana(x, Front::Overlay, &dir.path().join("heard.wav"));
+    let mut mapped = None;
+    loop {
+        assert!(started.elapsed() < Duration::from_secs(60), "no frame in 60 s:\n{}", ana.stderr_tail());
+        if let Some(window) = xvfb::window_titled(&conn, "Partyline") {
+            let at = *mapped.get_or_insert_with(|| started.elapsed());
+            if xvfb::bright_pixels(&conn, window) > 0 {
+                return (at.as_secs_f64() * 1e3, started.elapsed().as_secs_f64() * 1e3);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn first_frame_table(x: &Xvfb) {
+    let (mut mapped, mut drawn) = (Vec::new(), Vec::new());
+    for _ in 0..FIRST_FRAME_RUNS {
+        let (m, d) = first_frame(x);
+        mapped.push(m);
+        drawn.push(d);
+        // The window goes with the process; let the server settle before the next start.
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    spread_header("start of `partyline host --overlay` under Xvfb (lavapipe), ms");
+    spread_row("window mapped", mapped);
+    spread_row("first frame drawn", drawn);
+}
+
+fn main() {
+    let x = Xvfb::start();
+    // Something under the overlay, as a game would be, so its first frame stands out.
+    let _game = GameWindow::open(&x);
+    first_frame_table(&x);
+    cost_table(&x);
+}
