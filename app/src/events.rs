@@ -3,6 +3,7 @@
 //! the node's state.
 
 use libp2p::{Multiaddr, PeerId};
+use partyline_protocol::voice::Pose;
 use partyline_protocol::wire::{LeaveReason, Presence};
 use partyline_protocol::{InviteId, PartyId, UnixTime};
 
@@ -107,6 +108,14 @@ pub struct MemberVoiceStats {
     pub speaking: bool,
 }
 
+/// A member's position, as its game reported it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MemberPose {
+    pub peer: PeerId,
+    pub name: String,
+    pub pose: Pose,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub enum NodeEvent {
     /// Addresses this node listens on or is reachable at (relayed ones included).
@@ -175,6 +184,12 @@ pub enum NodeEvent {
         on: bool,
     },
     VoiceStats(VoiceStats),
+    /// Where the game puts this player (`me`) and the members whose voice carries a position
+    /// (from their games); sent when they change, a few times a second at most.
+    Positions {
+        me: Option<Pose>,
+        members: Vec<MemberPose>,
+    },
     /// A microphone file started playing, or a speaker file recording, at this wall-clock time
     /// (ms since the Unix epoch).
     AudioStarted {

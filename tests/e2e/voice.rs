@@ -71,7 +71,7 @@ fn speech_survives_loss_delay_and_jitter() {
 }
 
 #[test]
-fn a_missing_microphone_leaves_the_node_listening() {
+fn a_missing_microphone_leaves_the_node_listening_to_voices_and_positions() {
     let _exclusive = partyline_tests::exclusive();
     let (mut alice, link) =
         partyline_tests::host("alice", &["--mic-device", "no such microphone", "--speaker-device", "none"]);
@@ -79,17 +79,28 @@ fn a_missing_microphone_leaves_the_node_listening() {
     let message = error["message"].as_str().unwrap();
     assert!(message.contains("no input device named like") && message.contains("listen-only"), "{message}");
     // Alice still hears the party.
-    let bob = partyline_tests::join(
+    let mut bob = partyline_tests::join(
         "bob",
         &link,
         &["--mic-file", audio::speech_wav().to_str().unwrap(), "--speaker-device", "none"],
     );
     bob.wait_event(Duration::from_secs(20), "joined");
+    // Bob's game (typed here) puts him somewhere: his voice carries it, and alice's front end
+    // hears where he stands.
+    bob.send("/pos 3 0 -4 90");
     alice.wait_for(Duration::from_secs(15), "bob talking", |e| {
         e["event"] == "speaking" && e["name"] == "bob" && e["on"] == true
     });
     let stats = voice_stats(&mut alice);
     assert_eq!(stats["input"], Value::Null, "listen-only: {stats}");
+    let positions = alice.wait_for(Duration::from_secs(10), "bob's position", |e| {
+        e["event"] == "positions"
+            && e["members"].as_array().is_some_and(|m| m.iter().any(|m| m["name"] == "bob"))
+    });
+    let bob_at = &positions["members"][0];
+    let near = |key: &str, want: f64| (bob_at[key].as_f64().unwrap() - want).abs() < 1e-3;
+    assert!(near("x", 3.0) && near("z", -4.0) && near("yaw", 90.0), "{positions}");
+    assert_eq!(positions["me"], Value::Null, "alice's game says nothing: {positions}");
 }
 
 #[test]

@@ -3,6 +3,7 @@
 
 use std::io::Write;
 
+use partyline_protocol::voice::Pose;
 use serde_json::{Value, json};
 
 use crate::events::{MemberInfo, NodeEvent, Stats, VoiceStats};
@@ -170,6 +171,16 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
             json!({"event": "speaking", "peer": peer.to_string(), "name": name, "on": on})
         }
         NodeEvent::VoiceStats(v) => voice_stats_json(v),
+        NodeEvent::Positions { me, members } => json!({
+            "event": "positions",
+            "me": me.as_ref().map(pose_json),
+            "members": members.iter().map(|m| {
+                let mut pose = pose_json(&m.pose);
+                pose["peer"] = json!(m.peer.to_string());
+                pose["name"] = json!(m.name);
+                pose
+            }).collect::<Vec<_>>(),
+        }),
         NodeEvent::AudioStarted { source, at_ms } => {
             json!({"event": "audio-started", "source": source, "at_ms": at_ms})
         }
@@ -180,6 +191,11 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
         NodeEvent::PartyEnded => json!({"event": "party-ended"}),
         NodeEvent::Left => json!({"event": "left"}),
     }
+}
+
+/// Metres, and the yaw in degrees (as `/pos` takes it).
+fn pose_json(p: &Pose) -> Value {
+    json!({"x": p.x, "y": p.y, "z": p.z, "yaw": p.yaw.to_degrees()})
 }
 
 fn clock(ts_ms: u64) -> String {
@@ -228,7 +244,9 @@ fn to_text(event: &NodeEvent) -> Option<String> {
         }
         NodeEvent::Reconnecting { .. } => "* lost the party host; reconnecting…".into(),
         NodeEvent::Speaking { name, on: true, .. } => format!("* {name} is talking"),
-        NodeEvent::Speaking { .. } | NodeEvent::AudioStarted { .. } => return None,
+        NodeEvent::Speaking { .. } | NodeEvent::AudioStarted { .. } | NodeEvent::Positions { .. } => {
+            return None;
+        }
         NodeEvent::VoiceStats(v) => {
             let mut text = format!(
                 "voice: input {}, mode {}, sending {:.1} kbit/s, FEC tuned for {}% loss{}",

@@ -94,7 +94,8 @@ pub(crate) fn carry_out(
             Act::Place { peer, at } => {
                 if let Some(m) = party.member_mut(peer) {
                     m.placed = at.map(|p| p.clamp_length_max(RADAR_METRES));
-                    let pose = m.placed.map(|p| Pose { x: p.x, y: 0.0, z: p.y, yaw: 0.0 });
+                    // Heard from a listener at the origin facing -z: ahead is -z, right is +x.
+                    let pose = m.placed.map(|p| Pose { x: p.x, y: 0.0, z: -p.y, yaw: 0.0 });
                     inputs.push(Input::Voice(VoiceControl::Place { name: m.name.clone(), pose }));
                 }
             }
@@ -162,7 +163,7 @@ fn adjust_overlay(act: &Act, overlay: &mut crate::config::OverlaySettings) {
     }
 }
 
-fn save(file: &SettingsFile, toasts: &mut Toasts, now: std::time::Duration) {
+pub(super) fn save(file: &SettingsFile, toasts: &mut Toasts, now: std::time::Duration) {
     if let Err(e) = file.settings.save(&file.path) {
         toasts.push(now, ToastKind::Error, format!("{e:#}"));
     }

@@ -26,7 +26,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Front, FrontMsg, Input, Start};
 use crate::config::Settings;
-pub(crate) use model::{Chat, Party, Toasts};
+pub(crate) use model::{Chat, GamePositions, Party, Toasts};
 pub(crate) use ptt::Ptt;
 
 /// Events waiting for the overlay; beyond this the session's sends are dropped (and counted).
@@ -171,6 +171,7 @@ impl Plugin for OverlayPlugin {
         app.init_resource::<Party>()
             .init_resource::<Chat>()
             .init_resource::<Toasts>()
+            .init_resource::<GamePositions>()
             .init_resource::<Interactive>()
             .init_resource::<Drawer>()
             .insert_resource(Ptt::new(mode))
@@ -196,6 +197,7 @@ fn absorb_inbox(
     mut party: ResMut<Party>,
     mut chat: ResMut<Chat>,
     mut toasts: ResMut<Toasts>,
+    mut positions: ResMut<GamePositions>,
     mut interactive: ResMut<Interactive>,
     mut shots: MessageWriter<probe::TakeScreenshot>,
 ) {
@@ -204,7 +206,28 @@ fn absorb_inbox(
     let now = time.elapsed();
     while let Ok(msg) = rx.try_recv() {
         match msg {
-            FrontMsg::Event(event) => model::absorb(&event, now, &mut party, &mut chat, &mut toasts),
+            FrontMsg::Event(event) => {
+                // Marked changed only when they are, so that widgets redraw only then.
+                let view = model::View {
+                    party: party.bypass_change_detection(),
+                    chat: chat.bypass_change_detection(),
+                    toasts: toasts.bypass_change_detection(),
+                    positions: positions.bypass_change_detection(),
+                };
+                let touched = model::absorb(&event, now, view);
+                if touched.party {
+                    party.set_changed();
+                }
+                if touched.chat {
+                    chat.set_changed();
+                }
+                if touched.toasts {
+                    toasts.set_changed();
+                }
+                if touched.positions {
+                    positions.set_changed();
+                }
+            }
             FrontMsg::Screenshot(path) => {
                 shots.write(probe::TakeScreenshot(path));
             }

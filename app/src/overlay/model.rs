@@ -8,7 +8,9 @@ use bevy::prelude::*;
 use libp2p::PeerId;
 use partyline_protocol::wire::{LeaveReason, Presence};
 
-use crate::events::{MemberInfo, NodeEvent, Path};
+use partyline_protocol::voice::Pose;
+
+use crate::events::{MemberInfo, MemberPose, NodeEvent, Path};
 
 /// Chat lines kept for scrolling back.
 pub(crate) const CHAT_LINES: usize = 200;
@@ -99,6 +101,53 @@ impl Party {
     }
 }
 
+/// Where the games put the members, relative to me (metres: x to my right, y ahead); empty while
+/// no game feeds positions. Apart from [`Party`]: it changes while players move, and only the
+/// radar shows it.
+#[derive(Resource, Debug, Default, PartialEq)]
+pub(crate) struct GamePositions(pub(crate) Vec<(PeerId, Vec2)>);
+
+impl GamePositions {
+    pub(crate) fn of(&self, peer: &PeerId) -> Option<Vec2> {
+        self.0.iter().find(|(p, _)| p == peer).map(|(_, at)| *at)
+    }
+
+    /// From the voice engine's report: each member relative to where I stand and face (to the
+    /// origin facing -z, if my game says nothing).
+    fn from_report(me: Option<Pose>, members: &[MemberPose]) -> Self {
+        let me = me.unwrap_or_default();
+        // Yaw 0 faces -z; a positive yaw turns left, towards -x.
+        let (sin, cos) = me.yaw.sin_cos();
+        let (ahead, right) = (Vec2::new(-sin, -cos), Vec2::new(cos, -sin));
+        Self(
+            members
+                .iter()
+                .map(|m| {
+                    let d = Vec2::new(m.pose.x - me.x, m.pose.z - me.z);
+                    (m.peer, Vec2::new(d.dot(right), d.dot(ahead)))
+                })
+                .collect(),
+        )
+    }
+}
+
+/// The overlay's view of the node: what [`absorb`] folds events into.
+pub(crate) struct View<'a> {
+    pub(crate) party: &'a mut Party,
+    pub(crate) chat: &'a mut Chat,
+    pub(crate) toasts: &'a mut Toasts,
+    pub(crate) positions: &'a mut GamePositions,
+}
+
+/// Which parts of the view an event changed: widgets redraw only for what they show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Touched {
+    pub(crate) party: bool,
+    pub(crate) chat: bool,
+    pub(crate) toasts: bool,
+    pub(crate) positions: bool,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct ChatLine {
     pub(crate) from: String,
@@ -159,25 +208,27 @@ impl Toasts {
     }
 }
 
-/// Folds one node event into the overlay's view.
-pub(crate) fn absorb(
-    event: &NodeEvent,
-    now: Duration,
-    party: &mut Party,
-    chat: &mut Chat,
-    toasts: &mut Toasts,
-) {
+/// Folds one node event into the overlay's view; says what it changed.
+pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touched {
+    let View { party, chat, toasts, positions } = view;
+    let mut touched = Touched::default();
+    let mut toasted = false;
+    let mut toast = |kind, text: String| {
+        toasts.push(now, kind, text);
+        toasted = true;
+    };
     match event {
         NodeEvent::Joined { members, .. } | NodeEvent::Members { members } => {
             if matches!(event, NodeEvent::Joined { .. }) {
                 party.status = Status::InParty;
-                toasts.push(now, ToastKind::Info, "In the party");
+                toast(ToastKind::Info, "In the party".into());
             }
             party.members.retain(|m| members.iter().any(|i| i.peer == m.peer));
             for info in members {
                 party.upsert(info);
             }
             party.sort();
+            touched.party = true;
         }
         NodeEvent::MemberJoined { peer, name } => {
             if party.member(peer).is_none() {
@@ -191,35 +242,31 @@ pub(crate) fn absorb(
                 };
                 party.upsert(&info);
                 party.sort();
+                touched.party = true;
             }
-            toasts.push(now, ToastKind::Info, format!("{name} joined"));
+            toast(ToastKind::Info, format!("{name} joined"));
         }
         NodeEvent::MemberLeft { peer, name, reason } => {
             party.members.retain(|m| m.peer != *peer);
+            touched.party = true;
             let why = match reason {
                 LeaveReason::Kicked => " (kicked)",
                 LeaveReason::Banned => " (banned)",
                 LeaveReason::Timeout => " (lost connection)",
                 LeaveReason::Left => "",
             };
-            toasts.push(now, ToastKind::Info, format!("{name} left{why}"));
+            toast(ToastKind::Info, format!("{name} left{why}"));
         }
         NodeEvent::Presence { peer, presence, .. } => {
-            if let Some(m) = party.member_mut(peer) {
-                m.presence = *presence;
-            }
+            touched.party = set(party.member_mut(peer).map(|m| &mut m.presence), *presence);
         }
         NodeEvent::Connection { peer, path, .. } => {
-            if let Some(m) = party.member_mut(peer) {
-                m.path = *path;
-            }
+            touched.party = set(party.member_mut(peer).map(|m| &mut m.path), *path);
         }
         NodeEvent::Speaking { peer, on, .. } => {
-            if let Some(m) = party.member_mut(peer) {
-                m.speaking = *on;
-            }
+            touched.party = set(party.member_mut(peer).map(|m| &mut m.speaking), *on);
         }
-        NodeEvent::Link { link, .. } => party.link = Some(link.clone()),
+        NodeEvent::Link { link, .. } => touched.party = set(Some(&mut party.link), Some(link.clone())),
         NodeEvent::Chat { from, text, peer, history, .. } => {
             if chat.lines.len() == CHAT_LINES {
                 chat.lines.pop_front();
@@ -229,24 +276,36 @@ pub(crate) fn absorb(
             if !chat.open && !history && !mine {
                 chat.unread = chat.unread.saturating_add(1);
             }
+            touched.chat = true;
         }
-        NodeEvent::Reconnecting { attempt } => party.status = Status::Reconnecting(*attempt),
-        NodeEvent::Error { message } => toasts.push(now, ToastKind::Error, message.clone()),
+        NodeEvent::Positions { me, members } => {
+            touched.positions = set(Some(positions), GamePositions::from_report(*me, members));
+        }
+        NodeEvent::Reconnecting { attempt } => {
+            touched.party = set(Some(&mut party.status), Status::Reconnecting(*attempt));
+        }
+        NodeEvent::Error { message } => toast(ToastKind::Error, message.clone()),
         NodeEvent::JoinFailed { message } => {
             party.status = Status::Idle;
-            toasts.push(now, ToastKind::Error, message.clone());
+            touched.party = true;
+            toast(ToastKind::Error, message.clone());
         }
         NodeEvent::Kicked { banned } => {
-            leave(party);
+            leave(party, positions);
+            touched.party = true;
+            touched.positions = true;
             let text =
                 if *banned { "You were banned from the party" } else { "You were removed from the party" };
-            toasts.push(now, ToastKind::Error, text);
+            toast(ToastKind::Error, text.into());
         }
-        NodeEvent::PartyEnded => {
-            leave(party);
-            toasts.push(now, ToastKind::Info, "The party has ended");
+        NodeEvent::PartyEnded | NodeEvent::Left => {
+            leave(party, positions);
+            touched.party = true;
+            touched.positions = true;
+            if matches!(event, NodeEvent::PartyEnded) {
+                toast(ToastKind::Info, "The party has ended".into());
+            }
         }
-        NodeEvent::Left => leave(party),
         NodeEvent::Listening { .. }
         | NodeEvent::HolePunch { .. }
         | NodeEvent::Revoked { .. }
@@ -254,12 +313,26 @@ pub(crate) fn absorb(
         | NodeEvent::AudioStarted { .. }
         | NodeEvent::Stats(_) => {}
     }
+    touched.toasts = toasted;
+    touched
 }
 
-fn leave(party: &mut Party) {
+/// Writes `value` into `slot` (if there is one); whether that changed it.
+fn set<T: PartialEq>(slot: Option<&mut T>, value: T) -> bool {
+    match slot {
+        Some(slot) if *slot != value => {
+            *slot = value;
+            true
+        }
+        _ => false,
+    }
+}
+
+fn leave(party: &mut Party, positions: &mut GamePositions) {
     party.status = Status::Idle;
     party.members.clear();
     party.link = None;
+    positions.0.clear();
 }
 
 #[cfg(test)]
@@ -281,16 +354,37 @@ mod tests {
         assert_eq!(t.expire(Duration::from_secs(100)), None);
     }
 
+    /// The view, owned, for folding events into.
+    #[derive(Default)]
+    struct Fold {
+        party: Party,
+        chat: Chat,
+        toasts: Toasts,
+        positions: GamePositions,
+    }
+
+    impl Fold {
+        fn absorb(&mut self, e: &NodeEvent) -> Touched {
+            let view = View {
+                party: &mut self.party,
+                chat: &mut self.chat,
+                toasts: &mut self.toasts,
+                positions: &mut self.positions,
+            };
+            absorb(e, Duration::ZERO, view)
+        }
+    }
+
+    fn joined(members: &[&MemberInfo]) -> NodeEvent {
+        let members = members.iter().map(|m| (*m).clone()).collect();
+        NodeEvent::Joined { party: partyline_protocol::PartyId([1; 16]), members }
+    }
+
     #[test]
     fn chat_counts_unread_only_while_closed_and_not_mine_or_history() {
-        let (mut party, mut chat, mut toasts) = (Party::default(), Chat::default(), Toasts::default());
-        let me = info("me", true);
-        let bob = info("bob", false);
-        let joined = NodeEvent::Joined {
-            party: partyline_protocol::PartyId([1; 16]),
-            members: vec![me.clone(), bob.clone()],
-        };
-        absorb(&joined, Duration::ZERO, &mut party, &mut chat, &mut toasts);
+        let mut f = Fold::default();
+        let (me, bob) = (info("me", true), info("bob", false));
+        f.absorb(&joined(&[&me, &bob]));
         let line = |peer: PeerId, history: bool| NodeEvent::Chat {
             seq: 1,
             peer,
@@ -300,17 +394,58 @@ mod tests {
             history,
         };
         for e in [line(bob.peer, false), line(bob.peer, true), line(me.peer, false)] {
-            absorb(&e, Duration::ZERO, &mut party, &mut chat, &mut toasts);
+            f.absorb(&e);
         }
-        assert_eq!(chat.unread, 1);
-        assert!(chat.lines[2].mine);
-        chat.set_open(true);
-        assert_eq!(chat.unread, 0);
-        absorb(&line(bob.peer, false), Duration::ZERO, &mut party, &mut chat, &mut toasts);
-        assert_eq!(chat.unread, 0);
+        assert_eq!(f.chat.unread, 1);
+        assert!(f.chat.lines[2].mine);
+        f.chat.set_open(true);
+        assert_eq!(f.chat.unread, 0);
+        f.absorb(&line(bob.peer, false));
+        assert_eq!(f.chat.unread, 0);
         for _ in 0..CHAT_LINES + 5 {
-            absorb(&line(bob.peer, false), Duration::ZERO, &mut party, &mut chat, &mut toasts);
+            f.absorb(&line(bob.peer, false));
         }
-        assert_eq!(chat.lines.len(), CHAT_LINES);
+        assert_eq!(f.chat.lines.len(), CHAT_LINES);
+    }
+
+    #[test]
+    fn events_touch_only_what_they_change() {
+        let mut f = Fold::default();
+        let (me, bob) = (info("me", true), info("bob", false));
+        let joined = f.absorb(&joined(&[&me, &bob]));
+        assert!(joined.party && joined.toasts && !joined.chat && !joined.positions);
+        let speaking = NodeEvent::Speaking { peer: bob.peer, name: "bob".into(), on: true };
+        assert_eq!(f.absorb(&speaking), Touched { party: true, ..Touched::default() });
+        // The same again, statistics, addresses: nothing to redraw.
+        assert_eq!(f.absorb(&speaking), Touched::default());
+        let stats = NodeEvent::VoiceStats(crate::events::VoiceStats::default());
+        assert_eq!(f.absorb(&stats), Touched::default());
+        assert_eq!(f.absorb(&NodeEvent::Listening { addrs: Vec::new() }), Touched::default());
+    }
+
+    #[test]
+    fn game_positions_are_relative_to_where_i_stand_and_face() {
+        let mut f = Fold::default();
+        let (me, bob, carl) = (info("me", true), info("bob", false), info("carl", false));
+        f.absorb(&joined(&[&me, &bob, &carl]));
+        let pose = |x, z, yaw_deg: f32| Pose { x, y: 0.0, z, yaw: yaw_deg.to_radians() };
+        let at = |peer: PeerId, pose| MemberPose { peer, name: String::new(), pose };
+        // I stand at (10, 10) facing -z: bob 10 m ahead, carl 5 m to my right.
+        let report = |me_yaw: f32| NodeEvent::Positions {
+            me: Some(pose(10.0, 10.0, me_yaw)),
+            members: vec![at(bob.peer, pose(10.0, 0.0, 0.0)), at(carl.peer, pose(15.0, 10.0, 0.0))],
+        };
+        assert_eq!(f.absorb(&report(0.0)), Touched { positions: true, ..Touched::default() });
+        let near = |a: Option<Vec2>, b: Vec2| a.is_some_and(|a| a.distance(b) < 1e-4);
+        assert!(near(f.positions.of(&bob.peer), Vec2::new(0.0, 10.0)), "{:?}", f.positions);
+        assert!(near(f.positions.of(&carl.peer), Vec2::new(5.0, 0.0)), "{:?}", f.positions);
+        // Turned 90 degrees left (facing -x): bob is on my right now, carl behind me.
+        f.absorb(&report(90.0));
+        assert!(near(f.positions.of(&bob.peer), Vec2::new(10.0, 0.0)), "{:?}", f.positions);
+        assert!(near(f.positions.of(&carl.peer), Vec2::new(0.0, -5.0)), "{:?}", f.positions);
+        assert_eq!(f.absorb(&report(90.0)), Touched::default());
+        // Leaving forgets them.
+        f.absorb(&NodeEvent::Left);
+        assert_eq!(f.positions, GamePositions::default());
     }
 }

@@ -7,14 +7,16 @@ use std::sync::mpsc as std_mpsc;
 use bevy::prelude::*;
 use libp2p::PeerId;
 use partyline_protocol::PartyId;
+use partyline_protocol::voice::Pose;
 use partyline_protocol::wire::Presence;
 use tokio::sync::mpsc;
 
 use super::actions::Act;
+use super::probe::Probe;
 use super::theme::{Backdrop, Fonts};
 use super::widgets::{self, RadarMoved, Slot};
 use super::*;
-use crate::events::{MemberInfo, NodeEvent, Path};
+use crate::events::{MemberInfo, MemberPose, NodeEvent, Path};
 use crate::net::VoiceControl;
 use crate::voice::VoiceMode;
 
@@ -36,10 +38,9 @@ impl Harness {
             .insert_resource(Ptt::new(mode))
             .insert_resource(Backdrop(0.8))
             .insert_resource(Fonts { bold: Handle::default() })
-            .add_message::<RadarMoved>()
-            .add_systems(Update, widgets::radar_place.before(actions::carry_out))
-            .add_plugins(widgets::RosterPlugin);
+            .add_plugins((widgets::RadarPlugin, widgets::RosterPlugin));
         app.world_mut().spawn((Slot::Roster, Node::default()));
+        app.world_mut().spawn((Slot::Drawer(Drawer::Radar), Node::default()));
         Self { app, events, inputs }
     }
 
@@ -143,15 +144,40 @@ fn dropping_a_member_on_the_radar_places_their_voice() {
     };
     assert_eq!(name, "bob");
     assert!((pose.x - actions::RADAR_METRES).abs() < 1e-3 && pose.z.abs() < 1e-3, "{pose:?}");
-    // Top centre: straight ahead.
+    // Top centre: straight ahead (the listener faces -z).
     h.app.world_mut().write_message(RadarMoved { peer: bob.peer, at: Vec2::new(80.0, 0.0) });
     let inputs = h.update();
     assert!(
-        matches!(&inputs[..], [Input::Voice(VoiceControl::Place { pose: Some(p), .. })] if p.z > 19.9 && p.x.abs() < 1e-3)
+        matches!(&inputs[..], [Input::Voice(VoiceControl::Place { pose: Some(p), .. })] if p.z < -19.9 && p.x.abs() < 1e-3)
     );
     h.act(Act::CentreAll);
     assert_eq!(h.update(), vec![Input::Voice(VoiceControl::Place { name: "bob".into(), pose: None })]);
     assert_eq!(h.app.world().resource::<Party>().members[1].placed, None);
+}
+
+#[test]
+fn the_radar_shows_where_the_game_puts_members_and_only_the_others_can_be_dragged() {
+    let mut h = Harness::new(VoiceMode::VoiceActivation);
+    let (me, bob, carl) = (member("me", true), member("bob", false), member("carl", false));
+    h.event(joined(&[me, bob.clone(), carl]));
+    h.act(Act::Open(Drawer::Radar));
+    h.update();
+    let pose = |x, z| Pose { x, y: 0.0, z, yaw: 0.0 };
+    // Bob's game puts him 10 m ahead of me; carl's says nothing.
+    h.event(NodeEvent::Positions {
+        me: Some(pose(0.0, 0.0)),
+        members: vec![MemberPose { peer: bob.peer, name: "bob".into(), pose: pose(0.0, -10.0) }],
+    });
+    h.update();
+    let world = h.app.world_mut();
+    let mut dots = world.query::<(&Probe, &Node, Has<widgets::RadarDot>)>();
+    let dots: Vec<(String, Val, Val, bool)> =
+        dots.iter(world).map(|(p, n, drag)| (p.0.clone(), n.left, n.top, drag)).collect();
+    let dot = |name: &str| dots.iter().find(|d| d.0 == format!("dot:{name}")).cloned();
+    // The radar is 160 px for 20 m each way: 10 m ahead is 40 px above its centre (80, 80), and
+    // the dot (16 px) is placed by its corner.
+    assert_eq!(dot("bob"), Some(("dot:bob".into(), Val::Px(72.0), Val::Px(32.0), false)), "{dots:?}");
+    assert!(dot("carl").is_some_and(|d| d.3), "carl can be dragged: {dots:?}");
 }
 
 #[test]

@@ -5,12 +5,12 @@
 
 use bevy::prelude::*;
 use bevy::window::{
-    CompositeAlphaMode, CursorOptions, Monitor, PrimaryMonitor, PrimaryWindow, WindowLevel, WindowPlugin,
-    WindowPosition, WindowResolution,
+    CompositeAlphaMode, CursorOptions, Monitor, PrimaryMonitor, PrimaryWindow, WindowLevel, WindowMoved,
+    WindowPlugin, WindowPosition, WindowResolution,
 };
 
 use super::theme::Backdrop;
-use super::{Interactive, SettingsFile};
+use super::{Interactive, SettingsFile, Toasts};
 use crate::config::OverlaySettings;
 
 pub(crate) fn plugin(settings: &OverlaySettings) -> WindowPlugin {
@@ -40,7 +40,42 @@ pub(crate) struct OverlayWindowPlugin;
 impl Plugin for OverlayWindowPlugin {
     fn build(&self, app: &mut App) {
         let opacity = app.world().get_resource::<SettingsFile>().map_or(0.8, |f| f.settings.overlay.opacity);
-        app.insert_resource(Backdrop(opacity)).add_systems(Update, (apply_interactive, place, apply_looks));
+        app.insert_resource(Backdrop(opacity))
+            .add_systems(Update, (apply_interactive, remember_moves, place, apply_looks).chain());
+    }
+}
+
+/// Hands the pointer to the window manager to move the window, as a title bar would.
+pub(crate) fn start_move(_: On<Pointer<Press>>, mut windows: Query<&mut Window, With<PrimaryWindow>>) {
+    if let Ok(mut window) = windows.single_mut() {
+        window.start_drag_move();
+    }
+}
+
+/// Wherever the player moved the window becomes its margin from its anchor, saved once the window
+/// has been still for a second.
+fn remember_moves(
+    mut moved: MessageReader<WindowMoved>,
+    primary: Query<(), With<PrimaryWindow>>,
+    monitors: Query<&Monitor, With<PrimaryMonitor>>,
+    file: Option<ResMut<SettingsFile>>,
+    mut toasts: ResMut<Toasts>,
+    time: Res<Time>,
+    mut save_at: Local<Option<std::time::Duration>>,
+) {
+    let (Some(mut file), Ok(monitor)) = (file, monitors.single()) else { return };
+    let now = time.elapsed();
+    if let Some(m) = moved.read().filter(|m| primary.contains(m.window)).last() {
+        let o = &file.settings.overlay;
+        let margin = margin_for(&o.anchor, m.position, UVec2::from(o.size), screen(monitor)).to_array();
+        if margin != o.margin {
+            file.settings.overlay.margin = margin;
+            *save_at = Some(now + std::time::Duration::from_secs(1));
+        }
+    }
+    if save_at.is_some_and(|at| now >= at) {
+        *save_at = None;
+        super::actions::save(&file, &mut toasts, now);
     }
 }
 
@@ -69,11 +104,7 @@ fn place(
     }
     let (Ok(monitor), Ok(mut window)) = (monitors.single(), windows.single_mut()) else { return };
     let o = &file.settings.overlay;
-    let screen = IRect::from_corners(
-        monitor.physical_position,
-        monitor.physical_position + IVec2::new(monitor.physical_width as i32, monitor.physical_height as i32),
-    );
-    let at = anchored(&o.anchor, IVec2::from(o.margin), UVec2::from(o.size), screen);
+    let at = anchored(&o.anchor, IVec2::from(o.margin), UVec2::from(o.size), screen(monitor));
     if window.position != WindowPosition::At(at) {
         window.position = WindowPosition::At(at);
     }
@@ -93,11 +124,15 @@ fn apply_looks(file: Option<Res<SettingsFile>>, mut backdrop: ResMut<Backdrop>, 
     }
 }
 
-/// Where the window's top-left corner goes for this anchor (a corner, an edge's middle),
-/// `margin` pixels in from it.
-pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) -> IVec2 {
-    let size = size.as_ivec2();
-    let (h, v) = match anchor {
+fn screen(monitor: &Monitor) -> IRect {
+    let size = IVec2::new(monitor.physical_width as i32, monitor.physical_height as i32);
+    IRect::from_corners(monitor.physical_position, monitor.physical_position + size)
+}
+
+/// Which side of the screen an anchor is on, across and down: -1 the left or top, 1 the right
+/// or bottom, 0 the middle.
+fn sides(anchor: &str) -> (i32, i32) {
+    match anchor {
         "top" => (0, -1),
         "top-right" => (1, -1),
         "right" => (1, 0),
@@ -106,7 +141,14 @@ pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) 
         "bottom-left" => (-1, 1),
         "left" => (-1, 0),
         _ => (-1, -1),
-    };
+    }
+}
+
+/// Where the window's top-left corner goes for this anchor (a corner, an edge's middle),
+/// `margin` pixels in from it.
+pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) -> IVec2 {
+    let size = size.as_ivec2();
+    let (h, v) = sides(anchor);
     let along = |side: i32, lo: i32, hi: i32, len: i32, m: i32| match side {
         -1 => lo + m,
         1 => hi - len - m,
@@ -115,6 +157,22 @@ pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) 
     IVec2::new(
         along(h, screen.min.x, screen.max.x, size.x, margin.x),
         along(v, screen.min.y, screen.max.y, size.y, margin.y),
+    )
+}
+
+/// The margin that puts the window's top-left corner at `at` for this anchor: the inverse of
+/// [`anchored`].
+pub(crate) fn margin_for(anchor: &str, at: IVec2, size: UVec2, screen: IRect) -> IVec2 {
+    let size = size.as_ivec2();
+    let (h, v) = sides(anchor);
+    let along = |side: i32, lo: i32, hi: i32, len: i32, at: i32| match side {
+        -1 => at - lo,
+        1 => hi - len - at,
+        _ => at - (lo + (hi - lo - len) / 2),
+    };
+    IVec2::new(
+        along(h, screen.min.x, screen.max.x, size.x, at.x),
+        along(v, screen.min.y, screen.max.y, size.y, at.y),
     )
 }
 
@@ -133,5 +191,21 @@ mod tests {
         // A second monitor to the right.
         let right = IRect::new(1920, 0, 3840, 1080);
         assert_eq!(anchored("top-right", IVec2::ZERO, s, right), IVec2::new(3840 - 300, 0));
+    }
+
+    #[test]
+    fn a_moved_window_keeps_its_anchor_with_a_new_margin() {
+        let screen = IRect::new(0, 0, 1920, 1080);
+        let s = UVec2::new(300, 401);
+        for anchor in
+            ["top-left", "top", "top-right", "right", "bottom-right", "bottom", "bottom-left", "left"]
+        {
+            for at in [IVec2::new(0, 0), IVec2::new(777, 333), IVec2::new(1620, 679)] {
+                let margin = margin_for(anchor, at, s, screen);
+                assert_eq!(anchored(anchor, margin, s, screen), at, "{anchor} {at}");
+            }
+        }
+        // Dragged 100 px left and down from the top-right corner: 100 px in from the right.
+        assert_eq!(margin_for("top-right", IVec2::new(1520, 100), s, screen), IVec2::new(100, 100));
     }
 }

@@ -19,9 +19,9 @@ use super::capture_dsp::CaptureDsp;
 use super::codec::{Encoder, SAMPLE_RATE};
 use super::member::{MemberVoice, Reception};
 use super::mix::Mixer;
-use super::positions::MumbleLink;
+use super::positions::{MumbleLink, PositionsReport};
 use super::{Inbound, MicSource, VoiceCommand, VoiceConfig, VoiceOut};
-use crate::events::{MemberVoiceStats, NodeEvent, VoiceStats};
+use crate::events::{MemberPose, MemberVoiceStats, NodeEvent, VoiceStats};
 
 const TICK: Duration = Duration::from_millis(5);
 const REPORT_EVERY: Duration = Duration::from_secs(2);
@@ -66,6 +66,7 @@ pub(super) struct Engine {
     typed_pose: Option<Pose>,
     pose: Option<Pose>,
     mumble: Option<MumbleLink>,
+    positions: PositionsReport,
     reopen_at: Option<Instant>,
     scratch: Vec<f32>,
     sent_bytes: u64,
@@ -113,6 +114,7 @@ impl Engine {
             typed_pose: None,
             pose: None,
             mumble,
+            positions: PositionsReport::default(),
             reopen_at: None,
             scratch: Vec::with_capacity(SAMPLE_RATE as usize),
             sent_bytes: 0,
@@ -480,6 +482,13 @@ impl Engine {
             if let Some(mixer) = &mut self.mixer {
                 mixer.set_listener_pose(pose);
             }
+        }
+        let mut fed: Vec<MemberPose> = (self.members.iter())
+            .filter_map(|(peer, m)| Some(MemberPose { peer: *peer, name: m.name.clone(), pose: m.pose? }))
+            .collect();
+        fed.sort_by_key(|m| m.peer);
+        if let Some(event) = self.positions.next(game, fed, now) {
+            let _ = self.events.try_send(event);
         }
     }
 

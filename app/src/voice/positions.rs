@@ -1,5 +1,6 @@
 //! Where the local player stands: typed (`/pos x y z yaw`) or read from the MumbleLink shared
-//! memory that many games and mods already fill for positional voice.
+//! memory that many games and mods already fill for positional voice; and telling front ends
+//! where the games put everyone.
 //!
 //! MumbleLink (Linux: the file `/dev/shm/MumbleLink.<uid>`) starts with
 //! `u32 version, u32 tick, f32 avatar_position[3], f32 avatar_front[3], f32 avatar_top[3], …` in
@@ -11,8 +12,39 @@ use std::time::{Duration, Instant};
 
 use partyline_protocol::voice::Pose;
 
+use crate::events::{MemberPose, NodeEvent};
+
 /// A game that stopped updating the link this long ago no longer places us.
 const STALE: Duration = Duration::from_secs(1);
+/// Front ends hear of moves this often at most.
+const REPORT_EVERY: Duration = Duration::from_millis(200);
+
+/// The positions front ends last heard of; they hear again only of a change, and at most every
+/// [`REPORT_EVERY`].
+#[derive(Default)]
+pub(crate) struct PositionsReport {
+    last: (Option<Pose>, Vec<MemberPose>),
+    at: Option<Instant>,
+}
+
+impl PositionsReport {
+    /// The event to send now, if any. `members` in a stable order (by peer).
+    pub(crate) fn next(
+        &mut self,
+        me: Option<Pose>,
+        members: Vec<MemberPose>,
+        now: Instant,
+    ) -> Option<NodeEvent> {
+        if self.at.is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
+            || (self.last.0 == me && self.last.1 == members)
+        {
+            return None;
+        }
+        self.at = Some(now);
+        self.last = (me, members.clone());
+        Some(NodeEvent::Positions { me, members })
+    }
+}
 
 /// Parses `x y z yaw` (metres, degrees).
 pub(crate) fn parse_pose(text: &str) -> Result<Pose, String> {
@@ -85,6 +117,26 @@ pub(crate) fn decode(bytes: &[u8]) -> Option<(u32, Pose)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn front_ends_hear_of_changes_only_and_a_few_times_a_second() {
+        let mut report = PositionsReport::default();
+        let t0 = Instant::now();
+        let pose = |x| Pose { x, y: 0.0, z: 0.0, yaw: 0.0 };
+        let bob = |x| vec![MemberPose { peer: libp2p::PeerId::random(), name: "bob".into(), pose: pose(x) }];
+        // Nobody placed by a game: nothing to say.
+        assert_eq!(report.next(None, Vec::new(), t0), None);
+        let first = bob(1.0);
+        assert!(report.next(Some(pose(0.0)), first.clone(), t0).is_some());
+        // A move 100 ms later waits; 200 ms later it goes out; the same again does not.
+        assert_eq!(report.next(Some(pose(5.0)), first.clone(), t0 + Duration::from_millis(100)), None);
+        let later = t0 + REPORT_EVERY;
+        assert_eq!(
+            report.next(Some(pose(5.0)), first.clone(), later),
+            Some(NodeEvent::Positions { me: Some(pose(5.0)), members: first.clone() })
+        );
+        assert_eq!(report.next(Some(pose(5.0)), first, later + REPORT_EVERY), None);
+    }
 
     fn block(tick: u32, pos: [f32; 3], front: [f32; 3]) -> Vec<u8> {
         let mut b = Vec::new();

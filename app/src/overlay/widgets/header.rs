@@ -7,6 +7,7 @@ use crate::overlay::actions::Act;
 use crate::overlay::model::Status;
 use crate::overlay::probe::Probe;
 use crate::overlay::theme::{self, Backdrop};
+use crate::overlay::window::start_move;
 use crate::overlay::{Chat, Drawer, Interactive, Party, Ptt};
 use crate::voice::VoiceMode;
 
@@ -74,7 +75,9 @@ fn draw(
                 r.spawn((theme::text(label, 14.0, color), Probe("on-air".into())));
                 r.spawn(theme::text(status, 12.0, theme::DIM));
                 if editing {
-                    r.spawn(theme::text("✎ interactive", 11.0, theme::ACCENT));
+                    // Grab to move the window.
+                    r.spawn((theme::text("↔ move", 11.0, theme::ACCENT), Probe("move".into())))
+                        .observe(start_move);
                 }
             });
             p.spawn(row()).with_children(|r| {

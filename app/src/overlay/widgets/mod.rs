@@ -15,9 +15,7 @@ use super::actions::{self, Act};
 use super::probe::Probe;
 use super::theme::{self, Backdrop};
 #[cfg(test)]
-pub(crate) use radar::RadarMoved;
-#[cfg(test)]
-pub(crate) use radar::place as radar_place;
+pub(crate) use radar::{Dot as RadarDot, RadarMoved, RadarPlugin};
 #[cfg(test)]
 pub(crate) use roster::{RosterPlugin, SpeakingLight};
 

@@ -1,6 +1,7 @@
-//! The radar: you in the middle facing up, members around you. While the game feeds no
-//! positions, dragging a member places their voice there (left, right, ahead, behind);
-//! "Centre everyone" puts them all back in the middle of your head.
+//! The radar: you in the middle facing up, members around you. Members whose games report where
+//! they stand are shown there (ringed, not draggable: their voices come from there). The others
+//! can be dragged to place their voices (left, right, ahead, behind); "Centre everyone" puts them
+//! all back in the middle of your head.
 
 use bevy::prelude::*;
 use libp2p::PeerId;
@@ -9,7 +10,7 @@ use super::{Slot, button, drawer_needs_drawing, redraw};
 use crate::overlay::actions::{Act, RADAR_METRES};
 use crate::overlay::probe::Probe;
 use crate::overlay::theme::{self, Backdrop};
-use crate::overlay::{Drawer, Party};
+use crate::overlay::{Drawer, GamePositions, Party};
 
 /// The radar's side, pixels.
 const SIDE: f32 = 160.0;
@@ -22,8 +23,9 @@ pub(crate) struct RadarMoved {
     pub(crate) at: Vec2,
 }
 
+/// A dot that can be dragged: a member placed by hand.
 #[derive(Component)]
-struct Dot(PeerId);
+pub(crate) struct Dot(PeerId);
 
 pub(crate) struct RadarPlugin;
 
@@ -61,17 +63,24 @@ fn draw(
     mut commands: Commands,
     slots: Query<(Entity, &Slot)>,
     party: Res<Party>,
+    positions: Res<GamePositions>,
     drawer: Res<Drawer>,
     backdrop: Res<Backdrop>,
 ) {
-    let changed = party.is_changed() || drawer.is_changed() || backdrop.is_changed();
+    let changed =
+        party.is_changed() || positions.is_changed() || drawer.is_changed() || backdrop.is_changed();
     if !drawer_needs_drawing(&mut commands, &slots, *drawer, Drawer::Radar, changed) {
         return;
     }
     let b = *backdrop;
     redraw(&mut commands, &slots, Slot::Drawer(Drawer::Radar), |s| {
         s.spawn(theme::panel(b)).with_children(|p| {
-            p.spawn(theme::text("Drag members to hear them from there", 11.0, theme::DIM));
+            let caption = if positions.0.is_empty() {
+                "Drag members to hear them from there"
+            } else {
+                "Ringed: where their game puts them"
+            };
+            p.spawn(theme::text(caption, 11.0, theme::DIM));
             p.spawn((
                 Node {
                     width: Val::Px(SIDE),
@@ -89,19 +98,29 @@ fn draw(
                 radar.spawn(dot_node(me, theme::ACCENT)).insert(Pickable::IGNORE);
                 let others: Vec<_> = party.members.iter().filter(|m| !m.me).collect();
                 for (i, m) in others.iter().enumerate() {
+                    let color = if m.speaking { theme::SPEAKING } else { theme::TEXT };
+                    let label = |d: &mut ChildSpawnerCommands| {
+                        d.spawn((theme::text(initial(&m.name), 10.0, Color::BLACK), Pickable::IGNORE));
+                    };
+                    if let Some(at) = positions.of(&m.peer) {
+                        // Farther than the radar reaches: on its rim, in their direction.
+                        let at = at.clamp_length_max(RADAR_METRES);
+                        radar
+                            .spawn((dot_node(to_pixels(at), color), Probe(format!("dot:{}", m.name))))
+                            .insert((BorderColor::all(theme::ACCENT), Pickable::IGNORE))
+                            .with_children(label);
+                        continue;
+                    }
                     // Unplaced members wait on a ring near you, in roster order.
                     let angle = i as f32 / others.len().max(1) as f32 * std::f32::consts::TAU;
                     let at = m.placed.unwrap_or(Vec2::new(angle.sin(), angle.cos()) * RADAR_METRES * 0.25);
-                    let color = if m.speaking { theme::SPEAKING } else { theme::TEXT };
                     radar
                         .spawn((
                             dot_node(to_pixels(at), color),
                             Dot(m.peer),
                             Probe(format!("dot:{}", m.name)),
                         ))
-                        .with_children(|d| {
-                            d.spawn((theme::text(initial(&m.name), 10.0, Color::BLACK), Pickable::IGNORE));
-                        })
+                        .with_children(label)
                         .observe(drag)
                         .observe(drop);
                 }
@@ -123,6 +142,7 @@ fn dot_node(centre: Vec2, color: Color) -> impl Bundle {
             top: Val::Px(centre.y - DOT / 2.0),
             width: Val::Px(DOT),
             height: Val::Px(DOT),
+            border: UiRect::all(Val::Px(2.0)),
             border_radius: BorderRadius::all(Val::Percent(50.0)),
             justify_content: JustifyContent::Center,
             align_items: AlignItems::Center,
