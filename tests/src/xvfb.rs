@@ -1,6 +1,5 @@
 //! A private X server (Xvfb) for overlay tests, stopped by PID when dropped; real clicks
-//! (xdotool); a plain X window that records the clicks it gets; finding a window and reading
-//! its pixels; PNG reading.
+//! (xdotool); a plain X window that records the clicks it gets; finding a window; PNG reading.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -9,7 +8,7 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{
-    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, ImageFormat, MapState, Window, WindowClass,
+    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, MapState, Window, WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 
@@ -75,24 +74,6 @@ pub fn window_titled(conn: &RustConnection, title: &str) -> Option<Window> {
             .and_then(|c| c.reply().ok());
         mapped && name.is_some_and(|n| n.value == title.as_bytes())
     })
-}
-
-/// How many pixels of `window` are near white (text drawn on it), as the screen shows them.
-pub fn bright_pixels(conn: &RustConnection, window: Window) -> usize {
-    let Some(geometry) = conn.get_geometry(window).ok().and_then(|c| c.reply().ok()) else { return 0 };
-    let image = conn
-        .get_image(ImageFormat::Z_PIXMAP, window, 0, 0, geometry.width, geometry.height, !0)
-        .ok()
-        .and_then(|c| c.reply().ok());
-    // 24- and 32-bit visuals both come as four bytes per pixel, blue first.
-    image.map_or(0, |i| i.data.chunks_exact(4).filter(|p| p[..3].iter().all(|&c| c > 200)).count())
-}
-
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// A click of the first button at a screen point, as from a real mouse: `xdotool` moves the
