@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, mpsc as std_mpsc};
 use std::time::Duration;
 
+use bevy::ecs::system::SystemParam;
 use bevy::prelude::*;
 use bevy::winit::{EventLoopProxy, EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
 use tokio::sync::mpsc;
@@ -191,13 +192,44 @@ impl Plugin for OverlayPlugin {
     }
 }
 
+/// The resources the model folds events into.
+#[derive(SystemParam)]
+struct ViewMut<'w> {
+    party: ResMut<'w, Party>,
+    chat: ResMut<'w, Chat>,
+    toasts: ResMut<'w, Toasts>,
+    positions: ResMut<'w, GamePositions>,
+}
+
+impl ViewMut<'_> {
+    /// Folds an event in, marking changed only what it changed, so that widgets redraw only then.
+    fn absorb(&mut self, event: &crate::events::NodeEvent, now: Duration) {
+        let view = model::View {
+            party: self.party.bypass_change_detection(),
+            chat: self.chat.bypass_change_detection(),
+            toasts: self.toasts.bypass_change_detection(),
+            positions: self.positions.bypass_change_detection(),
+        };
+        let touched = model::absorb(event, now, view);
+        if touched.party {
+            self.party.set_changed();
+        }
+        if touched.chat {
+            self.chat.set_changed();
+        }
+        if touched.toasts {
+            self.toasts.set_changed();
+        }
+        if touched.positions {
+            self.positions.set_changed();
+        }
+    }
+}
+
 fn absorb_inbox(
     inbox: Option<Res<Inbox>>,
     time: Res<Time>,
-    mut party: ResMut<Party>,
-    mut chat: ResMut<Chat>,
-    mut toasts: ResMut<Toasts>,
-    mut positions: ResMut<GamePositions>,
+    mut view: ViewMut,
     mut interactive: ResMut<Interactive>,
     mut shots: MessageWriter<probe::TakeScreenshot>,
 ) {
@@ -206,28 +238,7 @@ fn absorb_inbox(
     let now = time.elapsed();
     while let Ok(msg) = rx.try_recv() {
         match msg {
-            FrontMsg::Event(event) => {
-                // Marked changed only when they are, so that widgets redraw only then.
-                let view = model::View {
-                    party: party.bypass_change_detection(),
-                    chat: chat.bypass_change_detection(),
-                    toasts: toasts.bypass_change_detection(),
-                    positions: positions.bypass_change_detection(),
-                };
-                let touched = model::absorb(&event, now, view);
-                if touched.party {
-                    party.set_changed();
-                }
-                if touched.chat {
-                    chat.set_changed();
-                }
-                if touched.toasts {
-                    toasts.set_changed();
-                }
-                if touched.positions {
-                    positions.set_changed();
-                }
-            }
+            FrontMsg::Event(event) => view.absorb(&event, now),
             FrontMsg::Screenshot(path) => {
                 shots.write(probe::TakeScreenshot(path));
             }
