@@ -290,20 +290,17 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
             touched.party = true;
             toast(ToastKind::Error, message.clone());
         }
-        NodeEvent::Kicked { banned } => {
+        NodeEvent::Kicked { .. } | NodeEvent::PartyEnded | NodeEvent::Left => {
             leave(party, positions);
             touched.party = true;
             touched.positions = true;
-            let text =
-                if *banned { "You were banned from the party" } else { "You were removed from the party" };
-            toast(ToastKind::Error, text.into());
-        }
-        NodeEvent::PartyEnded | NodeEvent::Left => {
-            leave(party, positions);
-            touched.party = true;
-            touched.positions = true;
-            if matches!(event, NodeEvent::PartyEnded) {
-                toast(ToastKind::Info, "The party has ended".into());
+            match event {
+                NodeEvent::Kicked { banned: true } => {
+                    toast(ToastKind::Error, "You were banned from the party".into());
+                }
+                NodeEvent::Kicked { .. } => toast(ToastKind::Error, "You were removed from the party".into()),
+                NodeEvent::PartyEnded => toast(ToastKind::Info, "The party has ended".into()),
+                _ => {}
             }
         }
         NodeEvent::Listening { .. }

@@ -192,9 +192,7 @@ impl Capture {
             keep: Keep::Thread { stop, thread: Some(thread) },
         })
     }
-}
 
-impl Capture {
     /// Moves what was captured into `into`. A device that has delivered nothing for
     /// [`STALLED_AFTER`] is marked failed, as if it had reported an error.
     pub(crate) fn drain(&mut self, into: &mut Vec<f32>, now: Instant) {

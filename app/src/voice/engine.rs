@@ -483,10 +483,14 @@ impl Engine {
                 mixer.set_listener_pose(pose);
             }
         }
-        let mut fed: Vec<MemberPose> = (self.members.iter())
-            .filter_map(|(peer, m)| Some(MemberPose { peer: *peer, name: m.name.clone(), pose: m.pose? }))
-            .collect();
-        fed.sort_by_key(|m| m.peer);
+        let members = &self.members;
+        let fed = || {
+            let mut fed: Vec<MemberPose> = (members.iter())
+                .filter_map(|(peer, m)| Some(MemberPose { peer: *peer, name: m.name.clone(), pose: m.pose? }))
+                .collect();
+            fed.sort_by_key(|m| m.peer);
+            fed
+        };
         if let Some(event) = self.positions.next(game, fed, now) {
             let _ = self.events.try_send(event);
         }

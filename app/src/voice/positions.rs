@@ -28,16 +28,19 @@ pub(crate) struct PositionsReport {
 }
 
 impl PositionsReport {
-    /// The event to send now, if any. `members` in a stable order (by peer).
+    /// The event to send now, if any. `members` lists them in a stable order (by peer); it is
+    /// called only when a report may go out.
     pub(crate) fn next(
         &mut self,
         me: Option<Pose>,
-        members: Vec<MemberPose>,
+        members: impl FnOnce() -> Vec<MemberPose>,
         now: Instant,
     ) -> Option<NodeEvent> {
-        if self.at.is_some_and(|at| now.duration_since(at) < REPORT_EVERY)
-            || (self.last.0 == me && self.last.1 == members)
-        {
+        if self.at.is_some_and(|at| now.duration_since(at) < REPORT_EVERY) {
+            return None;
+        }
+        let members = members();
+        if self.last.0 == me && self.last.1 == members {
             return None;
         }
         self.at = Some(now);
@@ -125,17 +128,17 @@ mod tests {
         let pose = |x| Pose { x, y: 0.0, z: 0.0, yaw: 0.0 };
         let bob = |x| vec![MemberPose { peer: libp2p::PeerId::random(), name: "bob".into(), pose: pose(x) }];
         // Nobody placed by a game: nothing to say.
-        assert_eq!(report.next(None, Vec::new(), t0), None);
+        assert_eq!(report.next(None, Vec::new, t0), None);
         let first = bob(1.0);
-        assert!(report.next(Some(pose(0.0)), first.clone(), t0).is_some());
+        assert!(report.next(Some(pose(0.0)), || first.clone(), t0).is_some());
         // A move 100 ms later waits; 200 ms later it goes out; the same again does not.
-        assert_eq!(report.next(Some(pose(5.0)), first.clone(), t0 + Duration::from_millis(100)), None);
+        assert_eq!(report.next(Some(pose(5.0)), || first.clone(), t0 + Duration::from_millis(100)), None);
         let later = t0 + REPORT_EVERY;
         assert_eq!(
-            report.next(Some(pose(5.0)), first.clone(), later),
+            report.next(Some(pose(5.0)), || first.clone(), later),
             Some(NodeEvent::Positions { me: Some(pose(5.0)), members: first.clone() })
         );
-        assert_eq!(report.next(Some(pose(5.0)), first, later + REPORT_EVERY), None);
+        assert_eq!(report.next(Some(pose(5.0)), || first.clone(), later + REPORT_EVERY), None);
     }
 
     fn block(tick: u32, pos: [f32; 3], front: [f32; 3]) -> Vec<u8> {
