@@ -60,6 +60,8 @@ pub struct Stats {
 pub struct VoiceStats {
     /// The microphone in use (`None`: listen-only).
     pub input: Option<String>,
+    /// Where the party is heard (`None`: nowhere, no output could be opened).
+    pub output: Option<String>,
     /// The microphone's recent level, dBFS.
     pub input_level_db: f32,
     pub mode: String,

@@ -7,19 +7,15 @@ use std::time::Duration;
 use partyline_tests::pulse::Pulse;
 use partyline_tests::{LOOPBACK, Proc, audio};
 
-#[test]
-fn speech_from_a_microphone_reaches_the_other_speakers() {
-    let _exclusive = partyline_tests::exclusive();
-    let pulse = Pulse::start();
+/// Alice (microphone `mic`) and Bob (speakers `spk`), each with these extra arguments.
+fn party(pulse: &Pulse, alice_extra: &[&str], bob_extra: &[&str]) -> (Proc, Proc) {
     let mic = pulse.microphone("mic");
     pulse.speaker("spk");
     pulse.speaker("nowhere");
-
-    let dir = tempfile::tempdir().unwrap();
-
     let mut alice_args = vec!["host", "--name", "alice"];
     alice_args.extend_from_slice(LOOPBACK);
-    let mut alice = Proc::start_env(
+    alice_args.extend_from_slice(alice_extra);
+    let alice = Proc::start_env(
         "alice",
         &alice_args,
         &pulse.env_with(&[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
@@ -27,10 +23,17 @@ fn speech_from_a_microphone_reaches_the_other_speakers() {
     let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
     let mut bob_args = vec!["join", link.as_str(), "--name", "bob", "--mic-device", "none"];
     bob_args.extend_from_slice(LOOPBACK);
-    let mut bob = Proc::start_env("bob", &bob_args, &pulse.env_with(&[("PULSE_SINK", "spk")]));
+    bob_args.extend_from_slice(bob_extra);
+    let bob = Proc::start_env("bob", &bob_args, &pulse.env_with(&[("PULSE_SINK", "spk")]));
     bob.wait_event(Duration::from_secs(20), "joined");
-    std::thread::sleep(Duration::from_millis(500));
+    (alice, bob)
+}
 
+/// Speech played into Alice's microphone, recorded from Bob's speakers; both checked to be
+/// alike.
+fn speech_from_alice_reaches_bob(pulse: &Pulse, alice: &mut Proc, bob: &mut Proc) {
+    let dir = tempfile::tempdir().unwrap();
+    std::thread::sleep(Duration::from_millis(500));
     let recording = dir.path().join("spk.wav");
     let recorder = pulse.record("spk.monitor", &recording);
     let speech = audio::read_mono(audio::speech_wav());
@@ -39,10 +42,8 @@ fn speech_from_a_microphone_reaches_the_other_speakers() {
     player.wait().unwrap();
     std::thread::sleep(Duration::from_secs(2));
     recorder.stop();
-    alice.send("/stats");
-    let talker = alice.wait_event(Duration::from_secs(5), "voice-stats");
-    bob.send("/stats");
-    let listener = bob.wait_event(Duration::from_secs(5), "voice-stats");
+    let talker = stats(alice);
+    let listener = stats(bob);
 
     if let Ok(keep) = std::env::var("PARTYLINE_KEEP_AUDIO") {
         let _ = std::fs::copy(&recording, std::path::Path::new(&keep).join("devices-heard.wav"));
@@ -61,9 +62,46 @@ fn speech_from_a_microphone_reaches_the_other_speakers() {
     assert!(a.windows_found > 0.8, "{a:?}");
 }
 
-fn input(p: &mut Proc) -> Option<String> {
+#[test]
+fn speech_from_a_microphone_reaches_the_other_speakers() {
+    let _exclusive = partyline_tests::exclusive();
+    let pulse = Pulse::start();
+    let (mut alice, mut bob) = party(&pulse, &[], &[]);
+    speech_from_alice_reaches_bob(&pulse, &mut alice, &mut bob);
+}
+
+#[test]
+fn microphone_and_speakers_are_switched_while_the_party_runs() {
+    let _exclusive = partyline_tests::exclusive();
+    let pulse = Pulse::start();
+    // Both start with no devices: Alice cannot be heard, Bob hears nothing.
+    let none = ["--mic-device", "none", "--speaker-device", "none"];
+    let (mut alice, mut bob) = party(&pulse, &none, &none[2..]);
+    assert_eq!(input(&mut alice), None);
+    assert_eq!(stats(&mut bob)["output"], "none");
+    // A device that is not there: said so, and nothing else changes.
+    bob.send("/speakers no such speakers");
+    let error = bob.wait_for(Duration::from_secs(10), "the speakers error", |e| e["event"] == "error");
+    assert!(error["message"].as_str().unwrap().contains("the speakers stay as they were"), "{error}");
+    assert_eq!(stats(&mut bob)["output"], "none");
+
+    alice.send("/mic default");
+    bob.send("/speakers default");
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while input(&mut alice).is_none() || stats(&mut bob)["output"] != "default" {
+        assert!(std::time::Instant::now() < deadline, "{}\n{}", alice.stderr_tail(), bob.stderr_tail());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    speech_from_alice_reaches_bob(&pulse, &mut alice, &mut bob);
+}
+
+fn stats(p: &mut Proc) -> serde_json::Value {
     p.send("/stats");
-    p.wait_event(Duration::from_secs(5), "voice-stats")["input"].as_str().map(str::to_owned)
+    p.wait_event(Duration::from_secs(5), "voice-stats")
+}
+
+fn input(p: &mut Proc) -> Option<String> {
+    stats(p)["input"].as_str().map(str::to_owned)
 }
 
 #[test]

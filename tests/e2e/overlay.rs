@@ -7,7 +7,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use partyline_tests::xvfb::{GameWindow, Picture, Xvfb, click};
+use partyline_tests::xvfb::{GameWindow, Picture, Xvfb, click, focus, key};
 use partyline_tests::{LOOPBACK, Proc, audio, host, join, partyline_bin};
 use serde_json::{Value, json};
 
@@ -196,9 +196,19 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     invite.click_text(&x, "⚙");
     let settings = Shot::until(&ana, "settings", |s| s.region("settings").is_some());
     assert!(settings.region("settings").is_some(), "{:?}", settings.texts());
-    for text in ["Settings", "Push-to-talk key: F9", "Overlay key: shift+F10", "top-left"] {
+    for text in ["Settings", "Push-to-talk key", "F9", "Overlay key", "shift+F10", "top-left", "Microphone"] {
         assert!(settings.has_text(text), "{text} missing: {:?}", settings.texts());
     }
+    // A new push-to-talk key: click it, press the key; shown, and saved.
+    settings.click_text(&x, "F9");
+    let waiting = Shot::until(&ana, "rebinding", |s| s.has_text("press a key… (Esc: keep)"));
+    assert!(waiting.has_text("press a key… (Esc: keep)"), "{:?}", waiting.texts());
+    focus(&x, "Partyline");
+    key(&x, "F8");
+    let rebound = Shot::until(&ana, "rebound", |s| s.has_text("F8"));
+    assert!(rebound.has_text("F8") && !rebound.has_text("F9"), "{:?}", rebound.texts());
+    let saved = std::fs::read_to_string(ana.home.join("config/settings.toml")).unwrap();
+    assert!(saved.contains("ptt_key = \"F8\""), "{saved}");
     drop((bob, carl, dana));
 }
 

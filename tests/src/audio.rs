@@ -69,14 +69,21 @@ pub fn write_mono(path: &Path, samples: &[f32]) {
 /// How a recording lines up with the speech that was sent.
 #[derive(Debug, Clone, Copy)]
 pub struct Alignment {
-    /// Where the speech starts in the recording, in ms.
+    /// Where the speech starts in the recording (its first window found), in ms.
     pub lag_ms: f64,
     /// Median, over 200 ms windows of speech, of the best normalised correlation within ±60 ms
-    /// of that lag: 1 is identical, robust to the small timing shifts a jitter buffer makes.
+    /// of where the window before it was found (±400 ms if not there): 1 is identical, robust
+    /// to the timing shifts a jitter buffer makes.
     pub median_correlation: f64,
     /// Share of speech windows found with a correlation above 0.6.
     pub windows_found: f64,
+    /// How far from `lag_ms` speech was found at most: what the listener's jitter buffer added
+    /// after a delay spike before it caught up again.
+    pub drift_ms: f64,
 }
+
+/// The correlation above which a window of speech counts as found.
+const FOUND: f64 = 0.6;
 
 fn decimate3(x: &[f32]) -> Vec<f32> {
     x.chunks(3).map(|c| c.iter().sum::<f32>() / c.len() as f32).collect()
@@ -127,7 +134,7 @@ pub fn align(reference: &[f32], recording: &[f32]) -> Alignment {
             .max_by(|a, b| a.1.total_cmp(&b.1))
             .unwrap_or((centre, 0.0))
     };
-    // Refine the global lag on the loudest window.
+    // A first guess from the loudest window; the windows below then find where speech starts.
     let loudest = (0..r.len() / window).max_by(|a, b| {
         let e = |w: usize| r[w * window..(w + 1) * window].iter().map(|s| s * s).sum::<f32>();
         e(*a).total_cmp(&e(*b))
@@ -136,20 +143,37 @@ pub fn align(reference: &[f32], recording: &[f32]) -> Alignment {
         Some(w) => fine(coarse as isize * 160, 320, &r[w * window..(w + 1) * window], w * window).0,
         None => coarse as isize * 160,
     };
-    let mut scores: Vec<f64> = (0..r.len() / window)
-        .filter(|w| {
-            let seg = &r[w * window..(w + 1) * window];
-            (seg.iter().map(|s| s * s).sum::<f32>() / window as f32).sqrt() > 0.02
-        })
-        .map(|w| fine(lag, (RATE16 * 60 / 1000) as isize, &r[w * window..(w + 1) * window], w * window).1)
-        .collect();
+    // Each speech window is looked for near where the previous one was found: a jitter buffer
+    // that grows after a delay spike and then catches up shifts the speech by more than a
+    // window's tolerance, which delays it but does not lose it. Where it went is `drift_ms`.
+    let (near, far) = ((RATE16 * 60 / 1000) as isize, (RATE16 * 400 / 1000) as isize);
+    let mut track = lag;
+    let (mut first, mut drift) = (None, 0isize);
+    let mut scores = Vec::new();
+    for w in 0..r.len() / window {
+        let seg = &r[w * window..(w + 1) * window];
+        if (seg.iter().map(|s| s * s).sum::<f32>() / window as f32).sqrt() <= 0.02 {
+            continue;
+        }
+        let mut best = fine(track, near, seg, w * window);
+        if best.1 <= FOUND {
+            best = fine(track, far, seg, w * window);
+        }
+        if best.1 > FOUND {
+            track = best.0;
+            let first = *first.get_or_insert(track);
+            drift = drift.max((track - first).abs());
+        }
+        scores.push(best.1);
+    }
     scores.sort_by(f64::total_cmp);
     let median = scores.get(scores.len() / 2).copied().unwrap_or(0.0);
-    let found = scores.iter().filter(|s| **s > 0.6).count() as f64 / scores.len().max(1) as f64;
+    let found = scores.iter().filter(|s| **s > FOUND).count() as f64 / scores.len().max(1) as f64;
     Alignment {
-        lag_ms: lag as f64 * 1000.0 / RATE16 as f64,
+        lag_ms: first.unwrap_or(lag) as f64 * 1000.0 / RATE16 as f64,
         median_correlation: median,
         windows_found: found,
+        drift_ms: drift as f64 * 1000.0 / RATE16 as f64,
     }
 }
 
@@ -171,8 +195,26 @@ mod tests {
         let a = align(&speech, &recording);
         assert!((a.lag_ms - 250.0).abs() < 1.0, "{a:?}");
         assert!(a.median_correlation > 0.99, "{a:?}");
+        assert!(a.drift_ms < 1.0, "{a:?}");
+
         let noise: Vec<f32> =
             (0..RATE * 3).map(|i| ((i * 7919 % 1000) as f32 / 1000.0 - 0.5) * 0.2).collect();
         assert!(align(&speech, &noise).median_correlation < 0.5);
+    }
+
+    #[test]
+    fn follows_speech_that_a_stall_delays() {
+        // A jitter buffer that stalls 150 ms halfway through: the rest comes later, not lost.
+        let speech = read_mono(speech_wav());
+        let half = speech.len() / 2;
+        let mut stalled = vec![0.0; (RATE / 4) as usize];
+        stalled.extend(&speech[..half]);
+        stalled.extend(vec![0.0; (RATE as usize) * 150 / 1000]);
+        stalled.extend(&speech[half..]);
+        stalled.extend(vec![0.0; RATE as usize]);
+        let a = align(&speech, &stalled);
+        assert!((a.lag_ms - 250.0).abs() < 1.0, "{a:?}");
+        assert!(a.windows_found > 0.9, "{a:?}");
+        assert!((a.drift_ms - 150.0).abs() < 1.0, "{a:?}");
     }
 }

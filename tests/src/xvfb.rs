@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{
-    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, MapState, Window, WindowClass,
+    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, InputFocus, MapState, Window, WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
 
@@ -81,13 +81,38 @@ pub fn window_titled(conn: &RustConnection, title: &str) -> Option<Window> {
 /// then presses and releases.
 pub fn click(x: &Xvfb, at: (i32, i32)) {
     let (cx, cy) = at;
-    let status = Command::new("xdotool")
-        .env("DISPLAY", &x.display)
-        .args(["mousemove", "1", "1", "sleep", "0.1"])
-        .args(["mousemove", &(cx - 3).to_string(), &(cy - 3).to_string(), "sleep", "0.1"])
-        .args(["mousemove", &cx.to_string(), &cy.to_string(), "sleep", "0.1", "click", "1"])
-        .status()
-        .expect("xdotool (scripts/setup.sh installs it)");
+    xdotool(x, &["mousemove", "1", "1", "sleep", "0.1"], |c| {
+        c.args(["mousemove", &(cx - 3).to_string(), &(cy - 3).to_string(), "sleep", "0.1"]).args([
+            "mousemove",
+            &cx.to_string(),
+            &cy.to_string(),
+            "sleep",
+            "0.1",
+            "click",
+            "1",
+        ]);
+    });
+}
+
+/// Gives the window titled `title` the keyboard focus, as a window manager does for the window
+/// clicked (Xvfb runs none).
+pub fn focus(x: &Xvfb, title: &str) {
+    let conn = x.connect();
+    let window = window_titled(&conn, title).unwrap_or_else(|| panic!("no window titled {title:?}"));
+    conn.set_input_focus(InputFocus::PARENT, window, x11rb::CURRENT_TIME).expect("set focus");
+    x11rb::wrapper::ConnectionExt::sync(&conn).expect("X round trip");
+}
+
+/// A key pressed and released (an X key name such as `F8`), going where the keyboard focus is.
+pub fn key(x: &Xvfb, name: &str) {
+    xdotool(x, &["key", name], |_| {});
+}
+
+fn xdotool(x: &Xvfb, args: &[&str], more: impl FnOnce(&mut Command)) {
+    let mut command = Command::new("xdotool");
+    command.env("DISPLAY", &x.display).args(args);
+    more(&mut command);
+    let status = command.status().expect("xdotool (scripts/setup.sh installs it)");
     assert!(status.success(), "xdotool failed");
 }
 

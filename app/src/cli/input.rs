@@ -23,6 +23,7 @@ Type a line to chat. Commands:
   /volume NAME PERCENT     a member's volume (100 = as sent, up to 200)
   /silence NAME, /unsilence NAME   stop or start hearing a member
   /pos X Y Z [YAW], /pos off       your position in metres, yaw in degrees
+  /mic NAME, /speakers NAME        another device: default, none, or part of its name
   /stats                   what this node dropped from other peers
   /join LINK               leave this party and join the one of LINK
   /host                    host your own party (when in none)
@@ -93,6 +94,11 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "silence" | "unsilence" if rest.is_empty() => Err(format!("/{name} needs a member's name")),
         "silence" => Ok(Input::Voice(VoiceControl::MuteMember { name: rest.to_owned(), muted: true })),
         "unsilence" => Ok(Input::Voice(VoiceControl::MuteMember { name: rest.to_owned(), muted: false })),
+        "mic" | "speakers" if rest.is_empty() => {
+            Err(format!("/{name} needs a device: default, none, or part of its name (`partyline devices`)"))
+        }
+        "mic" => Ok(Input::Voice(VoiceControl::Input(rest.to_owned()))),
+        "speakers" => Ok(Input::Voice(VoiceControl::Output(rest.to_owned()))),
         "pos" if rest == "off" => Ok(Input::Voice(VoiceControl::Pose(None))),
         "pos" => parse_pose(rest).map(|p| Input::Voice(VoiceControl::Pose(Some(p)))),
         "away" => no_args(Input::Presence(Presence::Away)),
@@ -172,6 +178,9 @@ mod tests {
         assert_eq!(parse("/pos off"), Ok(Input::Voice(VoiceControl::Pose(None))));
         assert!(matches!(parse("/pos 1 2 3 90"), Ok(Input::Voice(VoiceControl::Pose(Some(_))))));
         assert!(parse("/pos 1").is_err());
+        assert_eq!(parse("/mic USB Headset"), Ok(Input::Voice(VoiceControl::Input("USB Headset".into()))));
+        assert_eq!(parse("/speakers none"), Ok(Input::Voice(VoiceControl::Output("none".into()))));
+        assert!(parse("/mic").is_err());
         assert_eq!(
             parse("/silence bob"),
             Ok(Input::Voice(VoiceControl::MuteMember { name: "bob".into(), muted: true }))

@@ -12,7 +12,7 @@ use tokio::sync::oneshot;
 use super::links::Links;
 use super::voice_links::VoiceLinks;
 use crate::events::{MemberInfo, NodeEvent, VoiceStats};
-use crate::voice::{Voice, VoiceCommand, VoiceMode, VoiceOut};
+use crate::voice::{MicSource, SpeakerSink, Voice, VoiceCommand, VoiceMode, VoiceOut};
 
 /// What a user can change about voice.
 #[derive(Clone, Debug, PartialEq)]
@@ -41,6 +41,10 @@ pub enum VoiceControl {
         name: String,
         pose: Option<Pose>,
     },
+    /// Another microphone: `default`, `none` or (part of) a device's name.
+    Input(String),
+    /// Other speakers, named the same way.
+    Output(String),
 }
 
 pub(crate) struct VoiceBridge {
@@ -138,6 +142,8 @@ impl VoiceBridge {
             }
             VoiceControl::Pose(pose) => VoiceCommand::Pose(pose),
             VoiceControl::Place { name, pose } => VoiceCommand::Place { peer: member(members, &name)?, pose },
+            VoiceControl::Input(name) => VoiceCommand::Input(MicSource::device(&name)),
+            VoiceControl::Output(name) => VoiceCommand::Output(SpeakerSink::device(&name)),
         };
         self.voice.command(command);
         Ok(())

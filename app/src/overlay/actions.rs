@@ -42,7 +42,28 @@ pub(crate) enum Act {
     NextAnchor,
     Opacity(f32),
     Scale(f32),
+    /// Another microphone or speakers: `default`, `none` or a device's name. Saved, and used at once.
+    Input(String),
+    Output(String),
+    /// Wait for the next key pressed in the overlay to become this key (again: stop waiting).
+    Rebind(KeyRole),
+    /// The key pressed for it (`None`: Escape, keep the old one).
+    SetKey {
+        role: KeyRole,
+        spec: Option<String>,
+    },
 }
+
+/// The overlay's two global keys.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyRole {
+    PushToTalk,
+    Overlay,
+}
+
+/// Which key the settings panel waits for, if any.
+#[derive(Resource, Default, Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Rebinding(pub(crate) Option<KeyRole>);
 
 /// Buttons carry an [`Act`]; clicking one performs it. (A click observed as an event, not
 /// polled from `Interaction`: a press and release in the same frame still count.)
@@ -63,6 +84,7 @@ pub(crate) fn carry_out(
     mut drawer: ResMut<Drawer>,
     mut ptt: ResMut<Ptt>,
     mut file: Option<ResMut<SettingsFile>>,
+    mut rebinding: ResMut<Rebinding>,
     mut clipboard: Option<ResMut<bevy::clipboard::Clipboard>>,
 ) {
     let now = time.elapsed();
@@ -133,6 +155,31 @@ pub(crate) fn carry_out(
             },
             Act::Host => inputs.push(Input::Host),
             Act::Leave => inputs.push(Input::Leave),
+            Act::Input(name) | Act::Output(name) => {
+                let output = matches!(act, Act::Output(_));
+                if let Some(file) = &mut file {
+                    let voice = &mut file.settings.voice;
+                    *(if output { &mut voice.output } else { &mut voice.input }) = name.clone();
+                    save(file, &mut toasts, now);
+                }
+                let control = if output { VoiceControl::Output } else { VoiceControl::Input };
+                inputs.push(Input::Voice(control(name.clone())));
+            }
+            Act::Rebind(role) => {
+                let waiting = (rebinding.0 != Some(*role)).then_some(*role);
+                rebinding.set_if_neq(Rebinding(waiting));
+            }
+            Act::SetKey { role, spec } => {
+                rebinding.set_if_neq(Rebinding(None));
+                if let (Some(spec), Some(file)) = (spec, &mut file) {
+                    let overlay = &mut file.settings.overlay;
+                    match role {
+                        KeyRole::PushToTalk => overlay.ptt_key = spec.clone(),
+                        KeyRole::Overlay => overlay.interact_key = spec.clone(),
+                    }
+                    save(file, &mut toasts, now);
+                }
+            }
             Act::NextAnchor | Act::Opacity(_) | Act::Scale(_) => {
                 if let Some(file) = &mut file {
                     adjust_overlay(act, &mut file.settings.overlay);

@@ -175,6 +175,7 @@ impl Plugin for OverlayPlugin {
             .init_resource::<GamePositions>()
             .init_resource::<Interactive>()
             .init_resource::<Drawer>()
+            .init_resource::<actions::Rebinding>()
             .insert_resource(Ptt::new(mode))
             .add_message::<actions::Act>()
             .add_message::<probe::TakeScreenshot>()

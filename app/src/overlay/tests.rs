@@ -11,7 +11,7 @@ use partyline_protocol::voice::Pose;
 use partyline_protocol::wire::Presence;
 use tokio::sync::mpsc;
 
-use super::actions::Act;
+use super::actions::{Act, KeyRole, Rebinding};
 use super::probe::Probe;
 use super::theme::{Backdrop, Fonts};
 use super::widgets::{self, RadarMoved, Slot};
@@ -196,4 +196,56 @@ fn volume_steps_are_clamped_and_mute_goes_out_as_presence() {
     h.act(Act::Open(Drawer::Chat));
     h.update();
     assert!(h.app.world().resource::<Chat>().open);
+}
+
+#[test]
+fn keys_and_devices_are_chosen_in_the_settings_panel_saved_and_used() {
+    use bevy::input::ButtonState;
+    use bevy::input::keyboard::{Key, KeyboardInput};
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("settings.toml");
+    let mut h = Harness::new(VoiceMode::PushToTalk);
+    h.app
+        .insert_resource(SettingsFile { settings: Settings::default(), path: path.clone() })
+        .add_message::<KeyboardInput>()
+        .add_plugins(widgets::SettingsPlugin);
+    let press = |h: &mut Harness, key_code| {
+        let (logical_key, state, text, repeat) = (
+            Key::Unidentified(bevy::input::keyboard::NativeKey::Unidentified),
+            ButtonState::Pressed,
+            None,
+            false,
+        );
+        let window = Entity::PLACEHOLDER;
+        h.app.world_mut().write_message(KeyboardInput { key_code, logical_key, state, text, repeat, window });
+    };
+    let saved = || Settings::load_or_create(&path).unwrap();
+
+    // Keys pressed while nothing waits for one change nothing.
+    press(&mut h, KeyCode::F7);
+    h.update();
+    h.act(Act::Rebind(KeyRole::PushToTalk));
+    h.update();
+    assert_eq!(*h.app.world().resource::<Rebinding>(), Rebinding(Some(KeyRole::PushToTalk)));
+    // A modifier alone is not a key; the next key is.
+    press(&mut h, KeyCode::ShiftLeft);
+    press(&mut h, KeyCode::F8);
+    h.update();
+    assert_eq!(saved().overlay.ptt_key, "F8");
+    assert_eq!(*h.app.world().resource::<Rebinding>(), Rebinding(None));
+    // Escape keeps the key there was.
+    h.act(Act::Rebind(KeyRole::Overlay));
+    h.update();
+    press(&mut h, KeyCode::Escape);
+    h.update();
+    assert_eq!(saved().overlay.interact_key, Settings::default().overlay.interact_key);
+    assert_eq!(*h.app.world().resource::<Rebinding>(), Rebinding(None));
+
+    // Another microphone: saved, and the voice engine told at once.
+    h.act(Act::Input("none".into()));
+    assert_eq!(h.update(), vec![Input::Voice(VoiceControl::Input("none".into()))]);
+    h.act(Act::Output("USB Headset".into()));
+    assert_eq!(h.update(), vec![Input::Voice(VoiceControl::Output("USB Headset".into()))]);
+    let voice = saved().voice;
+    assert_eq!((voice.input.as_str(), voice.output.as_str()), ("none", "USB Headset"));
 }

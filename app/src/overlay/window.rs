@@ -79,15 +79,20 @@ fn remember_moves(
     }
 }
 
+/// Interactive: the window takes the pointer, and asks the window manager for the keyboard (to
+/// type in chat, or set a key) at once. Not interactive: clicks go through to the game.
 fn apply_interactive(
     interactive: Res<Interactive>,
-    mut cursor: Query<&mut CursorOptions, With<PrimaryWindow>>,
+    mut windows: Query<(&mut CursorOptions, &mut Window), With<PrimaryWindow>>,
 ) {
     if !interactive.is_changed() {
         return;
     }
-    for mut c in &mut cursor {
-        c.hit_test = interactive.0;
+    for (mut cursor, mut window) in &mut windows {
+        cursor.hit_test = interactive.0;
+        if interactive.0 {
+            window.focused = true;
+        }
     }
 }
 

@@ -211,14 +211,14 @@ impl Capture {
         }
     }
 
-    /// Closes a failed capture off the calling thread: closing a device whose sound server
-    /// vanished can block for good inside ALSA's PulseAudio plugin, and the voice thread must run
-    /// on. Past [`MAX_CLOSING`] closes still waiting, the capture is leaked instead.
-    pub(crate) fn close_failed(self) {
+    /// Closes the capture off the calling thread: closing a device whose sound server vanished
+    /// can block for good inside ALSA's PulseAudio plugin, and the voice thread must run on. Past
+    /// [`MAX_CLOSING`] closes still waiting, the capture is leaked instead.
+    pub(crate) fn close(self) {
         static CLOSING: AtomicUsize = AtomicUsize::new(0);
         if CLOSING.fetch_add(1, Ordering::Relaxed) >= MAX_CLOSING {
             CLOSING.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(input = %self.description, "a failed microphone cannot be closed; leaving it");
+            tracing::warn!(input = %self.description, "a microphone cannot be closed; leaving it");
             std::mem::forget(self);
             return;
         }

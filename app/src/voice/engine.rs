@@ -20,7 +20,7 @@ use super::codec::{Encoder, SAMPLE_RATE};
 use super::member::{MemberVoice, Reception};
 use super::mix::Mixer;
 use super::positions::{MumbleLink, PositionsReport};
-use super::{Inbound, MicSource, VoiceCommand, VoiceConfig, VoiceOut};
+use super::{Inbound, MicSource, SpeakerSink, VoiceCommand, VoiceConfig, VoiceOut};
 use crate::events::{MemberPose, MemberVoiceStats, NodeEvent, VoiceStats};
 
 const TICK: Duration = Duration::from_millis(5);
@@ -308,6 +308,17 @@ impl Engine {
                         self.reports.insert(peer, (loss_permille, Instant::now()));
                     }
                 }
+                VoiceCommand::Input(source) => {
+                    if let Some(capture) = self.capture.take() {
+                        capture.close();
+                    }
+                    self.set_talking(false);
+                    self.sending = false;
+                    self.config.input = source;
+                    self.reopen_at = None;
+                    self.open_input();
+                }
+                VoiceCommand::Output(sink) => self.use_output(sink),
                 VoiceCommand::Stats(reply) => {
                     let _ = reply.send(self.stats());
                 }
@@ -324,24 +335,43 @@ impl Engine {
         if self.file_start_at.is_none() {
             self.file_start_at = Some(Instant::now() + FILE_START_DELAY);
         }
-        let Some(mixer) = &mut self.mixer else {
-            // No output: still take the member's frames (for statistics), into a ring nobody reads.
-            let (producer, _consumer) = rtrb::RingBuffer::new(SAMPLE_RATE as usize);
-            if let Ok(m) =
-                MemberVoice::new(name, self.config.codec.frame_ms, READY, producer, Default::default())
-            {
-                self.members.insert(peer, m);
-            }
-            return;
-        };
-        match mixer.add_member(peer).and_then(|(producer, counters)| {
-            MemberVoice::new(name, self.config.codec.frame_ms, READY, producer, counters)
-        }) {
+        let frame_ms = self.config.codec.frame_ms;
+        match ring_for(self.mixer.as_mut(), peer)
+            .and_then(|(producer, counters)| MemberVoice::new(name, frame_ms, READY, producer, counters))
+        {
             Ok(m) => {
                 self.members.insert(peer, m);
             }
             Err(e) => self.error(format!("cannot play a member's voice: {e:#}")),
         }
+    }
+
+    /// Moves the party to other speakers: a new mixer with every member, as loud and placed as
+    /// before. If they cannot be opened, the ones in use stay.
+    fn use_output(&mut self, sink: SpeakerSink) {
+        let mut mixer = match Mixer::new(sink.to_target(&self.output_started), self.config.spatial) {
+            Ok(mixer) => mixer,
+            Err(e) => {
+                return self.error(format!(
+                    "cannot play on {}: {e:#}; the speakers stay as they were",
+                    sink.describe()
+                ));
+            }
+        };
+        mixer.set_deafened(self.deafened);
+        for (peer, member) in &mut self.members {
+            match mixer.add_member(*peer) {
+                Ok((producer, counters)) => member.reattach(producer, counters),
+                Err(e) => tracing::warn!(member = %member.name, "cannot play a member's voice: {e:#}"),
+            }
+            mixer.set_member_pose(peer, member.pose.or(member.placed));
+        }
+        if let Some(old) = &self.mixer {
+            mixer.keep_settings_of(old);
+        }
+        tracing::info!(output = %sink.describe(), "speakers changed");
+        self.config.output = sink;
+        self.mixer = Some(mixer);
     }
 
     fn capture(&mut self, now: Instant) {
@@ -358,7 +388,7 @@ impl Engine {
                 "the microphone ({}) stopped: {why}; listen-only, retrying",
                 capture.description
             ));
-            capture.close_failed();
+            capture.close();
             self.reopen_at = Some(now + REOPEN_EVERY);
             self.set_talking(false);
         }
@@ -552,6 +582,7 @@ impl Engine {
             .collect();
         VoiceStats {
             input: self.capture.as_ref().map(|c| c.description.clone()),
+            output: self.mixer.as_ref().map(|_| self.config.output.describe()),
             input_level_db: self.dsp.as_ref().map_or(-90.0, |d| d.level_db()),
             mode: self.config.gate.mode.as_str().to_owned(),
             talking: self.talking,
@@ -563,5 +594,17 @@ impl Engine {
             members,
             ..VoiceStats::default()
         }
+    }
+}
+
+/// A ring for a member's decoded voice: into the mixer, or, with no output, one nobody reads (its
+/// frames still count in the statistics).
+fn ring_for(
+    mixer: Option<&mut Mixer>,
+    peer: PeerId,
+) -> Result<(rtrb::Producer<f32>, std::sync::Arc<super::mix::PlaybackCounters>)> {
+    match mixer {
+        Some(mixer) => mixer.add_member(peer),
+        None => Ok((rtrb::RingBuffer::new(SAMPLE_RATE as usize).0, Default::default())),
     }
 }

@@ -116,6 +116,12 @@ impl MemberVoice {
         })
     }
 
+    /// Decodes into another mixer's ring from now on (the speakers changed).
+    pub(crate) fn reattach(&mut self, producer: rtrb::Producer<f32>, counters: Arc<PlaybackCounters>) {
+        (self.producer, self.counters) = (producer, counters);
+        self.ready.underruns = 0;
+    }
+
     pub(crate) fn receive(&mut self, frame: &VoiceFrame<'_>, framed_len: usize, arrival: Instant) {
         self.bytes += framed_len as u64;
         self.jitter.push(frame.seq, frame.ts, frame.opus, frame.end, arrival);

@@ -128,6 +128,18 @@ impl Mixer {
         Ok((producer, counters))
     }
 
+    /// Takes over what the user set on `old`, a mixer on other speakers: the listener's place and
+    /// each member's volume and silence (members must have been added to this one first).
+    pub(crate) fn keep_settings_of(&mut self, old: &Mixer) {
+        self.set_listener_pose(old.listener_pose);
+        for (peer, m) in &old.members {
+            if let Some(new) = self.members.get_mut(peer) {
+                (new.volume, new.muted) = (m.volume, m.muted);
+                self.apply_volume(*peer);
+            }
+        }
+    }
+
     pub(crate) fn remove_member(&mut self, peer: &PeerId) {
         self.members.remove(peer);
     }

@@ -87,6 +87,16 @@ impl SpeakerSink {
         }
     }
 
+    /// What it is called in statistics.
+    fn describe(&self) -> String {
+        match self {
+            Self::DefaultDevice => "default".into(),
+            Self::Device(name) => name.clone(),
+            Self::File(path) => format!("file {}", path.display()),
+            Self::None => "none".into(),
+        }
+    }
+
     /// The output to open; a file output reports when its first sample was written to `started`.
     fn to_target(&self, started: &output::StartTime) -> output::OutputTarget {
         match self {
@@ -164,6 +174,10 @@ pub(crate) enum VoiceCommand {
         peer: PeerId,
         loss_permille: u16,
     },
+    /// Capture from another microphone (closing the one in use).
+    Input(MicSource),
+    /// Play the party on other speakers, keeping every member's volume and place.
+    Output(SpeakerSink),
     Stats(oneshot::Sender<VoiceStats>),
 }
 

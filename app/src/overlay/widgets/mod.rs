@@ -18,6 +18,8 @@ use super::theme::{self, Backdrop};
 pub(crate) use radar::{Dot as RadarDot, RadarMoved, RadarPlugin};
 #[cfg(test)]
 pub(crate) use roster::{RosterPlugin, SpeakingLight};
+#[cfg(test)]
+pub(crate) use settings::SettingsPlugin;
 
 pub(crate) struct WidgetsPlugin;
 
