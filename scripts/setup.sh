@@ -34,6 +34,12 @@ if ((${#missing[@]})); then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
+# Plugins are WebAssembly components built for wasm32-wasip2 (app/build.rs builds them).
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx wasm32-wasip2; then
+  echo "setup: adding the wasm32-wasip2 target" >&2
+  rustup target add wasm32-wasip2
+fi
+
 if [[ "${1:-}" == "--test" ]] && ! cargo fuzz --version >/dev/null 2>&1; then
   echo "setup: installing cargo-fuzz" >&2
   cargo install --locked --quiet cargo-fuzz

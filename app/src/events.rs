@@ -203,6 +203,28 @@ pub enum NodeEvent {
         attempt: u32,
     },
     Stats(Stats),
+    /// Bytes for plugin `plugin` from the same plugin on member `peer`.
+    PluginMessage {
+        peer: PeerId,
+        plugin: String,
+        data: Vec<u8>,
+    },
+    /// A plugin's panel, to draw in place of its previous one.
+    PluginPanel {
+        plugin: String,
+        title: String,
+        elements: Vec<PanelElement>,
+    },
+    PluginToast {
+        plugin: String,
+        text: String,
+    },
+    /// A plugin was stopped (it crashed, overran its deadline or its memory); it stays stopped
+    /// until restarted.
+    PluginStopped {
+        plugin: String,
+        reason: String,
+    },
     /// Something went wrong; the node keeps running.
     Error {
         message: String,
@@ -217,6 +239,36 @@ pub enum NodeEvent {
     },
     PartyEnded,
     Left,
+}
+
+/// One element of a plugin's panel (the WIT `ui.element`).
+#[derive(Clone, Debug, PartialEq)]
+pub enum PanelElement {
+    Text(String),
+    Heading(String),
+    Button {
+        id: String,
+        label: String,
+    },
+    Input {
+        id: String,
+        placeholder: String,
+        value: String,
+    },
+    Items(Vec<String>),
+    Progress {
+        label: String,
+        done: u64,
+        total: u64,
+    },
+    /// A QR code of this text.
+    Qr(String),
+    /// RGBA pixels, row by row.
+    Image {
+        width: u32,
+        height: u32,
+        rgba: Vec<u8>,
+    },
 }
 
 impl NodeEvent {

@@ -10,6 +10,7 @@ pub mod net;
 pub mod overlay;
 pub mod party;
 pub mod paths;
+pub mod plugins;
 pub mod store;
 pub mod voice;
 

@@ -54,4 +54,19 @@ impl Dirs {
     pub fn database(&self) -> PathBuf {
         self.data.join("partyline.sqlite3")
     }
+
+    /// Installed plugins, a folder each (`plugin.toml`, `plugin.wasm`).
+    pub fn plugins(&self) -> PathBuf {
+        self.data.join("plugins")
+    }
+
+    /// Plugins' storage and grants.
+    pub fn plugins_database(&self) -> PathBuf {
+        self.data.join("plugins.sqlite3")
+    }
+
+    /// Compiled plugins (rebuilt when missing).
+    pub fn plugins_cache(&self) -> PathBuf {
+        self.cache.join("plugins")
+    }
 }

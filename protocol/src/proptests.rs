@@ -130,6 +130,8 @@ fn message() -> impl Strategy<Value = Message> {
         Just(Message::PartyEnded),
         (0u16..=1000, any::<u16>())
             .prop_map(|(loss_permille, jitter_ms)| Message::VoiceReport { loss_permille, jitter_ms }),
+        ("[a-z][a-z0-9-]{0,63}", prop::collection::vec(any::<u8>(), 0..2000))
+            .prop_map(|(plugin, data)| Message::Plugin { plugin, data }),
     ]
 }
 

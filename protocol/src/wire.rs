@@ -14,6 +14,7 @@
 //! owner -> members  Roster, Chat, ChatPage, Kicked, PartyEnded
 //! member -> owner   ChatSubmit, ChatSync, Presence, Leave
 //! member -> member  VoiceReport     (how the sender's voice arrives)
+//! member -> member  Plugin          (a plugin's bytes for the same plugin there)
 //! ```
 
 use libp2p_identity::PeerId;
@@ -40,6 +41,9 @@ pub const MAX_ADDR_LEN: usize = 160;
 pub const MAX_CHAT_PAGE: usize = 64;
 /// Recent departures a roster carries so members learn why someone left.
 pub const MAX_DEPARTED: usize = 16;
+/// Longest plugin id, and most bytes in one plugin message.
+pub const MAX_PLUGIN_ID: usize = 64;
+pub const MAX_PLUGIN_DATA: usize = 16 * 1024;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message {
@@ -76,6 +80,12 @@ pub enum Message {
     VoiceReport {
         loss_permille: u16,
         jitter_ms: u16,
+    },
+    /// Bytes from a plugin to the same plugin (`plugin`, its id) on another member.
+    Plugin {
+        plugin: String,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
     },
 }
 
@@ -274,6 +284,13 @@ pub fn valid_name(name: &str) -> bool {
         && !name.chars().any(char::is_control)
 }
 
+/// A plugin id: 1 to 64 lower-case letters, digits and `-`, starting with a letter.
+pub fn valid_plugin_id(id: &str) -> bool {
+    (1..=MAX_PLUGIN_ID).contains(&id.len())
+        && id.starts_with(|c: char| c.is_ascii_lowercase())
+        && id.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 fn check(ok: bool, what: &'static str) -> Result<(), WireError> {
     if ok { Ok(()) } else { Err(WireError::Limit(what)) }
 }
@@ -306,6 +323,10 @@ fn validate(msg: &Message) -> Result<(), WireError> {
         }
         Message::VoiceReport { loss_permille, .. } => {
             check(*loss_permille <= 1000, "loss above 1000 permille")
+        }
+        Message::Plugin { plugin, data } => {
+            check(valid_plugin_id(plugin), "plugin id")?;
+            check(data.len() <= MAX_PLUGIN_DATA, "plugin message over 16 KiB")
         }
         Message::Rejected(_)
         | Message::Hello { .. }
@@ -370,6 +391,14 @@ mod tests {
         assert!(matches!(decode(&bytes), Err(WireError::Limit(_))));
         let bytes = encode(&Message::Chat(ChatMessage { name: "a\u{7}b".into(), ..chat(1, "x") }));
         assert!(matches!(decode(&bytes), Err(WireError::Limit(_))));
+        let plugin =
+            |plugin: &str, len: usize| encode(&Message::Plugin { plugin: plugin.into(), data: vec![1; len] });
+        assert!(decode(&plugin("game-store", MAX_PLUGIN_DATA)).is_ok());
+        for bad in
+            [plugin("game-store", MAX_PLUGIN_DATA + 1), plugin("../x", 1), plugin("", 1), plugin("Store", 1)]
+        {
+            assert!(matches!(decode(&bad), Err(WireError::Limit(_))));
+        }
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod devices;
 mod hostile;
 mod inprocess;
 mod overlay;
+mod plugins;
 mod processes;
 mod rejection;
 mod relay;

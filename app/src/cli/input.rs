@@ -25,6 +25,9 @@ Type a line to chat. Commands:
   /pos X Y Z [YAW], /pos off       your position in metres, yaw in degrees
   /mic NAME, /speakers NAME        another device: default, none, or part of its name
   /stats                   what this node dropped from other peers
+  /plugins                 the running plugins and how they are doing
+  /plugin ID ACTION [VALUE]  press a button (or submit an input) of a plugin's panel
+  /restart-plugin ID       start a stopped plugin again
   /join LINK               leave this party and join the one of LINK
   /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
@@ -47,6 +50,13 @@ pub(crate) enum Input {
     Presence(Presence),
     Voice(VoiceControl),
     Stats,
+    Plugins,
+    PluginAction {
+        plugin: String,
+        id: String,
+        value: Option<String>,
+    },
+    RestartPlugin(String),
     /// Join the party of this link (leaving the current one).
     Open(String),
     /// Host your own party (when in none).
@@ -105,6 +115,20 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "back" | "unmute" => no_args(Input::Presence(Presence::Online)),
         "mute" => no_args(Input::Presence(Presence::Muted)),
         "stats" => no_args(Input::Stats),
+        "plugins" => no_args(Input::Plugins),
+        "plugin" => {
+            let mut words = rest.splitn(3, char::is_whitespace);
+            match (words.next().filter(|w| !w.is_empty()), words.next()) {
+                (Some(plugin), Some(id)) => Ok(Input::PluginAction {
+                    plugin: plugin.to_owned(),
+                    id: id.to_owned(),
+                    value: words.next().map(|v| v.trim().to_owned()),
+                }),
+                _ => Err("usage: /plugin ID ACTION [VALUE]".into()),
+            }
+        }
+        "restart-plugin" if rest.is_empty() => Err("/restart-plugin needs a plugin's id".into()),
+        "restart-plugin" => Ok(Input::RestartPlugin(rest.to_owned())),
         "join" if rest.is_empty() => Err("/join needs a partyline:// link".into()),
         "join" => Ok(Input::Open(rest.to_owned())),
         "host" => no_args(Input::Host),
@@ -181,6 +205,19 @@ mod tests {
         assert_eq!(parse("/mic USB Headset"), Ok(Input::Voice(VoiceControl::Input("USB Headset".into()))));
         assert_eq!(parse("/speakers none"), Ok(Input::Voice(VoiceControl::Output("none".into()))));
         assert!(parse("/mic").is_err());
+        assert_eq!(
+            parse("/plugin game-store search half life"),
+            Ok(Input::PluginAction {
+                plugin: "game-store".into(),
+                id: "search".into(),
+                value: Some("half life".into())
+            })
+        );
+        assert_eq!(
+            parse("/plugin template wave"),
+            Ok(Input::PluginAction { plugin: "template".into(), id: "wave".into(), value: None })
+        );
+        assert!(parse("/plugin template").is_err());
         assert_eq!(
             parse("/silence bob"),
             Ok(Input::Voice(VoiceControl::MuteMember { name: "bob".into(), muted: true }))

@@ -3,6 +3,7 @@
 
 mod input;
 mod output;
+mod plugins;
 mod session;
 
 use std::num::NonZeroU32;
@@ -67,6 +68,9 @@ enum Command {
     Devices,
     /// Register Partyline as the handler of partyline:// links for this user (a .desktop file).
     InstallDesktop,
+    /// Manage plugins: list, install, enable, disable, grant, revoke, remove.
+    #[command(subcommand)]
+    Plugins(plugins::PluginsCommand),
 }
 
 #[derive(Args, Debug, Default)]
@@ -179,7 +183,7 @@ struct RelayArgs {
 
 /// A bare `partyline://` link (how desktops and browsers start a link handler) means `join LINK`.
 pub fn with_join_for_links(args: Vec<std::ffi::OsString>) -> Vec<std::ffi::OsString> {
-    const COMMANDS: [&str; 5] = ["host", "join", "relay", "devices", "install-desktop"];
+    const COMMANDS: [&str; 6] = ["host", "join", "relay", "devices", "install-desktop", "plugins"];
     let is_link = |a: &std::ffi::OsString| a.to_str().is_some_and(|a| a.starts_with("partyline://"));
     let has_command = args.iter().skip(1).any(|a| a.to_str().is_some_and(|a| COMMANDS.contains(&a)));
     let mut out = args;
@@ -241,6 +245,7 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
         Some(Command::Join(args)) => Action::Join(args),
         Some(Command::Relay(args)) => return relay(dirs, settings, args, printer).await.map(Plan::Exit),
         Some(Command::Devices) => return devices(printer).map(Plan::Exit),
+        Some(Command::Plugins(command)) => return plugins::run(&dirs, command, printer).map(Plan::Exit),
         Some(Command::InstallDesktop) => {
             let file = crate::desktop::install()?;
             printer.help(&format!("partyline:// links now open Partyline ({})", file.display()));
@@ -292,6 +297,10 @@ impl Start {
         let Self { dirs, settings, printer, action, .. } = self;
         let requests = crate::ipc::serve(&dirs.socket())?;
         let terms = invite_terms(&settings);
+        let (plugins, problems) = crate::plugins::PluginHost::start(&dirs);
+        for problem in problems {
+            printer.error(&problem);
+        }
         match action {
             Action::Host(args) => {
                 let terms = InviteTerms {
@@ -302,7 +311,7 @@ impl Start {
                 let (node, events) = Node::start(config).await?;
                 node.host(args.new).await?;
                 node.invite(terms).await?;
-                let session = Session::new(node, printer, invite_terms(&settings), front, requests);
+                let session = Session::new(node, printer, invite_terms(&settings), front, requests, plugins);
                 Ok(session.run(events).await)
             }
             Action::Join(args) => {
@@ -311,7 +320,7 @@ impl Start {
                     config.join_timeout = timeout;
                 }
                 let (node, events) = Node::start(config).await?;
-                let mut session = Session::new(node, printer, terms, front, requests);
+                let mut session = Session::new(node, printer, terms, front, requests, plugins);
                 if !session.join_first(&args.link).await {
                     return Ok(ExitCode::from(EXIT_JOIN_FAILED));
                 }

@@ -47,6 +47,32 @@ impl Printer {
         }
     }
 
+    pub(crate) fn plugins(&self, plugins: &[crate::plugins::InstalledPlugin]) {
+        let names =
+            |ps: &[crate::plugins::Permission]| ps.iter().map(ToString::to_string).collect::<Vec<_>>();
+        for p in plugins {
+            let m = &p.manifest;
+            let (asks, granted) = (names(&m.permissions), names(&p.granted));
+            if self.json {
+                let value = json!({
+                    "event": "plugin", "id": m.id, "name": m.name, "version": m.version, "api": m.api,
+                    "enabled": p.enabled, "permissions": asks, "granted": granted,
+                });
+                self.line(&value.to_string());
+            } else {
+                let state = if p.enabled { "enabled" } else { "disabled" };
+                self.line(&format!(
+                    "{} {} ({}, {state}): asks for [{}], granted [{}]",
+                    m.id,
+                    m.version,
+                    m.name,
+                    asks.join(", "),
+                    granted.join(", ")
+                ));
+            }
+        }
+    }
+
     pub(crate) fn relay(&self, event: &RelayEvent) {
         let (value, text) = match event {
             RelayEvent::Ready { peer, addrs } => {
@@ -185,11 +211,55 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
             json!({"event": "audio-started", "source": source, "at_ms": at_ms})
         }
         NodeEvent::Stats(stats) => stats_json(stats),
+        NodeEvent::PluginMessage { peer, plugin, data } => {
+            json!({"event": "plugin-message", "plugin": plugin, "from": peer.to_string(), "bytes": data.len()})
+        }
+        NodeEvent::PluginPanel { plugin, title, elements } => json!({
+            "event": "plugin-panel", "plugin": plugin, "title": title,
+            "elements": elements.iter().map(panel_element_json).collect::<Vec<_>>(),
+        }),
+        NodeEvent::PluginToast { plugin, text } => {
+            json!({"event": "plugin-toast", "plugin": plugin, "text": text})
+        }
+        NodeEvent::PluginStopped { plugin, reason } => {
+            json!({"event": "plugin-stopped", "plugin": plugin, "reason": reason})
+        }
         NodeEvent::Error { message } => json!({"event": "error", "message": message}),
         NodeEvent::JoinFailed { message } => json!({"event": "error", "message": message, "fatal": true}),
         NodeEvent::Kicked { banned } => json!({"event": "kicked", "banned": banned}),
         NodeEvent::PartyEnded => json!({"event": "party-ended"}),
         NodeEvent::Left => json!({"event": "left"}),
+    }
+}
+
+fn panel_element_text(e: &crate::events::PanelElement) -> String {
+    use crate::events::PanelElement as E;
+    match e {
+        E::Text(text) | E::Heading(text) => text.clone(),
+        E::Button { id, label } => format!("[{label}] (/plugin … {id})"),
+        E::Input { id, value, .. } => format!("{id}: {value}"),
+        E::Items(items) => items.join(", "),
+        E::Progress { label, done, total } => format!("{label} {done}/{total}"),
+        E::Qr(text) => format!("QR {text}"),
+        E::Image { width, height, .. } => format!("image {width}x{height}"),
+    }
+}
+
+fn panel_element_json(e: &crate::events::PanelElement) -> Value {
+    use crate::events::PanelElement as E;
+    match e {
+        E::Text(text) => json!({"kind": "text", "text": text}),
+        E::Heading(text) => json!({"kind": "heading", "text": text}),
+        E::Button { id, label } => json!({"kind": "button", "id": id, "label": label}),
+        E::Input { id, placeholder, value } => {
+            json!({"kind": "input", "id": id, "placeholder": placeholder, "value": value})
+        }
+        E::Items(items) => json!({"kind": "items", "items": items}),
+        E::Progress { label, done, total } => {
+            json!({"kind": "progress", "label": label, "done": done, "total": total})
+        }
+        E::Qr(text) => json!({"kind": "qr", "text": text}),
+        E::Image { width, height, .. } => json!({"kind": "image", "width": width, "height": height}),
     }
 }
 
@@ -281,6 +351,13 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             s.dropped_unauthorized,
             s.streams_refused
         ),
+        NodeEvent::PluginMessage { .. } => return None,
+        NodeEvent::PluginPanel { plugin, title, elements } => {
+            let texts: Vec<String> = elements.iter().map(panel_element_text).collect();
+            format!("[{plugin}] {title}: {}", texts.join(" | "))
+        }
+        NodeEvent::PluginToast { plugin, text } => format!("[{plugin}] {text}"),
+        NodeEvent::PluginStopped { plugin, reason } => format!("error: plugin {plugin} stopped: {reason}"),
         NodeEvent::Error { message } | NodeEvent::JoinFailed { message } => format!("error: {message}"),
         NodeEvent::Kicked { banned: true } => "* you were banned from the party".into(),
         NodeEvent::Kicked { banned: false } => "* you were kicked from the party".into(),

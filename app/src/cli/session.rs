@@ -15,6 +15,7 @@ use super::{EXIT_JOIN_FAILED, EXIT_KICKED, shutdown_signal};
 use crate::events::NodeEvent;
 use crate::ipc::{self, Answer, Request};
 use crate::net::Node;
+use crate::plugins::{PluginHost, PluginOut};
 
 /// A front end drawn by this process (the overlay): it is told every event and what other
 /// processes ask of it, and sends inputs back. `notify` must not block (it drops what does not fit).
@@ -44,6 +45,7 @@ pub(super) struct Session {
     switch_to: Option<JoinLink>,
     /// The front end has closed: leave, then stop.
     quitting: bool,
+    plugins: PluginHost,
 }
 
 impl Session {
@@ -53,9 +55,10 @@ impl Session {
         terms: InviteTerms,
         front: Option<Front>,
         requests: mpsc::Receiver<ipc::Incoming>,
+        plugins: PluginHost,
     ) -> Self {
         let requests = Some(requests);
-        Self { node, printer, terms, front, requests, party: None, switch_to: None, quitting: false }
+        Self { node, printer, terms, front, requests, party: None, switch_to: None, quitting: false, plugins }
     }
 
     /// Joins the party of the link given on the command line. False when that failed and there
@@ -112,6 +115,11 @@ impl Session {
                         }
                     }
                 },
+                out = self.plugins.recv() => {
+                    if let Some(out) = out {
+                        self.on_plugin(out).await;
+                    }
+                }
                 request = recv_request(&mut self.requests) => match request {
                     Some((request, reply)) => {
                         let answer = self.on_request(request).await;
@@ -138,6 +146,7 @@ impl Session {
     }
 
     async fn on_event(&mut self, event: NodeEvent) -> Option<ExitCode> {
+        self.plugins.on_event(&event);
         self.printer.event(&event);
         let terminal = event.is_terminal();
         if let NodeEvent::Joined { party, .. } = &event {
@@ -155,6 +164,29 @@ impl Session {
         }
         // The overlay stays up between parties; the headless node's work is done.
         if self.front.is_some() && !self.quitting { None } else { code }
+    }
+
+    /// What a plugin put out: messages go to the other members, the rest out like node events.
+    async fn on_plugin(&mut self, out: PluginOut) {
+        let event = match out {
+            PluginOut::Message { plugin, to, data } => {
+                let to = match to.map(|p| p.parse()).transpose() {
+                    Ok(to) => to,
+                    Err(_) => return,
+                };
+                if let Err(e) = self.node.plugin_message(to, plugin, data).await {
+                    tracing::debug!("plugin message not sent: {e:#}");
+                }
+                return;
+            }
+            PluginOut::Panel { plugin, title, elements } => {
+                NodeEvent::PluginPanel { plugin, title, elements }
+            }
+            PluginOut::Toast { plugin, text } => NodeEvent::PluginToast { plugin, text },
+            PluginOut::Stopped { plugin, reason } => NodeEvent::PluginStopped { plugin, reason },
+        };
+        self.printer.event(&event);
+        self.tell_front(FrontMsg::Event(event));
     }
 
     fn tell_front(&mut self, msg: FrontMsg) {
@@ -251,6 +283,21 @@ impl Session {
                     self.printer.event(&NodeEvent::VoiceStats(voice));
                 }
             }
+            Input::Plugins => {
+                for (id, status) in self.plugins.status() {
+                    let state = match &status.stopped {
+                        Some(why) => format!("stopped: {why}"),
+                        None => "running".to_owned(),
+                    };
+                    let c = status.counters;
+                    self.printer.help(&format!(
+                        "{id}: {state}; refused {}, rate-limited {}, dropped {} out and {} events",
+                        c.refused, c.rate_limited, c.dropped, status.dropped_events
+                    ));
+                }
+            }
+            Input::PluginAction { plugin, id, value } => self.plugins.act(&plugin, id, value)?,
+            Input::RestartPlugin(plugin) => self.plugins.restart(&plugin)?,
             Input::Open(link) => self.open(&link).await?,
             Input::Host => {
                 anyhow::ensure!(self.party.is_none(), "leave this party first");

@@ -265,6 +265,9 @@ impl EventLoop {
                 Some(voice) => voice.stats(reply),
                 None => drop(reply.send(Err(anyhow::anyhow!("voice is off")))),
             },
+            Command::Plugin { to, plugin, data, reply } => {
+                let _ = reply.send(self.plugin_message(to, plugin, data));
+            }
             Command::Members(reply) => {
                 let members = self.engine.members().map(|mut members| {
                     for m in members.iter_mut().filter(|m| !m.me) {
@@ -296,6 +299,25 @@ impl EventLoop {
             Some(voice) => voice.control(control, &members),
             None => Err(anyhow::anyhow!("voice is off")),
         }
+    }
+
+    fn plugin_message(&mut self, to: Option<PeerId>, plugin: String, data: Vec<u8>) -> anyhow::Result<()> {
+        let others: Vec<PeerId> =
+            self.engine.members()?.into_iter().filter(|m| !m.me).map(|m| m.peer).collect();
+        let to = match to {
+            Some(peer) if others.contains(&peer) => vec![peer],
+            Some(peer) => anyhow::bail!("{peer} is not in the party"),
+            None => others,
+        };
+        for peer in to {
+            self.links.send(peer, Message::Plugin { plugin: plugin.clone(), data: data.clone() });
+        }
+        Ok(())
+    }
+
+    /// Whether `peer` is another member of our party.
+    fn is_member(&self, peer: PeerId) -> bool {
+        self.engine.members().is_ok_and(|ms| ms.iter().any(|m| m.peer == peer && !m.me))
     }
 
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
@@ -352,6 +374,14 @@ impl EventLoop {
                 // Voice quality is the voice thread's business, not the party's.
                 let taken = self.voice.as_mut().is_some_and(|v| v.on_report(peer, loss_permille));
                 if !taken {
+                    Counters::bump(&self.counters.dropped_unauthorized);
+                }
+            }
+            // Plugins' bytes go to the plugin host, from members only.
+            LinkEvent::Message { peer, msg: Message::Plugin { plugin, data } } => {
+                if self.is_member(peer) {
+                    self.emit(NodeEvent::PluginMessage { peer, plugin, data });
+                } else {
                     Counters::bump(&self.counters.dropped_unauthorized);
                 }
             }

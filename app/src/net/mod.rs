@@ -98,18 +98,50 @@ pub(crate) fn relay_peer(addr: &Multiaddr) -> Result<PeerId> {
 
 pub(crate) enum Command {
     WaitReady(oneshot::Sender<()>),
-    Host { fresh: bool, reply: oneshot::Sender<Result<PartyId>> },
-    Join { link: Box<JoinLink>, reply: oneshot::Sender<Result<()>> },
-    Chat { text: String, reply: oneshot::Sender<Result<()>> },
-    Invite { terms: InviteTerms, reply: oneshot::Sender<Result<JoinLink>> },
-    Revoke { target: RevokeTarget, reply: oneshot::Sender<Result<Vec<InviteId>>> },
-    Kick { name: String, ban: bool, reply: oneshot::Sender<Result<()>> },
-    Presence { presence: Presence, reply: oneshot::Sender<Result<()>> },
+    Host {
+        fresh: bool,
+        reply: oneshot::Sender<Result<PartyId>>,
+    },
+    Join {
+        link: Box<JoinLink>,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Chat {
+        text: String,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Invite {
+        terms: InviteTerms,
+        reply: oneshot::Sender<Result<JoinLink>>,
+    },
+    Revoke {
+        target: RevokeTarget,
+        reply: oneshot::Sender<Result<Vec<InviteId>>>,
+    },
+    Kick {
+        name: String,
+        ban: bool,
+        reply: oneshot::Sender<Result<()>>,
+    },
+    Presence {
+        presence: Presence,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Members(oneshot::Sender<Result<Vec<MemberInfo>>>),
     Stats(oneshot::Sender<Stats>),
     Addrs(oneshot::Sender<Vec<Multiaddr>>),
-    Voice { control: VoiceControl, reply: oneshot::Sender<Result<()>> },
+    Voice {
+        control: VoiceControl,
+        reply: oneshot::Sender<Result<()>>,
+    },
     VoiceStats(oneshot::Sender<Result<VoiceStats>>),
+    /// A plugin's bytes for the same plugin on one member, or on all the others.
+    Plugin {
+        to: Option<PeerId>,
+        plugin: String,
+        data: Vec<u8>,
+        reply: oneshot::Sender<Result<()>>,
+    },
     Leave(oneshot::Sender<Result<()>>),
     End(oneshot::Sender<Result<()>>),
     Shutdown(oneshot::Sender<()>),
@@ -245,6 +277,11 @@ impl Node {
 
     pub async fn voice_stats(&self) -> Result<VoiceStats> {
         self.call(Command::VoiceStats).await?
+    }
+
+    /// Sends a plugin's bytes to the same plugin on member `to`, or on every other member.
+    pub async fn plugin_message(&self, to: Option<PeerId>, plugin: String, data: Vec<u8>) -> Result<()> {
+        self.call(|reply| Command::Plugin { to, plugin, data, reply }).await?
     }
 
     pub async fn leave(&self) -> Result<()> {

@@ -285,6 +285,10 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
             touched.party = set(Some(&mut party.status), Status::Reconnecting(*attempt));
         }
         NodeEvent::Error { message } => toast(ToastKind::Error, message.clone()),
+        NodeEvent::PluginToast { plugin, text } => toast(ToastKind::Info, format!("{plugin}: {text}")),
+        NodeEvent::PluginStopped { plugin, reason } => {
+            toast(ToastKind::Error, format!("Plugin {plugin} stopped: {reason}"));
+        }
         NodeEvent::JoinFailed { message } => {
             party.status = Status::Idle;
             touched.party = true;
@@ -308,6 +312,8 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         | NodeEvent::Revoked { .. }
         | NodeEvent::VoiceStats(_)
         | NodeEvent::AudioStarted { .. }
+        | NodeEvent::PluginMessage { .. }
+        | NodeEvent::PluginPanel { .. }
         | NodeEvent::Stats(_) => {}
     }
     touched.toasts = toasted;

@@ -371,5 +371,6 @@ pub(crate) fn message_kind(msg: &Message) -> &'static str {
         Message::Kicked { .. } => "kicked",
         Message::PartyEnded => "party-ended",
         Message::VoiceReport { .. } => "voice-report",
+        Message::Plugin { .. } => "plugin",
     }
 }

@@ -1,0 +1,166 @@
+//! The plugin host a running Partyline owns: it starts the enabled plugins, hands each the
+//! party's events (and its own messages from other members), and turns what plugins put out into
+//! node events and messages. Plugins that cannot start are reported and left out.
+
+use std::collections::HashMap;
+
+use anyhow::{Context, Result, bail};
+use libp2p::PeerId;
+use tokio::sync::mpsc;
+
+use super::bindings::partyline::plugin::types::{Event, Member, PeerMessage, UiAction};
+use super::db::PluginDb;
+use super::host_api::{HostState, PartyView, PluginOut};
+use super::installed::Installed;
+use super::runtime::Runtime;
+use super::sandbox::Sandbox;
+use super::thread::{PluginThread, Status};
+use crate::events::{MemberInfo, NodeEvent};
+use crate::paths::Dirs;
+
+/// What all plugins together may have waiting for the session.
+const OUT_QUEUE: usize = 256;
+
+pub struct PluginHost {
+    threads: HashMap<String, PluginThread>,
+    out: mpsc::Receiver<PluginOut>,
+    /// Who is in the party, to say who a message is from.
+    party: PartyView,
+}
+
+impl PluginHost {
+    /// Starts the enabled plugins; returns what went wrong with the others.
+    pub fn start(dirs: &Dirs) -> (Self, Vec<String>) {
+        let (tx, out) = mpsc::channel(OUT_QUEUE);
+        let mut host = Self { threads: HashMap::new(), out, party: PartyView::default() };
+        let mut problems = Vec::new();
+        if let Err(e) = host.load_all(dirs, &tx, &mut problems) {
+            problems.push(format!("plugins: {e:#}"));
+        }
+        (host, problems)
+    }
+
+    fn load_all(
+        &mut self,
+        dirs: &Dirs,
+        tx: &mpsc::Sender<PluginOut>,
+        problems: &mut Vec<String>,
+    ) -> Result<()> {
+        let installed = Installed::open(dirs)?;
+        let enabled: Vec<_> = installed.list()?.into_iter().filter(|p| p.enabled).collect();
+        if enabled.is_empty() {
+            return Ok(());
+        }
+        let runtime = Runtime::new(Some(dirs.plugins_cache()))?;
+        for plugin in enabled {
+            let id = plugin.manifest.id.clone();
+            let started = (|| -> Result<PluginThread> {
+                let wasm =
+                    std::fs::read(plugin.dir.join("plugin.wasm")).context("cannot read plugin.wasm")?;
+                let loaded = runtime.load(&wasm)?;
+                let db = PluginDb::open(&dirs.plugins_database()).map_err(|e| tracing::warn!("{e:#}")).ok();
+                let state = HostState::new(&id, &plugin.granted, db, tx.clone());
+                let config = plugin.manifest.config.clone().into_iter().collect();
+                let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
+                PluginThread::spawn(&id, sandbox, started)
+            })();
+            match started {
+                Ok(thread) => {
+                    tracing::info!(plugin = id, "plugin started");
+                    self.threads.insert(id, thread);
+                }
+                Err(e) => problems.push(format!("plugin {id}: {e:#}")),
+            }
+        }
+        Ok(())
+    }
+
+    /// The next thing a plugin put out (waits; never returns without plugins).
+    pub async fn recv(&mut self) -> Option<PluginOut> {
+        if self.threads.is_empty() {
+            return std::future::pending().await;
+        }
+        self.out.recv().await
+    }
+
+    /// Hands the plugins what they hear of a node event.
+    pub fn on_event(&mut self, event: &NodeEvent) {
+        if self.threads.is_empty() {
+            return;
+        }
+        let Some(event) = self.translate(event) else { return };
+        match event {
+            (Some(plugin), event) => {
+                if let Some(thread) = self.threads.get(&plugin) {
+                    thread.send(event);
+                }
+            }
+            (None, event) => {
+                self.party.absorb(&event);
+                for thread in self.threads.values() {
+                    thread.send(event.clone());
+                }
+            }
+        }
+    }
+
+    /// The plugin event for a node event, and the one plugin it is for (`None`: all).
+    fn translate(&self, event: &NodeEvent) -> Option<(Option<String>, Event)> {
+        let member = |peer: &PeerId, name: &str| Member {
+            id: peer.to_string(),
+            name: name.to_owned(),
+            me: false,
+            owner: false,
+        };
+        Some(match event {
+            NodeEvent::Joined { members, .. } => {
+                (None, Event::Joined(members.iter().map(from_info).collect()))
+            }
+            NodeEvent::MemberJoined { peer, name } => (None, Event::MemberJoined(member(peer, name))),
+            NodeEvent::MemberLeft { peer, name, .. } => (None, Event::MemberLeft(member(peer, name))),
+            NodeEvent::Chat { peer, text, history: false, .. } => {
+                (None, Event::Chat((self.member(peer)?, text.clone())))
+            }
+            NodeEvent::PluginMessage { peer, plugin, data } => {
+                let from = self.member(peer)?;
+                (Some(plugin.clone()), Event::Message(PeerMessage { from, data: data.clone() }))
+            }
+            e if e.is_terminal() => (None, Event::Left),
+            _ => return None,
+        })
+    }
+
+    fn member(&self, peer: &PeerId) -> Option<Member> {
+        let id = peer.to_string();
+        self.party.members.iter().find(|m| m.id == id).cloned()
+    }
+
+    /// The user acted on a plugin's panel.
+    pub fn act(&self, plugin: &str, id: String, value: Option<String>) -> Result<()> {
+        let thread = self.thread(plugin)?;
+        if !thread.send(Event::Action(UiAction { id, value })) {
+            bail!("plugin {plugin} is busy");
+        }
+        Ok(())
+    }
+
+    pub fn restart(&self, plugin: &str) -> Result<()> {
+        self.thread(plugin)?.restart();
+        Ok(())
+    }
+
+    /// Each running plugin and how it is doing.
+    pub fn status(&self) -> Vec<(String, Status)> {
+        let mut all: Vec<_> = self.threads.iter().map(|(id, t)| (id.clone(), t.status())).collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
+    fn thread(&self, plugin: &str) -> Result<&PluginThread> {
+        self.threads.get(plugin).with_context(|| format!("no plugin {plugin} is running"))
+    }
+}
+
+fn from_info(m: &MemberInfo) -> Member {
+    Member { id: m.peer.to_string(), name: m.name.clone(), me: m.me, owner: m.owner }
+}

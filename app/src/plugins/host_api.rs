@@ -1,0 +1,362 @@
+//! The host side of the WIT API: what a plugin's calls do. Every function checks its one
+//! permission first, then its limits (sizes, rates, counts); a refusal is an `Err` the plugin
+//! sees, never a trap, and is counted.
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::bindings::partyline::plugin::types::Member;
+use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
+use super::db::PluginDb;
+use super::limits::Limits;
+use super::permission::Permission;
+use crate::events::PanelElement;
+use crate::rate::TokenBucket;
+
+/// Largest message to the same plugin on other members.
+pub(crate) const MAX_MESSAGE: usize = 16 * 1024;
+/// Timers one plugin may have pending.
+pub(crate) const MAX_TIMERS: usize = 64;
+/// Elements in a panel, and characters in any one text of it.
+pub(crate) const MAX_ELEMENTS: usize = 200;
+pub(crate) const MAX_TEXT: usize = 2000;
+
+/// What plugins hand the rest of Partyline.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PluginOut {
+    /// To the same plugin on one member (`to`, a peer id), or on every other member.
+    Message {
+        plugin: String,
+        to: Option<String>,
+        data: Vec<u8>,
+    },
+    Panel {
+        plugin: String,
+        title: String,
+        elements: Vec<PanelElement>,
+    },
+    Toast {
+        plugin: String,
+        text: String,
+    },
+    /// The plugin was stopped (trap, deadline, limits) and is disabled until restarted.
+    Stopped {
+        plugin: String,
+        reason: String,
+    },
+}
+
+/// The party as a plugin sees it, folded from the events it is given.
+#[derive(Default)]
+pub(crate) struct PartyView {
+    pub(crate) members: Vec<Member>,
+}
+
+impl PartyView {
+    /// Follows membership events before the plugin hears of them.
+    pub(crate) fn absorb(&mut self, event: &types::Event) {
+        match event {
+            types::Event::Joined(members) => self.members = members.clone(),
+            types::Event::MemberJoined(m) => {
+                self.members.retain(|x| x.id != m.id);
+                self.members.push(m.clone());
+            }
+            types::Event::MemberLeft(m) => self.members.retain(|x| x.id != m.id),
+            types::Event::Left => self.members.clear(),
+            _ => {}
+        }
+    }
+}
+
+/// Timers waiting to fire, by id.
+#[derive(Default)]
+pub(crate) struct Timers {
+    pub(crate) due: BTreeMap<u64, Instant>,
+    next: u64,
+}
+
+impl Timers {
+    /// The first timer due by `now`, removed.
+    pub(crate) fn fire(&mut self, now: Instant) -> Option<u64> {
+        let (&id, _) = self.due.iter().filter(|(_, at)| **at <= now).min_by_key(|(_, at)| **at)?;
+        self.due.remove(&id);
+        Some(id)
+    }
+
+    pub(crate) fn next_due(&self) -> Option<Instant> {
+        self.due.values().min().copied()
+    }
+}
+
+/// Calls refused or dropped, for statistics and tests.
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Counters {
+    pub refused: u64,
+    pub rate_limited: u64,
+    pub dropped: u64,
+}
+
+/// A plugin's side of the store: what its calls can reach.
+pub(crate) struct HostState {
+    pub(crate) plugin: String,
+    pub(crate) grants: HashSet<Permission>,
+    pub(crate) limits: Limits,
+    pub(crate) party: PartyView,
+    pub(crate) timers: Timers,
+    pub(crate) counters: Counters,
+    db: Option<PluginDb>,
+    out: mpsc::Sender<PluginOut>,
+    messages: TokenBucket,
+    toasts: TokenBucket,
+    logs: TokenBucket,
+    panels: TokenBucket,
+}
+
+impl HostState {
+    pub(crate) fn new(
+        plugin: &str,
+        grants: &[Permission],
+        db: Option<PluginDb>,
+        out: mpsc::Sender<PluginOut>,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            plugin: plugin.to_owned(),
+            grants: grants.iter().cloned().collect(),
+            limits: Limits::default(),
+            party: PartyView::default(),
+            timers: Timers::default(),
+            counters: Counters::default(),
+            db,
+            out,
+            messages: TokenBucket::new(100, 50.0, now),
+            toasts: TokenBucket::new(5, 1.0, now),
+            logs: TokenBucket::new(50, 20.0, now),
+            panels: TokenBucket::new(20, 10.0, now),
+        }
+    }
+
+    fn allow(&mut self, permission: &Permission) -> Result<(), String> {
+        if self.grants.contains(permission) {
+            Ok(())
+        } else {
+            self.counters.refused += 1;
+            Err(format!("plugin `{}` was not granted `{permission}`", self.plugin))
+        }
+    }
+
+    /// Permission, then the rate.
+    fn allow_at_rate(
+        &mut self,
+        permission: &Permission,
+        bucket: fn(&mut Self) -> &mut TokenBucket,
+    ) -> Result<(), String> {
+        self.allow(permission)?;
+        if bucket(self).take(Instant::now()) {
+            Ok(())
+        } else {
+            self.counters.rate_limited += 1;
+            Err(format!("too fast: `{permission}` is rate limited"))
+        }
+    }
+
+    fn send(&mut self, out: PluginOut) -> Result<(), String> {
+        self.out.try_send(out).map_err(|_| {
+            self.counters.dropped += 1;
+            "Partyline is busy; try again later".to_owned()
+        })
+    }
+
+    pub(crate) fn stopped(&mut self, reason: String) {
+        let _ = self.send(PluginOut::Stopped { plugin: self.plugin.clone(), reason });
+    }
+
+    fn db(&mut self) -> Result<&mut PluginDb, String> {
+        self.db
+            .as_mut()
+            .ok_or_else(|| "storage is not available (the plugins database could not be opened)".into())
+    }
+}
+
+impl types::Host for HostState {}
+
+impl party::Host for HostState {
+    fn members(&mut self) -> Result<Vec<Member>, String> {
+        self.allow(&Permission::Party)?;
+        Ok(self.party.members.clone())
+    }
+
+    fn me(&mut self) -> Result<Member, String> {
+        self.allow(&Permission::Party)?;
+        self.party.members.iter().find(|m| m.me).cloned().ok_or_else(|| "not in a party".into())
+    }
+}
+
+impl messaging::Host for HostState {
+    fn send(&mut self, to: String, data: Vec<u8>) -> Result<(), String> {
+        self.allow_at_rate(&Permission::PartyMessage, |s| &mut s.messages)?;
+        if !self.party.members.iter().any(|m| m.id == to && !m.me) {
+            return Err(format!("no other member with id {to}"));
+        }
+        self.message(Some(to), data)
+    }
+
+    fn broadcast(&mut self, data: Vec<u8>) -> Result<(), String> {
+        self.allow_at_rate(&Permission::PartyMessage, |s| &mut s.messages)?;
+        self.message(None, data)
+    }
+}
+
+impl HostState {
+    fn message(&mut self, to: Option<String>, data: Vec<u8>) -> Result<(), String> {
+        if data.len() > MAX_MESSAGE {
+            return Err(format!("messages are at most {MAX_MESSAGE} bytes"));
+        }
+        self.send(PluginOut::Message { plugin: self.plugin.clone(), to, data })
+    }
+}
+
+impl storage::Host for HostState {
+    fn get(&mut self, key: String) -> Result<Option<Vec<u8>>, String> {
+        self.allow(&Permission::Storage)?;
+        let plugin = self.plugin.clone();
+        self.db()?.get(&plugin, &key).map_err(|e| e.to_string())
+    }
+
+    fn set(&mut self, key: String, value: Vec<u8>) -> Result<(), String> {
+        self.allow(&Permission::Storage)?;
+        let plugin = self.plugin.clone();
+        self.db()?.set(&plugin, &key, &value)
+    }
+
+    fn delete(&mut self, key: String) -> Result<(), String> {
+        self.allow(&Permission::Storage)?;
+        let plugin = self.plugin.clone();
+        self.db()?.delete(&plugin, &key).map_err(|e| e.to_string())
+    }
+
+    fn keys(&mut self) -> Result<Vec<String>, String> {
+        self.allow(&Permission::Storage)?;
+        let plugin = self.plugin.clone();
+        self.db()?.keys(&plugin).map_err(|e| e.to_string())
+    }
+}
+
+fn text_len(e: &ui::Element) -> usize {
+    match e {
+        ui::Element::Text(t) | ui::Element::Heading(t) | ui::Element::Qr(t) => t.len(),
+        ui::Element::Button(b) => b.id.len() + b.label.len(),
+        ui::Element::Input(i) => i.id.len() + i.placeholder.len() + i.value.len(),
+        ui::Element::Items(items) => items.iter().map(String::len).sum(),
+        ui::Element::Progress(p) => p.label.len(),
+        ui::Element::Image(_) => 0,
+    }
+}
+
+impl ui::Host for HostState {
+    fn set_panel(&mut self, title: String, elements: Vec<ui::Element>) -> Result<(), String> {
+        self.allow_at_rate(&Permission::Ui, |s| &mut s.panels)?;
+        if elements.len() > MAX_ELEMENTS || title.len() > MAX_TEXT {
+            return Err(format!("a panel has at most {MAX_ELEMENTS} elements"));
+        }
+        if let Some(e) = elements.iter().find(|e| text_len(e) > MAX_TEXT) {
+            return Err(format!("{e:?}: texts are at most {MAX_TEXT} bytes").chars().take(200).collect());
+        }
+        for e in &elements {
+            if let ui::Element::Image(i) = e
+                && (i.width > 512 || i.height > 512 || i.rgba.len() != (i.width * i.height * 4) as usize)
+            {
+                return Err("images are at most 512 × 512, with 4 bytes per pixel".into());
+            }
+        }
+        let elements = elements.into_iter().map(to_panel).collect();
+        self.send(PluginOut::Panel { plugin: self.plugin.clone(), title, elements })
+    }
+}
+
+impl notify::Host for HostState {
+    fn toast(&mut self, text: String) -> Result<(), String> {
+        self.allow_at_rate(&Permission::Notify, |s| &mut s.toasts)?;
+        let text: String = text.chars().take(200).collect();
+        self.send(PluginOut::Toast { plugin: self.plugin.clone(), text })
+    }
+}
+
+fn to_panel(e: ui::Element) -> PanelElement {
+    match e {
+        ui::Element::Text(t) => PanelElement::Text(t),
+        ui::Element::Heading(t) => PanelElement::Heading(t),
+        ui::Element::Button(b) => PanelElement::Button { id: b.id, label: b.label },
+        ui::Element::Input(i) => PanelElement::Input { id: i.id, placeholder: i.placeholder, value: i.value },
+        ui::Element::Items(items) => PanelElement::Items(items),
+        ui::Element::Progress(p) => PanelElement::Progress { label: p.label, done: p.done, total: p.total },
+        ui::Element::Qr(t) => PanelElement::Qr(t),
+        ui::Element::Image(i) => PanelElement::Image { width: i.width, height: i.height, rgba: i.rgba },
+    }
+}
+
+/// The host part of an `http(s)://host[:port]/...` URL.
+fn url_host(url: &str) -> Option<String> {
+    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next()?;
+    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+}
+
+impl http::Host for HostState {
+    fn fetch(&mut self, request: http::Request) -> Result<u64, String> {
+        let host =
+            url_host(&request.url).ok_or_else(|| format!("{:?} is not an http(s) URL", request.url))?;
+        self.allow(&Permission::Http(host))?;
+        Err("HTTP requests are not available in this version of Partyline yet".into())
+    }
+}
+
+impl timers::Host for HostState {
+    fn after(&mut self, ms: u32) -> Result<u64, String> {
+        self.allow(&Permission::Timers)?;
+        if self.timers.due.len() >= MAX_TIMERS {
+            return Err(format!("at most {MAX_TIMERS} timers at once"));
+        }
+        self.timers.next += 1;
+        let id = self.timers.next;
+        self.timers.due.insert(id, Instant::now() + Duration::from_millis(u64::from(ms)));
+        Ok(id)
+    }
+
+    fn cancel(&mut self, id: u64) -> Result<(), String> {
+        self.allow(&Permission::Timers)?;
+        self.timers.due.remove(&id);
+        Ok(())
+    }
+}
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, message: String) -> Result<(), String> {
+        self.allow_at_rate(&Permission::Log, |s| &mut s.logs)?;
+        let (plugin, message): (&str, String) = (&self.plugin, message.chars().take(1000).collect());
+        match level {
+            log::Level::Debug => tracing::debug!(plugin, "{message}"),
+            log::Level::Info => tracing::info!(plugin, "{message}"),
+            log::Level::Warn => tracing::warn!(plugin, "{message}"),
+            log::Level::Error => tracing::error!(plugin, "{message}"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_host() {
+        assert_eq!(url_host("https://Store.Example.com:8443/feed?x=1").as_deref(), Some("store.example.com"));
+        assert_eq!(url_host("http://user@127.0.0.1/").as_deref(), Some("127.0.0.1"));
+        assert_eq!(url_host("file:///etc/passwd"), None);
+        assert_eq!(url_host("https:///x"), None);
+    }
+}

@@ -1,0 +1,166 @@
+//! Installed plugins: a folder each under the data directory (`plugin.toml`, `plugin.wasm`),
+//! with whether each is enabled and what it was granted in the plugins database. This is what
+//! `partyline plugins …` works on, and what the host loads at start.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+
+use super::db::PluginDb;
+use super::manifest::Manifest;
+use super::permission::Permission;
+use super::runtime::Runtime;
+use crate::paths::Dirs;
+
+/// One installed plugin as listed.
+#[derive(Debug, Clone)]
+pub struct InstalledPlugin {
+    pub manifest: Manifest,
+    pub enabled: bool,
+    pub granted: Vec<Permission>,
+    pub dir: PathBuf,
+}
+
+/// Which of the permissions a plugin asks for to grant.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Grant {
+    All,
+    Only(Vec<Permission>),
+}
+
+pub struct Installed {
+    dir: PathBuf,
+    db: PluginDb,
+    cache: PathBuf,
+}
+
+impl Installed {
+    pub fn open(dirs: &Dirs) -> Result<Self> {
+        let dir = dirs.plugins();
+        std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        Ok(Self { dir, db: PluginDb::open(&dirs.plugins_database())?, cache: dirs.plugins_cache() })
+    }
+
+    pub fn list(&self) -> Result<Vec<InstalledPlugin>> {
+        let mut plugins = Vec::new();
+        for entry in std::fs::read_dir(&self.dir)? {
+            let dir = entry?.path();
+            let manifest = match read_manifest(&dir.join("plugin.toml")) {
+                Ok(m) => m,
+                Err(e) => {
+                    tracing::warn!("{}: {e:#}", dir.display());
+                    continue;
+                }
+            };
+            let id = manifest.id.clone();
+            plugins.push(InstalledPlugin {
+                enabled: self.db.enabled(&id)?,
+                granted: self.db.grants(&id)?,
+                manifest,
+                dir,
+            });
+        }
+        plugins.sort_by(|a, b| a.manifest.id.cmp(&b.manifest.id));
+        Ok(plugins)
+    }
+
+    pub fn get(&self, id: &str) -> Result<InstalledPlugin> {
+        self.list()?
+            .into_iter()
+            .find(|p| p.manifest.id == id)
+            .with_context(|| format!("no plugin `{id}` installed"))
+    }
+
+    /// Installs the plugin whose `plugin.toml` is `source` (or in folder `source`), with its
+    /// component from `wasm` (default: the only `.wasm` file beside the manifest). It is checked
+    /// (manifest, API version, that it compiles and links) before anything is copied; a plugin
+    /// with the same id is replaced, keeping its storage.
+    pub fn install(&mut self, source: &Path, wasm: Option<&Path>, grant: &Grant) -> Result<InstalledPlugin> {
+        let toml = if source.is_dir() { source.join("plugin.toml") } else { source.to_owned() };
+        let manifest = read_manifest(&toml)?;
+        let wasm = match wasm {
+            Some(w) => w.to_owned(),
+            None => only_wasm_beside(&toml)?,
+        };
+        let bytes = std::fs::read(&wasm).with_context(|| format!("cannot read {}", wasm.display()))?;
+        Runtime::new(Some(self.cache.clone()))?
+            .load(&bytes)
+            .with_context(|| format!("plugin `{}` ({})", manifest.id, wasm.display()))?;
+        let granted = match grant {
+            Grant::All => manifest.permissions.clone(),
+            Grant::Only(list) => {
+                if let Some(p) = list.iter().find(|p| !manifest.permissions.contains(p)) {
+                    bail!("plugin `{}` does not ask for `{p}`", manifest.id);
+                }
+                list.clone()
+            }
+        };
+        // Into a fresh folder first, then swapped in: a failed copy (a full disk) leaves the
+        // installed version as it was.
+        let target = self.dir.join(&manifest.id);
+        let staging = tempfile::tempdir_in(&self.dir).context("cannot stage the plugin")?;
+        std::fs::copy(&toml, staging.path().join("plugin.toml")).context("cannot copy plugin.toml")?;
+        std::fs::write(staging.path().join("plugin.wasm"), &bytes).context("cannot copy the component")?;
+        if target.exists() {
+            std::fs::remove_dir_all(&target)
+                .with_context(|| format!("cannot replace {}", target.display()))?;
+        }
+        std::fs::rename(staging.keep(), &target).context("cannot install the plugin")?;
+        self.db.set_grants(&manifest.id, &granted)?;
+        self.db.set_enabled(&manifest.id, true)?;
+        self.get(&manifest.id)
+    }
+
+    pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<()> {
+        self.get(id)?;
+        self.db.set_enabled(id, enabled)
+    }
+
+    /// Grants (`true`) or revokes permissions the plugin asked for.
+    pub fn change_grants(
+        &mut self,
+        id: &str,
+        permissions: &[Permission],
+        grant: bool,
+    ) -> Result<Vec<Permission>> {
+        let plugin = self.get(id)?;
+        let mut granted = plugin.granted;
+        for p in permissions {
+            if grant && !plugin.manifest.permissions.contains(p) {
+                bail!("plugin `{id}` does not ask for `{p}`");
+            }
+            granted.retain(|g| g != p);
+            if grant {
+                granted.push(p.clone());
+            }
+        }
+        self.db.set_grants(id, &granted)?;
+        self.db.grants(id)
+    }
+
+    /// Removes the plugin and forgets its storage and grants.
+    pub fn remove(&mut self, id: &str) -> Result<()> {
+        let plugin = self.get(id)?;
+        std::fs::remove_dir_all(&plugin.dir)
+            .with_context(|| format!("cannot remove {}", plugin.dir.display()))?;
+        self.db.forget(id)
+    }
+}
+
+fn read_manifest(path: &Path) -> Result<Manifest> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    Manifest::parse(&text).with_context(|| path.display().to_string())
+}
+
+fn only_wasm_beside(toml: &Path) -> Result<PathBuf> {
+    let dir = toml.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let wasm: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .collect();
+    match wasm.as_slice() {
+        [one] => Ok(one.clone()),
+        [] => bail!("no .wasm file beside {}; say which with --wasm", toml.display()),
+        _ => bail!("several .wasm files beside {}; say which with --wasm", toml.display()),
+    }
+}

@@ -1,0 +1,44 @@
+//! Plugins: WebAssembly components run sandboxed by wasmtime, speaking the WIT API of
+//! `plugins/wit` (`partyline:plugin`). Each plugin has its own store (memory and table limits, a
+//! deadline per call), its own thread and a bounded queue of events; it reaches the rest of
+//! Partyline only through host functions, each behind one permission the user granted.
+//!
+//! - `manifest`, `permission`: `plugin.toml`, and what a plugin may ask for;
+//! - `runtime`: the shared engine, the compiled-plugin cache, API version checks, the clock;
+//! - `sandbox`: one plugin's store and calls, stopping it when it misbehaves;
+//! - `host_api`: what each host function does (checks, limits, outputs);
+//! - `thread`: the plugin's thread, queue and timers;
+//! - `host`: the running plugins of a session, events in, outputs out;
+//! - `installed`: the installed plugins (`partyline plugins …`);
+//! - `db`: plugins' storage, grants and enabled state in SQLite.
+
+mod db;
+mod host;
+mod host_api;
+mod installed;
+mod limits;
+pub mod manifest;
+pub mod permission;
+mod runtime;
+mod sandbox;
+mod thread;
+
+#[cfg(test)]
+mod tests;
+
+/// The host side of the WIT API, generated.
+pub(crate) mod bindings {
+    wasmtime::component::bindgen!({ path: "../plugins/wit", world: "plugin", additional_derives: [PartialEq] });
+}
+
+pub use host::PluginHost;
+pub use host_api::{Counters, PluginOut};
+pub use installed::{Grant, Installed, InstalledPlugin};
+pub use manifest::{API_VERSION, Manifest};
+pub use permission::Permission;
+pub use runtime::{Loaded, Runtime};
+pub use sandbox::CallError;
+pub use thread::Status;
+
+/// Where the plugins built with Partyline (`plugins/`) are, as `<crate name>.wasm`.
+pub const BUILT: &str = env!("PARTYLINE_PLUGINS_BUILT");

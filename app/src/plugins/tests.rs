@@ -1,0 +1,211 @@
+//! The plugin host with real components (built from `plugins/` by the build script): the
+//! template plugin through its life, and the hostile plugin's misdeeds, each stopped or refused
+//! while the host and other plugins carry on.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::sync::mpsc;
+
+use super::bindings::partyline::plugin::types::{Event, Member, PeerMessage, UiAction};
+use super::db::PluginDb;
+use super::host_api::HostState;
+use super::sandbox::{CallError, Sandbox};
+use super::thread::PluginThread;
+use super::*;
+use crate::events::PanelElement as Element;
+
+fn wasm(name: &str) -> Vec<u8> {
+    let path = Path::new(BUILT).join(format!("partyline_plugin_{name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+struct Started {
+    sandbox: Sandbox,
+    started: Result<(), CallError>,
+    out: mpsc::Receiver<PluginOut>,
+}
+
+fn start(
+    rt: &Runtime,
+    name: &str,
+    grants: &[Permission],
+    config: &[(&str, &str)],
+    db: Option<&Path>,
+) -> Started {
+    let loaded = rt.load(&wasm(name)).unwrap();
+    let (tx, out) = mpsc::channel(64);
+    let db = db.map(|p| PluginDb::open(p).unwrap());
+    let state = HostState::new(name, grants, db, tx);
+    let config = config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
+    Started { sandbox, started, out }
+}
+
+fn drain(out: &mut mpsc::Receiver<PluginOut>) -> Vec<PluginOut> {
+    std::iter::from_fn(|| out.try_recv().ok()).collect()
+}
+
+fn texts(outs: &[PluginOut]) -> Vec<String> {
+    let mut texts = Vec::new();
+    for out in outs {
+        match out {
+            PluginOut::Panel { elements, .. } => {
+                for e in elements {
+                    match e {
+                        Element::Text(t) | Element::Heading(t) => texts.push(t.clone()),
+                        Element::Items(items) => texts.extend(items.iter().cloned()),
+                        _ => {}
+                    }
+                }
+            }
+            PluginOut::Toast { text, .. } => texts.push(text.clone()),
+            _ => {}
+        }
+    }
+    texts
+}
+
+fn member(name: &str, me: bool) -> Member {
+    Member { id: format!("id-{name}"), name: name.into(), me, owner: me }
+}
+
+fn all_template_permissions() -> Vec<Permission> {
+    ["party", "party.message", "storage", "ui", "notify", "log"].iter().map(|p| p.parse().unwrap()).collect()
+}
+
+#[test]
+fn the_template_plugin_renders_stores_and_messages() {
+    let rt = Runtime::new(None).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("plugins.db");
+    let grants = all_template_permissions();
+    let mut t = start(&rt, "template", &grants, &[("greeting", "Hi party")], Some(&db));
+    assert_eq!(t.started, Ok(()));
+    assert!(texts(&drain(&mut t.out)).contains(&"Hi party".to_owned()), "init draws the panel");
+
+    let (ana, bob) = (member("ana", true), member("bob", false));
+    t.sandbox.handle(&Event::Joined(vec![ana.clone(), bob.clone()])).unwrap();
+    let shown = texts(&drain(&mut t.out));
+    assert!(shown.contains(&"ana".to_owned()) && shown.contains(&"bob".to_owned()), "{shown:?}");
+
+    // Waving: counted in storage, sent to the plugin on the others.
+    t.sandbox.handle(&Event::Action(UiAction { id: "wave".into(), value: None })).unwrap();
+    let outs = drain(&mut t.out);
+    assert!(outs.contains(&PluginOut::Message {
+        plugin: "template".into(),
+        to: None,
+        data: b"wave".to_vec()
+    }));
+    assert!(texts(&outs).contains(&"You waved 1 times".to_owned()), "{outs:?}");
+
+    // A wave from bob: a toast, and who waved.
+    let from_bob = PeerMessage { from: bob, data: b"wave".to_vec() };
+    t.sandbox.handle(&Event::Message(from_bob)).unwrap();
+    let shown = texts(&drain(&mut t.out));
+    assert!(
+        shown.contains(&"bob waves at you".to_owned()) && shown.contains(&"bob waved at you".to_owned()),
+        "{shown:?}"
+    );
+
+    // Storage outlives the instance.
+    let (sandbox, restarted) = t.sandbox.restart();
+    assert_eq!(restarted, Ok(()));
+    let mut sandbox = sandbox;
+    sandbox.handle(&Event::Action(UiAction { id: "wave".into(), value: None })).unwrap();
+    assert!(texts(&drain(&mut t.out)).contains(&"You waved 2 times".to_owned()));
+}
+
+/// The hostile plugin in `mode`, granted `grants`.
+fn hostile(rt: &Runtime, mode: &str, grants: &[&str]) -> Started {
+    let grants: Vec<Permission> = grants.iter().map(|p| p.parse().unwrap()).collect();
+    let t = start(rt, "hostile", &grants, &[("mode", mode)], None);
+    assert_eq!(t.started, Ok(()), "{mode} starts");
+    t
+}
+
+fn stopped_for(rt: &Runtime, mode: &str) -> (String, Duration) {
+    let mut t = hostile(rt, mode, &[]);
+    let at = Instant::now();
+    let result = t.sandbox.handle(&Event::Left);
+    let took = at.elapsed();
+    let Err(CallError::Stopped(reason)) = result else { panic!("{mode}: {result:?}") };
+    assert!(drain(&mut t.out).iter().any(|o| matches!(o, PluginOut::Stopped { .. })), "reported");
+    // Stopped stays stopped, without running anything.
+    assert!(matches!(t.sandbox.handle(&Event::Left), Err(CallError::Stopped(_))));
+    (reason, took)
+}
+
+#[test]
+fn a_runaway_plugin_is_stopped_at_its_deadline_and_can_be_restarted() {
+    let rt = Runtime::new(None).unwrap();
+    let (reason, took) = stopped_for(&rt, "loop");
+    assert!(reason.contains("deadline"), "{reason}");
+    assert!(took >= Duration::from_millis(90), "stopped after {took:?}");
+    let mut t = hostile(&rt, "loop", &[]);
+    let _ = t.sandbox.handle(&Event::Left);
+    let (mut sandbox, restarted) = t.sandbox.restart();
+    assert_eq!(restarted, Ok(()), "a fresh instance");
+    assert!(matches!(sandbox.handle(&Event::Left), Err(CallError::Stopped(r)) if r.contains("deadline")));
+}
+
+#[test]
+fn memory_bombs_recursion_and_traps_stop_only_the_plugin_that_did_them() {
+    let rt = Runtime::new(None).unwrap();
+    let (reason, _) = stopped_for(&rt, "memory");
+    assert!(reason.contains("64 MiB"), "{reason}");
+    let (reason, _) = stopped_for(&rt, "recursion");
+    assert!(reason.contains("stack"), "{reason}");
+    let (reason, _) = stopped_for(&rt, "trap");
+    assert!(reason.contains("crashed"), "{reason}");
+    // Meanwhile another plugin on the same engine works as before.
+    let mut well = hostile(&rt, "well", &["notify"]);
+    well.sandbox.handle(&Event::Left).unwrap();
+    assert_eq!(texts(&drain(&mut well.out)), ["event 1"]);
+}
+
+#[test]
+fn host_functions_not_granted_are_refused() {
+    let rt = Runtime::new(None).unwrap();
+    let mut t = hostile(&rt, "ungranted", &["notify"]);
+    t.sandbox.handle(&Event::Left).unwrap();
+    let report = texts(&drain(&mut t.out)).join("");
+    for what in ["party", "party.message", "storage", "ui", "http", "timers", "log"] {
+        assert!(report.contains(&format!("{what}=refused")), "{what}: {report}");
+    }
+    assert_eq!(t.sandbox.counters().refused, 7);
+}
+
+#[test]
+fn a_flooding_plugin_is_bounded_and_the_others_keep_working() {
+    let rt = Runtime::new(None).unwrap();
+    let mut flood = hostile(&rt, "flood", &["party.message", "notify", "log"]);
+    let _ = flood.sandbox.handle(&Event::Left);
+    let outs = drain(&mut flood.out);
+    assert!(outs.len() <= 64, "the outbox is bounded: {}", outs.len());
+    let c = flood.sandbox.counters();
+    assert!(c.rate_limited > 1000, "{c:?}");
+    let mut well = hostile(&rt, "well", &["notify"]);
+    well.sandbox.handle(&Event::Left).unwrap();
+    assert_eq!(texts(&drain(&mut well.out)), ["event 1"]);
+
+    // Events pile up for a plugin that is busy: its queue is bounded too.
+    let slow = hostile(&rt, "loop", &[]);
+    let thread = PluginThread::spawn("slow", slow.sandbox, slow.started).unwrap();
+    let sent = (0..2000).filter(|_| thread.send(Event::Left)).count();
+    assert!(sent < 2000 && thread.status().dropped_events > 0, "sent {sent}");
+}
+
+#[test]
+fn compiled_plugins_are_cached_and_a_damaged_cache_is_rebuilt() {
+    let dir = tempfile::tempdir().unwrap();
+    let rt = Runtime::new(Some(dir.path().to_owned())).unwrap();
+    let wasm = wasm("template");
+    assert!(!rt.load(&wasm).unwrap().cached);
+    assert!(rt.load(&wasm).unwrap().cached);
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        std::fs::write(entry.unwrap().path(), b"garbage").unwrap();
+    }
+    assert!(!rt.load(&wasm).unwrap().cached, "compiled again");
+    assert!(rt.load(b"not wasm").is_err());
+}

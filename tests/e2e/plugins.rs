@@ -1,0 +1,174 @@
+//! Plugins in the real binary: `partyline plugins …` (install checked, compiled and copied; list,
+//! grant, revoke, disable, remove; another API version refused), and the template plugin
+//! exchanging messages with itself between two processes while a runaway plugin is stopped.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use partyline_tests::{LOOPBACK, NO_VOICE, Proc, join_args, partyline_bin};
+use serde_json::Value;
+
+fn template_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/template")
+}
+
+fn template_wasm() -> PathBuf {
+    Path::new(partyline::plugins::BUILT).join("partyline_plugin_template.wasm")
+}
+
+/// Runs `partyline --json plugins ARGS`; its exit status and the JSON lines it printed.
+fn plugins(home: &Path, args: &[&str]) -> (bool, Vec<Value>) {
+    let out = Command::new(partyline_bin())
+        .arg("--home")
+        .arg(home)
+        .args(["--json", "plugins"])
+        .args(args)
+        .output()
+        .unwrap();
+    let lines =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (out.status.success(), lines)
+}
+
+fn granted(line: &Value) -> Vec<String> {
+    line["granted"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()
+}
+
+#[test]
+fn plugins_are_installed_granted_revoked_disabled_and_removed() {
+    let home = tempfile::tempdir().unwrap();
+    let h = home.path();
+    let (template, wasm) = (template_dir(), template_wasm());
+    let (ok, out) = plugins(
+        h,
+        &["install", template.to_str().unwrap(), "--wasm", wasm.to_str().unwrap(), "--grant", "ui,storage"],
+    );
+    assert!(ok, "{out:?}");
+    assert_eq!(out[0]["id"], "template");
+    assert_eq!(granted(&out[0]), ["storage", "ui"]);
+    assert!(h.join("data/plugins/template/plugin.wasm").exists());
+    assert!(std::fs::read_dir(h.join("cache/plugins")).unwrap().count() > 0, "compiled and cached");
+
+    let (ok, out) = plugins(h, &["grant", "template", "party,log"]);
+    assert!(ok && granted(&out[0]) == ["log", "party", "storage", "ui"], "{out:?}");
+    let (ok, out) = plugins(h, &["revoke", "template", "storage"]);
+    assert!(ok && granted(&out[0]) == ["log", "party", "ui"], "{out:?}");
+    let (ok, out) = plugins(h, &["grant", "template", "http:evil.example"]);
+    assert!(!ok, "only what it asks for: {out:?}");
+    assert!(
+        out.iter().any(|e| e["message"].as_str().is_some_and(|m| m.contains("does not ask for"))),
+        "{out:?}"
+    );
+
+    assert!(plugins(h, &["disable", "template"]).0);
+    let (_, out) = plugins(h, &["list"]);
+    assert_eq!((out.len(), &out[0]["enabled"]), (1, &Value::Bool(false)));
+    assert!(plugins(h, &["remove", "template"]).0);
+    assert!(plugins(h, &["list"]).1.is_empty());
+    assert!(!h.join("data/plugins/template").exists());
+}
+
+#[test]
+fn a_plugin_built_for_another_api_version_is_refused_saying_so() {
+    let home = tempfile::tempdir().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = std::fs::read_to_string(template_dir().join("plugin.toml")).unwrap();
+    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.1.0\"", "api = \"0.2.0\""))
+        .unwrap();
+    std::fs::copy(template_wasm(), dir.path().join("template.wasm")).unwrap();
+    let (ok, out) = plugins(home.path(), &["install", dir.path().to_str().unwrap()]);
+    assert!(!ok);
+    let message = out.iter().find_map(|e| e["message"].as_str()).unwrap_or_default().to_owned();
+    assert!(
+        message.contains("built for the plugin API 0.2.0") && message.contains("provides 0.1.0"),
+        "{message}"
+    );
+    assert!(plugins(home.path(), &["list"]).1.is_empty(), "nothing installed");
+}
+
+fn install(home: &Path, dir: &Path, wasm: &Path, grant: &str) {
+    let (ok, out) = plugins(
+        home,
+        &["install", dir.to_str().unwrap(), "--wasm", wasm.to_str().unwrap(), "--grant", grant],
+    );
+    assert!(ok, "{out:?}");
+}
+
+/// The hostile plugin, installed in `home` in `mode`.
+fn install_hostile(home: &Path, mode: &str, grant: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        "id = \"hostile\"\nname = \"Hostile\"\nversion = \"0.1.0\"\napi = \"0.1.0\"\npermissions = [\"notify\"]\n[config]\nmode = \"{mode}\"\n"
+    );
+    std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();
+    let wasm = Path::new(partyline::plugins::BUILT).join("partyline_plugin_hostile.wasm");
+    install(home, dir.path(), &wasm, grant);
+}
+
+fn panel_texts(e: &Value) -> Vec<String> {
+    let mut texts = Vec::new();
+    for el in e["elements"].as_array().unwrap() {
+        if let Some(t) = el["text"].as_str() {
+            texts.push(t.to_owned());
+        }
+        for item in el["items"].as_array().into_iter().flatten() {
+            texts.push(item.as_str().unwrap().to_owned());
+        }
+    }
+    texts
+}
+
+fn wait_panel(p: &Proc, what: &str, want: impl Fn(&[String]) -> bool) -> Vec<String> {
+    let e = p.wait_for(Duration::from_secs(20), what, |e| {
+        e["event"] == "plugin-panel" && e["plugin"] == "template" && want(&panel_texts(e))
+    });
+    panel_texts(&e)
+}
+
+#[test]
+fn the_template_plugin_talks_to_itself_on_another_member_and_remembers() {
+    let (alice_home, bob_home) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    for home in [alice_home.path(), bob_home.path()] {
+        install(home, &template_dir(), &template_wasm(), "all");
+    }
+    // Alice also runs a plugin that never returns: it is stopped, and nothing else suffers.
+    install_hostile(alice_home.path(), "loop", "notify");
+
+    let mut alice_args = vec!["host", "--name", "alice"];
+    alice_args.extend_from_slice(LOOPBACK);
+    alice_args.extend_from_slice(NO_VOICE);
+    let mut alice = Proc::start_in("alice", alice_home.path(), &alice_args, None, &[]);
+    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
+    let stopped = alice.wait_for(Duration::from_secs(20), "the hostile plugin stopped", |e| {
+        e["event"] == "plugin-stopped" && e["plugin"] == "hostile"
+    });
+    assert!(stopped["reason"].as_str().unwrap().contains("deadline"), "{stopped}");
+
+    let bob_args = join_args(&link, "bob", &[]);
+    let mut bob = Proc::start_in("bob", bob_home.path(), &bob_args, None, &[]);
+    bob.wait_event(Duration::from_secs(20), "joined");
+    wait_panel(&bob, "bob's panel with both", |t| t.contains(&"alice".into()) && t.contains(&"bob".into()));
+
+    // Bob waves: alice's template hears it from bob's, over the party connection.
+    bob.send("/plugin template wave");
+    wait_panel(&bob, "one wave counted", |t| t.contains(&"You waved 1 times".into()));
+    let toast = alice.wait_for(Duration::from_secs(20), "the wave", |e| e["event"] == "plugin-toast");
+    assert_eq!(toast["text"], "bob waves at you");
+    wait_panel(&alice, "who waved", |t| t.contains(&"bob waved at you".into()));
+    alice.send("still chatting");
+    bob.wait_for(Duration::from_secs(10), "chat", |e| e["event"] == "chat" && e["text"] == "still chatting");
+
+    // Bob's Partyline restarts: the count was stored.
+    bob.send("/leave");
+    bob.wait_exit(Duration::from_secs(10));
+    let mut bob = Proc::start_in("bob", bob_home.path(), &bob_args, None, &[]);
+    bob.wait_event(Duration::from_secs(20), "joined");
+    bob.send("/plugin template wave");
+    wait_panel(&bob, "two waves counted", |t| t.contains(&"You waved 2 times".into()));
+    alice.send("/plugins");
+    let status = alice.wait_for(Duration::from_secs(5), "status", |e| {
+        e["event"] == "help" && e["text"].as_str().is_some_and(|t| t.starts_with("hostile"))
+    });
+    assert!(status["text"].as_str().unwrap().contains("stopped"), "{status}");
+}
