@@ -8,7 +8,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use partyline_tests::xvfb::{GameWindow, Picture, Xvfb, click, focus, key};
-use partyline_tests::{LOOPBACK, Proc, audio, host, join, partyline_bin};
+use partyline_tests::{LOOPBACK, Proc, audio, host, join, partyline_bin, plugins};
 use serde_json::{Value, json};
 
 /// Where the overlay's window sits: the default anchor (top left) and margin.
@@ -102,11 +102,15 @@ fn is_green(p: &[u8; 3]) -> bool {
     p[1] > 170 && p[0] < 130 && p[2] < 160
 }
 
+/// Hosts a party with the overlay, the template plugin installed.
 fn overlay_host(x: &Xvfb, name: &str) -> (Proc, String) {
     let mut args =
         vec!["host", "--name", name, "--overlay", "--mic-device", "none", "--speaker-device", "none"];
     args.extend_from_slice(LOOPBACK);
-    let proc = Proc::start_env(name, &args, &x.env());
+    let home = tempfile::Builder::new().prefix(&format!("pl-{name}-")).tempdir().unwrap();
+    plugins::install(home.path(), &plugins::template_dir(), &plugins::template_wasm(), "all");
+    let path = home.path().to_owned();
+    let proc = Proc::start_full(name, &path, &args, Some(home), &[], &x.env());
     let link = proc.wait_event(Duration::from_secs(60), "link")["link"].as_str().unwrap().to_owned();
     (proc, link)
 }
@@ -209,6 +213,16 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     assert!(rebound.has_text("F8") && !rebound.has_text("F9"), "{:?}", rebound.texts());
     let saved = std::fs::read_to_string(ana.home.join("config/settings.toml")).unwrap();
     assert!(saved.contains("ptt_key = \"F8\""), "{saved}");
+
+    // The template plugin's panel, drawn from what it declared; its button goes back to it.
+    rebound.click_text(&x, "▦");
+    let panel = Shot::until(&ana, "plugin", |s| s.region("plugin:template").is_some() && s.has_text("dana"));
+    for text in ["Template", "Wave at your party", "Wave", "You waved 0 times", "dana"] {
+        assert!(panel.has_text(text), "{text} missing: {:?}", panel.texts());
+    }
+    panel.click_text(&x, "Wave");
+    let waved = Shot::until(&ana, "waved", |s| s.has_text("You waved 1 times"));
+    assert!(waved.has_text("You waved 1 times"), "{:?}", waved.texts());
     drop((bob, carl, dana));
 }
 

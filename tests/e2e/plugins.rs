@@ -2,34 +2,12 @@
 //! grant, revoke, disable, remove; another API version refused), and the template plugin
 //! exchanging messages with itself between two processes while a runaway plugin is stopped.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 use std::time::Duration;
 
-use partyline_tests::{LOOPBACK, NO_VOICE, Proc, join_args, partyline_bin};
+use partyline_tests::plugins::{install, plugins, template_dir, template_wasm};
+use partyline_tests::{LOOPBACK, NO_VOICE, Proc, join_args};
 use serde_json::Value;
-
-fn template_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/template")
-}
-
-fn template_wasm() -> PathBuf {
-    Path::new(partyline::plugins::BUILT).join("partyline_plugin_template.wasm")
-}
-
-/// Runs `partyline --json plugins ARGS`; its exit status and the JSON lines it printed.
-fn plugins(home: &Path, args: &[&str]) -> (bool, Vec<Value>) {
-    let out = Command::new(partyline_bin())
-        .arg("--home")
-        .arg(home)
-        .args(["--json", "plugins"])
-        .args(args)
-        .output()
-        .unwrap();
-    let lines =
-        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    (out.status.success(), lines)
-}
 
 fn granted(line: &Value) -> Vec<String> {
     line["granted"].as_array().unwrap().iter().map(|g| g.as_str().unwrap().to_owned()).collect()
@@ -85,14 +63,6 @@ fn a_plugin_built_for_another_api_version_is_refused_saying_so() {
         "{message}"
     );
     assert!(plugins(home.path(), &["list"]).1.is_empty(), "nothing installed");
-}
-
-fn install(home: &Path, dir: &Path, wasm: &Path, grant: &str) {
-    let (ok, out) = plugins(
-        home,
-        &["install", dir.to_str().unwrap(), "--wasm", wasm.to_str().unwrap(), "--grant", grant],
-    );
-    assert!(ok, "{out:?}");
 }
 
 /// The hostile plugin, installed in `home` in `mode`.

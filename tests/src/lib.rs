@@ -5,6 +5,7 @@ pub mod attacker;
 pub mod audio;
 pub mod impair;
 pub mod netns;
+pub mod plugins;
 pub mod pulse;
 pub mod report;
 pub mod talk;
@@ -118,7 +119,9 @@ impl Proc {
         Self::start_full(name, &path, args, Some(home), &[], env)
     }
 
-    fn start_full(
+    /// Starts in `home` (kept by `guard`, if given), after a command `prefix`, with extra
+    /// environment variables.
+    pub fn start_full(
         name: &str,
         home: &Path,
         args: &[&str],

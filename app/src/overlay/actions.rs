@@ -52,6 +52,25 @@ pub(crate) enum Act {
         role: KeyRole,
         spec: Option<String>,
     },
+    /// A button of a plugin's panel pressed, or an input submitted (`value`).
+    Plugin {
+        plugin: String,
+        id: String,
+        value: Option<String>,
+    },
+    /// Start typing into a plugin's input (which holds `value`).
+    EditInput {
+        plugin: String,
+        id: String,
+        value: String,
+    },
+}
+
+/// The plugin input being typed into, and what was typed.
+#[derive(Resource, Default, Clone, Debug, PartialEq, Eq)]
+pub(crate) struct PluginDraft {
+    pub(crate) at: Option<(String, String)>,
+    pub(crate) text: String,
 }
 
 /// The overlay's two global keys.
@@ -85,6 +104,7 @@ pub(crate) fn carry_out(
     mut ptt: ResMut<Ptt>,
     mut file: Option<ResMut<SettingsFile>>,
     mut rebinding: ResMut<Rebinding>,
+    mut draft: ResMut<PluginDraft>,
     mut clipboard: Option<ResMut<bevy::clipboard::Clipboard>>,
 ) {
     let now = time.elapsed();
@@ -179,6 +199,15 @@ pub(crate) fn carry_out(
                     }
                     save(file, &mut toasts, now);
                 }
+            }
+            Act::Plugin { plugin, id, value } => {
+                draft.set_if_neq(PluginDraft::default());
+                let input =
+                    Input::PluginAction { plugin: plugin.clone(), id: id.clone(), value: value.clone() };
+                inputs.push(input);
+            }
+            Act::EditInput { plugin, id, value } => {
+                *draft = PluginDraft { at: Some((plugin.clone(), id.clone())), text: value.clone() };
             }
             Act::NextAnchor | Act::Opacity(_) | Act::Scale(_) => {
                 if let Some(file) = &mut file {

@@ -4,7 +4,8 @@
 //! [`Outbox`]; it owns nothing of the node's state.
 //!
 //! One Bevy plugin per feature: window (placement, click-through, interactive key), hotkeys
-//! (push-to-talk), and the widgets (roster, chat, invite link + QR, radar, toasts, settings).
+//! (push-to-talk), and the widgets (roster, chat, invite link + QR, radar, plugin panels, toasts,
+//! settings).
 
 mod actions;
 mod hotkeys;
@@ -27,7 +28,7 @@ use tokio::sync::mpsc;
 
 use crate::cli::{Front, FrontMsg, Input, Start};
 use crate::config::Settings;
-pub(crate) use model::{Chat, GamePositions, Party, Toasts};
+pub(crate) use model::{Chat, GamePositions, Panels, Party, Toasts};
 pub(crate) use ptt::Ptt;
 
 /// Events waiting for the overlay; beyond this the session's sends are dropped (and counted).
@@ -102,6 +103,8 @@ pub(crate) enum Drawer {
     Chat,
     Invite,
     Radar,
+    /// Plugins' panels.
+    Plugins,
     Settings,
 }
 
@@ -173,9 +176,11 @@ impl Plugin for OverlayPlugin {
             .init_resource::<Chat>()
             .init_resource::<Toasts>()
             .init_resource::<GamePositions>()
+            .init_resource::<Panels>()
             .init_resource::<Interactive>()
             .init_resource::<Drawer>()
             .init_resource::<actions::Rebinding>()
+            .init_resource::<actions::PluginDraft>()
             .insert_resource(Ptt::new(mode))
             .add_message::<actions::Act>()
             .add_message::<probe::TakeScreenshot>()
@@ -200,6 +205,7 @@ struct ViewMut<'w> {
     chat: ResMut<'w, Chat>,
     toasts: ResMut<'w, Toasts>,
     positions: ResMut<'w, GamePositions>,
+    panels: ResMut<'w, Panels>,
 }
 
 impl ViewMut<'_> {
@@ -210,6 +216,7 @@ impl ViewMut<'_> {
             chat: self.chat.bypass_change_detection(),
             toasts: self.toasts.bypass_change_detection(),
             positions: self.positions.bypass_change_detection(),
+            panels: self.panels.bypass_change_detection(),
         };
         let touched = model::absorb(event, now, view);
         if touched.party {
@@ -223,6 +230,9 @@ impl ViewMut<'_> {
         }
         if touched.positions {
             self.positions.set_changed();
+        }
+        if touched.panels {
+            self.panels.set_changed();
         }
     }
 }

@@ -137,6 +137,17 @@ pub(crate) struct View<'a> {
     pub(crate) chat: &'a mut Chat,
     pub(crate) toasts: &'a mut Toasts,
     pub(crate) positions: &'a mut GamePositions,
+    pub(crate) panels: &'a mut Panels,
+}
+
+/// Plugins' panels as they last drew them, by plugin id.
+#[derive(Resource, Default, Debug, PartialEq)]
+pub(crate) struct Panels(pub(crate) std::collections::BTreeMap<String, PluginPanel>);
+
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct PluginPanel {
+    pub(crate) title: String,
+    pub(crate) elements: Vec<crate::events::PanelElement>,
 }
 
 /// Which parts of the view an event changed: widgets redraw only for what they show.
@@ -146,6 +157,7 @@ pub(crate) struct Touched {
     pub(crate) chat: bool,
     pub(crate) toasts: bool,
     pub(crate) positions: bool,
+    pub(crate) panels: bool,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -210,7 +222,7 @@ impl Toasts {
 
 /// Folds one node event into the overlay's view; says what it changed.
 pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touched {
-    let View { party, chat, toasts, positions } = view;
+    let View { party, chat, toasts, positions, panels } = view;
     let mut touched = Touched::default();
     let mut toasted = false;
     let mut toast = |kind, text: String| {
@@ -285,6 +297,13 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
             touched.party = set(Some(&mut party.status), Status::Reconnecting(*attempt));
         }
         NodeEvent::Error { message } => toast(ToastKind::Error, message.clone()),
+        NodeEvent::PluginPanel { plugin, title, elements } => {
+            let panel = PluginPanel { title: title.clone(), elements: elements.clone() };
+            if panels.0.get(plugin) != Some(&panel) {
+                panels.0.insert(plugin.clone(), panel);
+                touched.panels = true;
+            }
+        }
         NodeEvent::PluginToast { plugin, text } => toast(ToastKind::Info, format!("{plugin}: {text}")),
         NodeEvent::PluginStopped { plugin, reason } => {
             toast(ToastKind::Error, format!("Plugin {plugin} stopped: {reason}"));
@@ -313,7 +332,6 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         | NodeEvent::VoiceStats(_)
         | NodeEvent::AudioStarted { .. }
         | NodeEvent::PluginMessage { .. }
-        | NodeEvent::PluginPanel { .. }
         | NodeEvent::Stats(_) => {}
     }
     touched.toasts = toasted;
@@ -364,6 +382,7 @@ mod tests {
         chat: Chat,
         toasts: Toasts,
         positions: GamePositions,
+        panels: Panels,
     }
 
     impl Fold {
@@ -373,6 +392,7 @@ mod tests {
                 chat: &mut self.chat,
                 toasts: &mut self.toasts,
                 positions: &mut self.positions,
+                panels: &mut self.panels,
             };
             absorb(e, Duration::ZERO, view)
         }

@@ -249,3 +249,56 @@ fn keys_and_devices_are_chosen_in_the_settings_panel_saved_and_used() {
     let voice = saved().voice;
     assert_eq!((voice.input.as_str(), voice.output.as_str()), ("none", "USB Headset"));
 }
+
+#[test]
+fn plugin_panels_are_drawn_and_their_buttons_and_inputs_go_back_to_the_plugin() {
+    use crate::events::PanelElement;
+    let mut h = Harness::new(VoiceMode::VoiceActivation);
+    h.app.add_message::<bevy::input::keyboard::KeyboardInput>().add_plugins(widgets::PluginsPlugin);
+    h.app.world_mut().spawn((Slot::Drawer(Drawer::Plugins), Node::default()));
+    let elements = vec![
+        PanelElement::Heading("Library".into()),
+        PanelElement::Button { id: "get".into(), label: "Get".into() },
+        PanelElement::Input { id: "search".into(), placeholder: "Search".into(), value: String::new() },
+        PanelElement::Progress { label: "Quake".into(), done: 1, total: 4 },
+    ];
+    let panel = NodeEvent::PluginPanel { plugin: "game-store".into(), title: "Game store".into(), elements };
+    h.event(panel.clone());
+    h.act(Act::Open(Drawer::Plugins));
+    h.update();
+    let world = h.app.world_mut();
+    let mut buttons = world.query::<&Act>();
+    let acts: Vec<Act> = buttons.iter(world).cloned().collect();
+    let get = Act::Plugin { plugin: "game-store".into(), id: "get".into(), value: None };
+    assert!(acts.contains(&get), "{acts:?}");
+    let mut probes = world.query::<(Entity, &Probe)>();
+    assert!(probes.iter(world).any(|(_, p)| p.0 == "progress:game-store:Quake"));
+    let drawn = |world: &mut World| {
+        let mut probes = world.query::<(Entity, &Probe)>();
+        probes.iter(world).find(|(_, p)| p.0 == "plugin:game-store").map(|(e, _)| e)
+    };
+    let before = drawn(h.app.world_mut());
+    assert!(before.is_some());
+    // The same panel again redraws nothing.
+    h.event(panel);
+    h.update();
+    assert_eq!(drawn(h.app.world_mut()), before);
+
+    h.act(get);
+    assert_eq!(
+        h.update(),
+        vec![Input::PluginAction { plugin: "game-store".into(), id: "get".into(), value: None }]
+    );
+    h.act(Act::EditInput { plugin: "game-store".into(), id: "search".into(), value: "qua".into() });
+    h.update();
+    h.act(Act::Plugin { plugin: "game-store".into(), id: "search".into(), value: Some("quake".into()) });
+    assert_eq!(
+        h.update(),
+        vec![Input::PluginAction {
+            plugin: "game-store".into(),
+            id: "search".into(),
+            value: Some("quake".into())
+        }]
+    );
+    assert_eq!(*h.app.world().resource::<super::actions::PluginDraft>(), Default::default());
+}

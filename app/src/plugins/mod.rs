@@ -10,8 +10,10 @@
 //! - `thread`: the plugin's thread, queue and timers;
 //! - `host`: the running plugins of a session, events in, outputs out;
 //! - `installed`: the installed plugins (`partyline plugins …`);
+//! - `bench`: what the plugin benchmark measures;
 //! - `db`: plugins' storage, grants and enabled state in SQLite.
 
+pub mod bench;
 mod db;
 mod host;
 mod host_api;

@@ -89,6 +89,8 @@ fn draw(
                 ));
                 r.spawn(button("Link", Act::Open(Drawer::Invite), open == Drawer::Invite, b));
                 r.spawn(button("Radar", Act::Open(Drawer::Radar), open == Drawer::Radar, b));
+                // Plugins' panels.
+                r.spawn(button("▦", Act::Open(Drawer::Plugins), open == Drawer::Plugins, b));
                 r.spawn(button("⚙", Act::Open(Drawer::Settings), open == Drawer::Settings, b));
             });
         });

@@ -4,6 +4,7 @@
 mod chat;
 mod header;
 mod invite;
+mod plugins;
 mod radar;
 mod roster;
 mod settings;
@@ -14,6 +15,8 @@ use bevy::prelude::*;
 use super::actions::{self, Act};
 use super::probe::Probe;
 use super::theme::{self, Backdrop};
+#[cfg(test)]
+pub(crate) use plugins::PluginsPlugin;
 #[cfg(test)]
 pub(crate) use radar::{Dot as RadarDot, RadarMoved, RadarPlugin};
 #[cfg(test)]
@@ -31,6 +34,7 @@ impl Plugin for WidgetsPlugin {
             chat::ChatPlugin,
             invite::InvitePlugin,
             radar::RadarPlugin,
+            plugins::PluginsPlugin,
             settings::SettingsPlugin,
             toasts::ToastsPlugin,
         ));
@@ -62,7 +66,7 @@ fn layout(mut commands: Commands) {
         for s in [Slot::Header, Slot::Roster] {
             root.spawn(slot(s));
         }
-        for d in [D::Chat, D::Invite, D::Radar, D::Settings] {
+        for d in [D::Chat, D::Invite, D::Radar, D::Plugins, D::Settings] {
             root.spawn(slot(Slot::Drawer(d)));
         }
         root.spawn((

@@ -1,0 +1,41 @@
+//! Plugins for tests: the ones built with Partyline, and `partyline plugins …` run on a home.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::partyline_bin;
+
+/// The template plugin's folder (its plugin.toml).
+pub fn template_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/template")
+}
+
+/// The template plugin's component, as built.
+pub fn template_wasm() -> PathBuf {
+    Path::new(partyline::plugins::BUILT).join("partyline_plugin_template.wasm")
+}
+
+/// Runs `partyline --json plugins ARGS`; its exit status and the JSON lines it printed.
+pub fn plugins(home: &Path, args: &[&str]) -> (bool, Vec<Value>) {
+    let out = Command::new(partyline_bin())
+        .arg("--home")
+        .arg(home)
+        .args(["--json", "plugins"])
+        .args(args)
+        .output()
+        .unwrap();
+    let lines =
+        String::from_utf8_lossy(&out.stdout).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    (out.status.success(), lines)
+}
+
+/// Installs the plugin of folder `dir` with component `wasm` into `home`, granting `grant`.
+pub fn install(home: &Path, dir: &Path, wasm: &Path, grant: &str) {
+    let (ok, out) = plugins(
+        home,
+        &["install", dir.to_str().unwrap(), "--wasm", wasm.to_str().unwrap(), "--grant", grant],
+    );
+    assert!(ok, "{out:?}");
+}
