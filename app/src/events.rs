@@ -219,6 +219,12 @@ pub enum NodeEvent {
         plugin: String,
         text: String,
     },
+    /// A running plugin asks for these permissions, not granted (empty: it asks for nothing more).
+    PluginAsks {
+        plugin: String,
+        name: String,
+        permissions: Vec<String>,
+    },
     /// A plugin was stopped (it crashed, overran its deadline or its memory); it stays stopped
     /// until restarted.
     PluginStopped {

@@ -142,3 +142,27 @@ fn the_template_plugin_talks_to_itself_on_another_member_and_remembers() {
     });
     assert!(status["text"].as_str().unwrap().contains("stopped"), "{status}");
 }
+
+#[test]
+fn a_plugin_asks_for_what_it_was_not_granted_and_works_once_allowed() {
+    let home = tempfile::tempdir().unwrap();
+    install(home.path(), &template_dir(), &template_wasm(), "");
+    let mut args = vec!["host", "--name", "alice"];
+    args.extend_from_slice(LOOPBACK);
+    args.extend_from_slice(NO_VOICE);
+    let mut alice = Proc::start_in("alice", home.path(), &args, None, &[]);
+    let asks = alice.wait_for(Duration::from_secs(20), "the plugin asking", |e| e["event"] == "plugin-asks");
+    let asked: Vec<&str> =
+        asks["permissions"].as_array().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+    assert_eq!(asked, ["party", "party.message", "storage", "ui", "notify", "log"]);
+    assert!(
+        !alice.seen().iter().any(|e| e["event"] == "plugin-panel"),
+        "without `ui` it cannot show a panel"
+    );
+    alice.send("/grant-plugin template");
+    let asks = alice.wait_for(Duration::from_secs(10), "nothing more asked", |e| e["event"] == "plugin-asks");
+    assert_eq!(asks["permissions"], serde_json::json!([]));
+    wait_panel(&alice, "its panel, now allowed", |t| t.contains(&"alice".into()));
+    let (_, listed) = plugins(home.path(), &["list"]);
+    assert_eq!(granted(&listed[0]).len(), 6, "remembered: {listed:?}");
+}

@@ -8,6 +8,7 @@ use partyline_protocol::wire::Presence;
 
 use crate::net::VoiceControl;
 use crate::party::RevokeTarget;
+use crate::plugins::Permission;
 use crate::voice::{VoiceMode, parse_pose};
 
 pub(crate) const HELP: &str = "\
@@ -28,6 +29,7 @@ Type a line to chat. Commands:
   /plugins                 the running plugins and how they are doing
   /plugin ID ACTION [VALUE]  press a button (or submit an input) of a plugin's panel
   /restart-plugin ID       start a stopped plugin again
+  /grant-plugin ID [PERMS|all]     allow what a plugin asks for (comma-separated; default all)
   /join LINK               leave this party and join the one of LINK
   /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
@@ -57,6 +59,11 @@ pub(crate) enum Input {
         value: Option<String>,
     },
     RestartPlugin(String),
+    /// Grant a running plugin these permissions (`None`: all it asks for).
+    GrantPlugin {
+        plugin: String,
+        permissions: Option<Vec<Permission>>,
+    },
     /// Join the party of this link (leaving the current one).
     Open(String),
     /// Host your own party (when in none).
@@ -129,6 +136,21 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         }
         "restart-plugin" if rest.is_empty() => Err("/restart-plugin needs a plugin's id".into()),
         "restart-plugin" => Ok(Input::RestartPlugin(rest.to_owned())),
+        "grant-plugin" => {
+            let (plugin, list) = rest.split_once(char::is_whitespace).unwrap_or((rest, "all"));
+            if plugin.is_empty() {
+                return Err("usage: /grant-plugin ID [PERMS|all]".into());
+            }
+            let permissions = match list.trim() {
+                "all" | "" => None,
+                list => Some(
+                    list.split(',')
+                        .map(|p| p.trim().parse::<Permission>().map_err(|e| e.to_string()))
+                        .collect::<Result<Vec<_>, _>>()?,
+                ),
+            };
+            Ok(Input::GrantPlugin { plugin: plugin.to_owned(), permissions })
+        }
         "join" if rest.is_empty() => Err("/join needs a partyline:// link".into()),
         "join" => Ok(Input::Open(rest.to_owned())),
         "host" => no_args(Input::Host),
@@ -218,6 +240,18 @@ mod tests {
             Ok(Input::PluginAction { plugin: "template".into(), id: "wave".into(), value: None })
         );
         assert!(parse("/plugin template").is_err());
+        assert_eq!(
+            parse("/grant-plugin template"),
+            Ok(Input::GrantPlugin { plugin: "template".into(), permissions: None })
+        );
+        assert_eq!(
+            parse("/grant-plugin template ui,storage"),
+            Ok(Input::GrantPlugin {
+                plugin: "template".into(),
+                permissions: Some(vec![Permission::Ui, Permission::Storage])
+            })
+        );
+        assert!(parse("/grant-plugin template root").is_err());
         assert_eq!(
             parse("/silence bob"),
             Ok(Input::Voice(VoiceControl::MuteMember { name: "bob".into(), muted: true }))

@@ -224,6 +224,9 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
         NodeEvent::PluginStopped { plugin, reason } => {
             json!({"event": "plugin-stopped", "plugin": plugin, "reason": reason})
         }
+        NodeEvent::PluginAsks { plugin, name, permissions } => {
+            json!({"event": "plugin-asks", "plugin": plugin, "name": name, "permissions": permissions})
+        }
         NodeEvent::Error { message } => json!({"event": "error", "message": message}),
         NodeEvent::JoinFailed { message } => json!({"event": "error", "message": message, "fatal": true}),
         NodeEvent::Kicked { banned } => json!({"event": "kicked", "banned": banned}),
@@ -357,6 +360,11 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             format!("[{plugin}] {title}: {}", texts.join(" | "))
         }
         NodeEvent::PluginToast { plugin, text } => format!("[{plugin}] {text}"),
+        NodeEvent::PluginAsks { permissions, .. } if permissions.is_empty() => return None,
+        NodeEvent::PluginAsks { plugin, name, permissions } => format!(
+            "* plugin {name} asks for {}: `/grant-plugin {plugin} all` allows it",
+            permissions.join(", ")
+        ),
         NodeEvent::PluginStopped { plugin, reason } => format!("error: plugin {plugin} stopped: {reason}"),
         NodeEvent::Error { message } | NodeEvent::JoinFailed { message } => format!("error: {message}"),
         NodeEvent::Kicked { banned: true } => "* you were banned from the party".into(),

@@ -85,6 +85,10 @@ impl Session {
 
     /// Runs until the node leaves its party (headless) or the overlay closes.
     pub(super) async fn run(mut self, mut events: mpsc::Receiver<NodeEvent>) -> ExitCode {
+        for ask in self.plugins.asks() {
+            self.printer.event(&ask);
+            self.tell_front(FrontMsg::Event(ask));
+        }
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = self.front.is_none();
         let signal = shutdown_signal();
@@ -298,6 +302,11 @@ impl Session {
             }
             Input::PluginAction { plugin, id, value } => self.plugins.act(&plugin, id, value)?,
             Input::RestartPlugin(plugin) => self.plugins.restart(&plugin)?,
+            Input::GrantPlugin { plugin, permissions } => {
+                let ask = self.plugins.grant(&plugin, permissions)?;
+                self.printer.event(&ask);
+                self.tell_front(FrontMsg::Event(ask));
+            }
             Input::Open(link) => self.open(&link).await?,
             Input::Host => {
                 anyhow::ensure!(self.party.is_none(), "leave this party first");

@@ -6,7 +6,7 @@ use libp2p::PeerId;
 use partyline_protocol::voice::Pose;
 use partyline_protocol::wire::Presence;
 
-use super::model::{Party, ToastKind, Toasts};
+use super::model::{Panels, Party, ToastKind, Toasts};
 use super::{Chat, Drawer, Outbox, Ptt, SettingsFile};
 use crate::cli::Input;
 use crate::net::VoiceControl;
@@ -58,6 +58,10 @@ pub(crate) enum Act {
         id: String,
         value: Option<String>,
     },
+    /// Allow a plugin all it asks for.
+    GrantPlugin(String),
+    /// Put off what a plugin asks for (it asks again next start).
+    DismissAsk(String),
     /// Start typing into a plugin's input (which holds `value`).
     EditInput {
         plugin: String,
@@ -105,6 +109,7 @@ pub(crate) fn carry_out(
     mut file: Option<ResMut<SettingsFile>>,
     mut rebinding: ResMut<Rebinding>,
     mut draft: ResMut<PluginDraft>,
+    mut panels: ResMut<Panels>,
     mut clipboard: Option<ResMut<bevy::clipboard::Clipboard>>,
 ) {
     let now = time.elapsed();
@@ -205,6 +210,12 @@ pub(crate) fn carry_out(
                 let input =
                     Input::PluginAction { plugin: plugin.clone(), id: id.clone(), value: value.clone() };
                 inputs.push(input);
+            }
+            Act::GrantPlugin(plugin) => {
+                inputs.push(Input::GrantPlugin { plugin: plugin.clone(), permissions: None });
+            }
+            Act::DismissAsk(plugin) => {
+                panels.asks.remove(plugin);
             }
             Act::EditInput { plugin, id, value } => {
                 *draft = PluginDraft { at: Some((plugin.clone(), id.clone())), text: value.clone() };

@@ -140,9 +140,13 @@ pub(crate) struct View<'a> {
     pub(crate) panels: &'a mut Panels,
 }
 
-/// Plugins' panels as they last drew them, by plugin id.
+/// Plugins' panels as they last drew them, by plugin id; and what plugins ask the user to
+/// allow (by id: its name, the permissions).
 #[derive(Resource, Default, Debug, PartialEq)]
-pub(crate) struct Panels(pub(crate) std::collections::BTreeMap<String, PluginPanel>);
+pub(crate) struct Panels {
+    pub(crate) panels: std::collections::BTreeMap<String, PluginPanel>,
+    pub(crate) asks: std::collections::BTreeMap<String, (String, Vec<String>)>,
+}
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PluginPanel {
@@ -299,10 +303,19 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         NodeEvent::Error { message } => toast(ToastKind::Error, message.clone()),
         NodeEvent::PluginPanel { plugin, title, elements } => {
             let panel = PluginPanel { title: title.clone(), elements: elements.clone() };
-            if panels.0.get(plugin) != Some(&panel) {
-                panels.0.insert(plugin.clone(), panel);
+            if panels.panels.get(plugin) != Some(&panel) {
+                panels.panels.insert(plugin.clone(), panel);
                 touched.panels = true;
             }
+        }
+        NodeEvent::PluginAsks { plugin, name, permissions } => {
+            touched.panels = if permissions.is_empty() {
+                panels.asks.remove(plugin).is_some()
+            } else {
+                toast(ToastKind::Info, format!("Plugin {name} asks for permissions (▦)"));
+                panels.asks.insert(plugin.clone(), (name.clone(), permissions.clone()));
+                true
+            };
         }
         NodeEvent::PluginToast { plugin, text } => toast(ToastKind::Info, format!("{plugin}: {text}")),
         NodeEvent::PluginStopped { plugin, reason } => {

@@ -301,4 +301,21 @@ fn plugin_panels_are_drawn_and_their_buttons_and_inputs_go_back_to_the_plugin() 
         }]
     );
     assert_eq!(*h.app.world().resource::<super::actions::PluginDraft>(), Default::default());
+
+    // A plugin asks for permissions: shown, and Allow grants them.
+    let asks = |permissions: Vec<String>| NodeEvent::PluginAsks {
+        plugin: "game-store".into(),
+        name: "Game store".into(),
+        permissions,
+    };
+    h.event(asks(vec!["storage".into(), "http:store.example.com".into()]));
+    h.update();
+    let world = h.app.world_mut();
+    let mut probes = world.query::<&Probe>();
+    assert!(probes.iter(world).any(|p| p.0 == "asks:game-store"));
+    h.act(Act::GrantPlugin("game-store".into()));
+    assert_eq!(h.update(), vec![Input::GrantPlugin { plugin: "game-store".into(), permissions: None }]);
+    h.event(asks(Vec::new()));
+    h.update();
+    assert!(h.app.world().resource::<Panels>().asks.is_empty(), "nothing more asked");
 }

@@ -12,6 +12,7 @@ use super::bindings::partyline::plugin::types::{Event, Member, PeerMessage, UiAc
 use super::db::PluginDb;
 use super::host_api::{HostState, PartyView, PluginOut};
 use super::installed::Installed;
+use super::permission::Permission;
 use super::runtime::Runtime;
 use super::sandbox::Sandbox;
 use super::thread::{PluginThread, Status};
@@ -26,13 +27,22 @@ pub struct PluginHost {
     out: mpsc::Receiver<PluginOut>,
     /// Who is in the party, to say who a message is from.
     party: PartyView,
+    dirs: Dirs,
+    /// Running plugins that ask for permissions the user has not granted: id → (name, those).
+    asking: HashMap<String, (String, Vec<Permission>)>,
 }
 
 impl PluginHost {
     /// Starts the enabled plugins; returns what went wrong with the others.
     pub fn start(dirs: &Dirs) -> (Self, Vec<String>) {
         let (tx, out) = mpsc::channel(OUT_QUEUE);
-        let mut host = Self { threads: HashMap::new(), out, party: PartyView::default() };
+        let mut host = Self {
+            threads: HashMap::new(),
+            out,
+            party: PartyView::default(),
+            dirs: dirs.clone(),
+            asking: HashMap::new(),
+        };
         let mut problems = Vec::new();
         if let Err(e) = host.load_all(dirs, &tx, &mut problems) {
             problems.push(format!("plugins: {e:#}"));
@@ -67,6 +77,16 @@ impl PluginHost {
             match started {
                 Ok(thread) => {
                     tracing::info!(plugin = id, "plugin started");
+                    let missing: Vec<Permission> = plugin
+                        .manifest
+                        .permissions
+                        .iter()
+                        .filter(|p| !plugin.granted.contains(p))
+                        .cloned()
+                        .collect();
+                    if !missing.is_empty() {
+                        self.asking.insert(id.clone(), (plugin.manifest.name.clone(), missing));
+                    }
                     self.threads.insert(id, thread);
                 }
                 Err(e) => problems.push(format!("plugin {id}: {e:#}")),
@@ -145,8 +165,40 @@ impl PluginHost {
     }
 
     pub fn restart(&self, plugin: &str) -> Result<()> {
-        self.thread(plugin)?.restart();
+        self.thread(plugin)?.restart(None);
         Ok(())
+    }
+
+    /// What running plugins ask for and were not granted, as events for the front ends.
+    pub fn asks(&self) -> Vec<NodeEvent> {
+        let mut asks: Vec<NodeEvent> = self.asking.keys().map(|id| self.ask(id)).collect();
+        asks.sort_by_key(|e| format!("{e:?}"));
+        asks
+    }
+
+    fn ask(&self, plugin: &str) -> NodeEvent {
+        let (name, missing) = self.asking.get(plugin).cloned().unwrap_or_default();
+        let permissions = missing.iter().map(ToString::to_string).collect();
+        NodeEvent::PluginAsks { plugin: plugin.to_owned(), name, permissions }
+    }
+
+    /// Grants `permissions` (`None`: all it asks for) to a running plugin: remembered, and the
+    /// plugin restarted with them. Returns what it still asks for.
+    pub fn grant(&mut self, plugin: &str, permissions: Option<Vec<Permission>>) -> Result<NodeEvent> {
+        let thread = self.thread(plugin)?;
+        let mut installed = Installed::open(&self.dirs)?;
+        let permissions = match permissions {
+            Some(list) => list,
+            None => installed.get(plugin)?.manifest.permissions,
+        };
+        let granted = installed.change_grants(plugin, &permissions, true)?;
+        thread.restart(Some(granted.clone()));
+        if let Some((_, missing)) = self.asking.get_mut(plugin) {
+            missing.retain(|p| !granted.contains(p));
+        }
+        let ask = self.ask(plugin);
+        self.asking.retain(|_, (_, missing)| !missing.is_empty());
+        Ok(ask)
     }
 
     /// Each running plugin and how it is doing.

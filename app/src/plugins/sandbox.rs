@@ -10,6 +10,7 @@ use wasmtime::{Store, Trap};
 use super::bindings::partyline::plugin::types::Event;
 use super::bindings::{Plugin, PluginPre};
 use super::host_api::{Counters, HostState};
+use super::permission::Permission;
 use super::runtime::DEADLINE_TICKS;
 
 pub(crate) struct Sandbox {
@@ -44,10 +45,14 @@ impl Sandbox {
         (sandbox, started)
     }
 
-    /// A fresh instance of a stopped plugin; its storage, grants and party view are kept.
-    pub(crate) fn restart(self) -> (Self, Result<(), CallError>) {
+    /// A fresh instance of the plugin; its storage and party view are kept, and its grants
+    /// unless new ones are given.
+    pub(crate) fn restart(self, grants: Option<Vec<Permission>>) -> (Self, Result<(), CallError>) {
         let mut state = self.store.into_data();
         state.limits = Default::default();
+        if let Some(grants) = grants {
+            state.grants = grants.into_iter().collect();
+        }
         Self::start(self.pre, state, self.config)
     }
 

@@ -109,7 +109,7 @@ fn the_template_plugin_renders_stores_and_messages() {
     );
 
     // Storage outlives the instance.
-    let (sandbox, restarted) = t.sandbox.restart();
+    let (sandbox, restarted) = t.sandbox.restart(None);
     assert_eq!(restarted, Ok(()));
     let mut sandbox = sandbox;
     sandbox.handle(&Event::Action(UiAction { id: "wave".into(), value: None })).unwrap();
@@ -144,7 +144,7 @@ fn a_runaway_plugin_is_stopped_at_its_deadline_and_can_be_restarted() {
     assert!(took >= Duration::from_millis(90), "stopped after {took:?}");
     let mut t = hostile(&rt, "loop", &[]);
     let _ = t.sandbox.handle(&Event::Left);
-    let (mut sandbox, restarted) = t.sandbox.restart();
+    let (mut sandbox, restarted) = t.sandbox.restart(None);
     assert_eq!(restarted, Ok(()), "a fresh instance");
     assert!(matches!(sandbox.handle(&Event::Left), Err(CallError::Stopped(r)) if r.contains("deadline")));
 }

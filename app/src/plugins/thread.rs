@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 
 use super::bindings::partyline::plugin::types::Event;
 use super::host_api::Counters;
+use super::permission::Permission;
 use super::runtime::THREAD_STACK;
 use super::sandbox::{CallError, Sandbox};
 
@@ -18,7 +19,8 @@ pub(crate) const QUEUE: usize = 256;
 
 pub(crate) enum Input {
     Event(Event),
-    Restart,
+    /// Start afresh, with these grants from now on if given.
+    Restart(Option<Vec<Permission>>),
 }
 
 /// What the thread reports back: the plugin's counters, and whether it is stopped (why).
@@ -61,8 +63,9 @@ impl PluginThread {
         }
     }
 
-    pub(crate) fn restart(&self) {
-        let _ = self.inputs.try_send(Input::Restart);
+    /// Restarts the plugin, with new grants if given (its `init` then runs with them).
+    pub(crate) fn restart(&self, grants: Option<Vec<Permission>>) {
+        let _ = self.inputs.try_send(Input::Restart(grants));
     }
 
     pub(crate) fn status(&self) -> Status {
@@ -101,9 +104,9 @@ fn run(mut sandbox: Sandbox, rx: &Receiver<Input>, status: &Mutex<Status>) {
                 let result = sandbox.handle(&event);
                 report(status, &sandbox, &result);
             }
-            Some(Input::Restart) => {
+            Some(Input::Restart(grants)) => {
                 let result;
-                (sandbox, result) = sandbox.restart();
+                (sandbox, result) = sandbox.restart(grants);
                 report(status, &sandbox, &result);
             }
             None => {}

@@ -1,4 +1,5 @@
-//! Plugins' panels, drawn from what each plugin declared (texts, buttons, inputs, lists, progress
+//! What plugins ask to be allowed (Allow grants it all, remembered; the plugin restarts with it),
+//! and plugins' panels, drawn from what each plugin declared (texts, buttons, inputs, lists, progress
 //! bars, QR codes, images). Buttons and submitted inputs go back to the plugin as actions; an
 //! input is typed into after clicking it, while the overlay is interactive (Enter submits,
 //! Escape stops typing).
@@ -84,12 +85,22 @@ fn draw(
     }
     let b = *backdrop;
     redraw(&mut commands, &slots, Slot::Drawer(Drawer::Plugins), |s| {
-        if panels.0.is_empty() {
+        for (plugin, (name, permissions)) in &panels.asks {
+            s.spawn((theme::panel(b), Probe(format!("asks:{plugin}")))).with_children(|p| {
+                p.spawn(theme::bold(&fonts, format!("{name} asks to use"), 12.0, theme::WARN));
+                p.spawn(theme::text(permissions.join(", "), 12.0, theme::TEXT));
+                p.spawn(row()).with_children(|r| {
+                    r.spawn(button("Allow", Act::GrantPlugin(plugin.clone()), false, b));
+                    r.spawn(button("Not now", Act::DismissAsk(plugin.clone()), false, b));
+                });
+            });
+        }
+        if panels.panels.is_empty() && panels.asks.is_empty() {
             s.spawn(theme::panel(b)).with_children(|p| {
                 p.spawn(theme::text("No plugin shows anything.", 12.0, theme::DIM));
             });
         }
-        for (plugin, panel) in &panels.0 {
+        for (plugin, panel) in &panels.panels {
             s.spawn((theme::panel(b), Probe(format!("plugin:{plugin}")))).with_children(|p| {
                 p.spawn(theme::bold(&fonts, panel.title.clone(), 13.0, theme::TEXT));
                 for element in &panel.elements {
