@@ -28,6 +28,11 @@ fn plugins_are_installed_granted_revoked_disabled_and_removed() {
     assert!(h.join("data/plugins/template/plugin.wasm").exists());
     assert!(std::fs::read_dir(h.join("cache/plugins")).unwrap().count() > 0, "compiled and cached");
 
+    // Installing again replaces it in place.
+    install(h, &template, &wasm, "ui,storage");
+    let (_, listed) = plugins(h, &["list"]);
+    assert_eq!(listed.len(), 1, "{listed:?}");
+
     let (ok, out) = plugins(h, &["grant", "template", "party,log"]);
     assert!(ok && granted(&out[0]) == ["log", "party", "storage", "ui"], "{out:?}");
     let (ok, out) = plugins(h, &["revoke", "template", "storage"]);

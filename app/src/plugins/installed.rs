@@ -45,6 +45,10 @@ impl Installed {
         let mut plugins = Vec::new();
         for entry in std::fs::read_dir(&self.dir)? {
             let dir = entry?.path();
+            // Installs under way (staging, the version being replaced) start with a dot.
+            if dir.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+                continue;
+            }
             let manifest = match read_manifest(&dir.join("plugin.toml")) {
                 Ok(m) => m,
                 Err(e) => {
@@ -95,17 +99,24 @@ impl Installed {
                 list.clone()
             }
         };
-        // Into a fresh folder first, then swapped in: a failed copy (a full disk) leaves the
-        // installed version as it was.
+        // Into a fresh folder first, then swapped in: a failed copy (a full disk) or rename
+        // leaves the installed version as it was.
         let target = self.dir.join(&manifest.id);
         let staging = tempfile::tempdir_in(&self.dir).context("cannot stage the plugin")?;
         std::fs::copy(&toml, staging.path().join("plugin.toml")).context("cannot copy plugin.toml")?;
         std::fs::write(staging.path().join("plugin.wasm"), &bytes).context("cannot copy the component")?;
+        let previous = self.dir.join(format!(".{}.previous", manifest.id));
+        let _ = std::fs::remove_dir_all(&previous);
         if target.exists() {
-            std::fs::remove_dir_all(&target)
+            std::fs::rename(&target, &previous)
                 .with_context(|| format!("cannot replace {}", target.display()))?;
         }
-        std::fs::rename(staging.keep(), &target).context("cannot install the plugin")?;
+        if let Err(e) = std::fs::rename(staging.path(), &target) {
+            // Put the installed version back.
+            let _ = std::fs::rename(&previous, &target);
+            return Err(e).context("cannot install the plugin");
+        }
+        let _ = std::fs::remove_dir_all(&previous);
         self.db.set_grants(&manifest.id, &granted)?;
         self.db.set_enabled(&manifest.id, true)?;
         self.get(&manifest.id)
