@@ -15,7 +15,7 @@ use super::installed::Installed;
 use super::permission::Permission;
 use super::runtime::Runtime;
 use super::sandbox::Sandbox;
-use super::thread::{PluginThread, Status};
+use super::thread::{self, PluginThread, Status};
 use crate::events::{MemberInfo, NodeEvent};
 use crate::paths::Dirs;
 
@@ -69,10 +69,12 @@ impl PluginHost {
                     std::fs::read(plugin.dir.join("plugin.wasm")).context("cannot read plugin.wasm")?;
                 let loaded = runtime.load(&wasm)?;
                 let db = PluginDb::open(&dirs.plugins_database()).map_err(|e| tracing::warn!("{e:#}")).ok();
-                let state = HostState::new(&id, &plugin.granted, db, tx.clone());
+                let queue = thread::queue();
+                let state = HostState::new(&id, &plugin.granted, db, tx.clone())
+                    .with_fetcher(thread::deliver(&queue.0));
                 let config = plugin.manifest.config.clone().into_iter().collect();
                 let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
-                PluginThread::spawn(&id, sandbox, started)
+                PluginThread::spawn(&id, sandbox, started, queue)
             })();
             match started {
                 Ok(thread) => {

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::bindings::partyline::plugin::types::Member;
 use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
 use super::db::PluginDb;
+use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;
 use super::permission::Permission;
 use crate::events::PanelElement;
@@ -108,6 +109,8 @@ pub(crate) struct HostState {
     pub(crate) counters: Counters,
     db: Option<PluginDb>,
     out: mpsc::Sender<PluginOut>,
+    /// Outgoing HTTP, once the plugin has a queue for the answers.
+    fetcher: Option<Fetcher>,
     messages: TokenBucket,
     toasts: TokenBucket,
     logs: TokenBucket,
@@ -131,11 +134,18 @@ impl HostState {
             counters: Counters::default(),
             db,
             out,
+            fetcher: None,
             messages: TokenBucket::new(100, 50.0, now),
             toasts: TokenBucket::new(5, 1.0, now),
             logs: TokenBucket::new(50, 20.0, now),
             panels: TokenBucket::new(20, 10.0, now),
         }
+    }
+
+    /// HTTP answers will be handed to the plugin through `deliver`.
+    pub(crate) fn with_fetcher(mut self, deliver: Deliver) -> Self {
+        self.fetcher = Some(Fetcher::new(deliver));
+        self
     }
 
     fn allow(&mut self, permission: &Permission) -> Result<(), String> {
@@ -311,7 +321,10 @@ impl http::Host for HostState {
         let host =
             url_host(&request.url).ok_or_else(|| format!("{:?} is not an http(s) URL", request.url))?;
         self.allow(&Permission::Http(host))?;
-        Err("HTTP requests are not available in this version of Partyline yet".into())
+        match &mut self.fetcher {
+            Some(fetcher) => fetcher.fetch(request),
+            None => Err("HTTP answers need the plugin's own thread".into()),
+        }
     }
 }
 

@@ -6,7 +6,7 @@
 //! - `manifest`, `permission`: `plugin.toml`, and what a plugin may ask for;
 //! - `runtime`: the shared engine, the compiled-plugin cache, API version checks, the clock;
 //! - `sandbox`: one plugin's store and calls, stopping it when it misbehaves;
-//! - `host_api`: what each host function does (checks, limits, outputs);
+//! - `host_api`: what each host function does (checks, limits, outputs); `fetch`: their HTTP;
 //! - `thread`: the plugin's thread, queue and timers;
 //! - `host`: the running plugins of a session, events in, outputs out;
 //! - `installed`: the installed plugins (`partyline plugins …`);
@@ -15,6 +15,7 @@
 
 pub mod bench;
 mod db;
+mod fetch;
 mod host;
 mod host_api;
 mod installed;

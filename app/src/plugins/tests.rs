@@ -191,7 +191,7 @@ fn a_flooding_plugin_is_bounded_and_the_others_keep_working() {
 
     // Events pile up for a plugin that is busy: its queue is bounded too.
     let slow = hostile(&rt, "loop", &[]);
-    let thread = PluginThread::spawn("slow", slow.sandbox, slow.started).unwrap();
+    let thread = PluginThread::spawn("slow", slow.sandbox, slow.started, super::thread::queue()).unwrap();
     let sent = (0..2000).filter(|_| thread.send(Event::Left)).count();
     assert!(sent < 2000 && thread.status().dropped_events > 0, "sent {sent}");
 }
@@ -208,4 +208,55 @@ fn compiled_plugins_are_cached_and_a_damaged_cache_is_rebuilt() {
     }
     assert!(!rt.load(&wasm).unwrap().cached, "compiled again");
     assert!(rt.load(b"not wasm").is_err());
+}
+
+/// A one-shot HTTP server on loopback answering `answer`; its URL.
+fn serve_once(answer: &'static str) -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://127.0.0.1:{}/feed", listener.local_addr().unwrap().port());
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut stream, _) = listener.accept().unwrap();
+        let mut request = Vec::new();
+        let mut byte = [0u8; 1];
+        while !request.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+            request.push(byte[0]);
+        }
+        let _ = stream.write_all(answer.as_bytes());
+    });
+    url
+}
+
+#[test]
+fn plugins_fetch_from_granted_hosts_and_redirects_are_not_followed() {
+    let rt = Runtime::new(None).unwrap();
+    let fetch = |url: &str| -> String {
+        let loaded = rt.load(&wasm("hostile")).unwrap();
+        let (tx, mut out) = mpsc::channel(16);
+        let queue = super::thread::queue();
+        let grants = ["http:127.0.0.1".parse().unwrap(), Permission::Notify];
+        let state =
+            HostState::new("hostile", &grants, None, tx).with_fetcher(super::thread::deliver(&queue.0));
+        let config = vec![("mode".to_owned(), "fetch".to_owned()), ("url".to_owned(), url.to_owned())];
+        let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
+        let thread = PluginThread::spawn("hostile", sandbox, started, queue).unwrap();
+        assert!(thread.send(Event::Left));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(text) = texts(&drain(&mut out)).pop() {
+                return text;
+            }
+            assert!(Instant::now() < deadline, "no answer");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    };
+    let ok = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
+    assert_eq!(fetch(&ok), "200 hello");
+    let moved = serve_once(
+        "HTTP/1.1 302 Found\r\nLocation: http://elsewhere.example/\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    );
+    assert_eq!(fetch(&moved), "302 ");
+    // Nobody listens there: the failure comes back as an event.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    assert!(fetch(&format!("http://127.0.0.1:{closed}/")).starts_with("failed: "));
 }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 
 use super::bindings::partyline::plugin::types::Event;
+use super::fetch::Deliver;
 use super::host_api::Counters;
 use super::permission::Permission;
 use super::runtime::THREAD_STACK;
@@ -16,6 +17,17 @@ use super::sandbox::{CallError, Sandbox};
 
 /// Events waiting for one plugin; more are dropped (and counted).
 pub(crate) const QUEUE: usize = 256;
+
+/// A plugin's queue; the sender also hands it its HTTP answers (see [`deliver`]).
+pub(crate) fn queue() -> (SyncSender<Input>, Receiver<Input>) {
+    std::sync::mpsc::sync_channel(QUEUE)
+}
+
+/// Events into the queue of `inputs`, for HTTP answers.
+pub(crate) fn deliver(inputs: &SyncSender<Input>) -> Deliver {
+    let inputs = inputs.clone();
+    Arc::new(move |event| inputs.try_send(Input::Event(event)).is_ok())
+}
 
 pub(crate) enum Input {
     Event(Event),
@@ -38,9 +50,15 @@ pub(crate) struct PluginThread {
 }
 
 impl PluginThread {
-    /// Runs `sandbox` (started already; `started` is what its `init` said) on a thread of its own.
-    pub(crate) fn spawn(id: &str, sandbox: Sandbox, started: Result<(), CallError>) -> Result<Self> {
-        let (inputs, rx) = std::sync::mpsc::sync_channel(QUEUE);
+    /// Runs `sandbox` (started already; `started` is what its `init` said) on a thread of its own,
+    /// taking inputs from `queue` (made by [`queue`]).
+    pub(crate) fn spawn(
+        id: &str,
+        sandbox: Sandbox,
+        started: Result<(), CallError>,
+        queue: (SyncSender<Input>, Receiver<Input>),
+    ) -> Result<Self> {
+        let (inputs, rx) = queue;
         let status = Arc::new(Mutex::new(Status::default()));
         report(&status, &sandbox, &started);
         let shared = status.clone();

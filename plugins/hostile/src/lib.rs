@@ -7,6 +7,8 @@
 //! - `ungranted`: calls a host function of each permission and reports the answers in a toast
 //!   (grant it `notify` only);
 //! - `flood`: sends messages, toasts and log lines as fast as it can;
+//! - `fetch`: fetches its `url` on its first event and shows the answer in a toast (grant it
+//!   `http:<host>` and `notify`);
 //! - `well`: behaves (counts events in a toast), to show the others keep working.
 
 use std::sync::Mutex;
@@ -16,6 +18,7 @@ use partyline_plugin_sdk::{Event, Guest, export, http, log, messaging, notify, p
 struct Hostile;
 
 static MODE: Mutex<String> = Mutex::new(String::new());
+static URL: Mutex<String> = Mutex::new(String::new());
 static EVENTS: Mutex<u64> = Mutex::new(0);
 
 /// Never returns: it recurses until the stack runs out (its frames hold nothing in memory, so
@@ -58,10 +61,12 @@ impl Guest for Hostile {
     fn init(config: Vec<(String, String)>) -> Result<(), String> {
         let mode = partyline_plugin_sdk::config(&config, "mode").unwrap_or("well");
         *MODE.lock().map_err(|e| e.to_string())? = mode.to_owned();
+        *URL.lock().map_err(|e| e.to_string())? =
+            partyline_plugin_sdk::config(&config, "url").unwrap_or("").to_owned();
         Ok(())
     }
 
-    fn handle(_event: Event) -> Result<(), String> {
+    fn handle(event: Event) -> Result<(), String> {
         let mode = MODE.lock().map_err(|e| e.to_string())?.clone();
         match mode.as_str() {
             "loop" => {
@@ -83,6 +88,17 @@ impl Guest for Hostile {
             }
             "trap" => std::process::abort(),
             "ungranted" => notify::toast(&answers()),
+            "fetch" => match event {
+                Event::Http(answer) => {
+                    notify::toast(&format!("{} {}", answer.status, String::from_utf8_lossy(&answer.body)))
+                }
+                Event::HttpFailed((_, why)) => notify::toast(&format!("failed: {why}")),
+                _ => {
+                    let url = URL.lock().map_err(|e| e.to_string())?.clone();
+                    let request = http::Request { method: "GET".into(), url, headers: vec![], body: vec![] };
+                    http::fetch(&request).map(|_| ())
+                }
+            },
             "flood" => {
                 for i in 0..100_000u32 {
                     let _ = messaging::broadcast(&i.to_le_bytes());
