@@ -17,6 +17,17 @@ pub(crate) struct Limits {
     pub(crate) refused: Option<String>,
 }
 
+impl Limits {
+    /// Whether growing to `desired` stays within `max`; if not, remembers why.
+    fn allow(&mut self, desired: usize, max: usize, why: impl FnOnce() -> String) -> bool {
+        let ok = desired <= max;
+        if !ok {
+            self.refused = Some(why());
+        }
+        ok
+    }
+}
+
 impl ResourceLimiter for Limits {
     fn memory_growing(
         &mut self,
@@ -24,11 +35,8 @@ impl ResourceLimiter for Limits {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = desired <= MAX_MEMORY;
-        if !ok {
-            self.refused = Some(format!("it wanted more than {} MiB of memory", MAX_MEMORY >> 20));
-        }
-        Ok(ok)
+        Ok(self
+            .allow(desired, MAX_MEMORY, || format!("it wanted more than {} MiB of memory", MAX_MEMORY >> 20)))
     }
 
     fn table_growing(
@@ -37,11 +45,8 @@ impl ResourceLimiter for Limits {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        let ok = desired <= MAX_TABLE_ELEMENTS;
-        if !ok {
-            self.refused = Some(format!("it wanted a table of more than {MAX_TABLE_ELEMENTS} elements"));
-        }
-        Ok(ok)
+        let what = || format!("it wanted a table of more than {MAX_TABLE_ELEMENTS} elements");
+        Ok(self.allow(desired, MAX_TABLE_ELEMENTS, what))
     }
 
     fn instances(&self) -> usize {

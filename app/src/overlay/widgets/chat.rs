@@ -2,10 +2,10 @@
 //! (Enter sends, Escape closes).
 
 use bevy::input::ButtonState;
-use bevy::input::keyboard::{Key, KeyboardInput};
+use bevy::input::keyboard::KeyboardInput;
 use bevy::prelude::*;
 
-use super::{Slot, button, drawer_needs_drawing, redraw};
+use super::{Slot, Typed, button, drawer_needs_drawing, redraw, type_key};
 use crate::overlay::actions::Act;
 use crate::overlay::probe::Probe;
 use crate::overlay::theme::{self, Backdrop, Fonts};
@@ -42,23 +42,10 @@ fn type_in(
         return;
     }
     for key in keys.read().filter(|k| k.state == ButtonState::Pressed) {
-        match &key.logical_key {
-            Key::Enter => {
-                acts.write(Act::SendChat);
-            }
-            Key::Escape => {
-                acts.write(Act::Open(Drawer::Chat));
-            }
-            Key::Backspace => {
-                chat.draft.pop();
-            }
-            _ => {
-                if let Some(text) = &key.text
-                    && chat.draft.len() + text.len() <= MAX_DRAFT
-                {
-                    chat.draft.extend(text.chars().filter(|c| !c.is_control()));
-                }
-            }
+        match type_key(key, &mut chat.draft, MAX_DRAFT) {
+            Typed::Enter => drop(acts.write(Act::SendChat)),
+            Typed::Escape => drop(acts.write(Act::Open(Drawer::Chat))),
+            Typed::Edited => {}
         }
     }
 }

@@ -113,6 +113,32 @@ pub(crate) fn button(label: impl Into<String>, act: Act, active: bool, backdrop:
     )
 }
 
+/// What a key pressed while typing into a line did.
+pub(crate) enum Typed {
+    Enter,
+    Escape,
+    /// The line changed (Backspace, or text typed; text that would pass `max` bytes is dropped).
+    Edited,
+}
+
+/// Applies a pressed key to `line`, at most `max` bytes; Enter and Escape are left to the caller.
+pub(crate) fn type_key(key: &bevy::input::keyboard::KeyboardInput, line: &mut String, max: usize) -> Typed {
+    use bevy::input::keyboard::Key;
+    match &key.logical_key {
+        Key::Enter => return Typed::Enter,
+        Key::Escape => return Typed::Escape,
+        Key::Backspace => drop(line.pop()),
+        _ => {
+            if let Some(text) = &key.text
+                && line.len() + text.len() <= max
+            {
+                line.extend(text.chars().filter(|c| !c.is_control()));
+            }
+        }
+    }
+    Typed::Edited
+}
+
 /// A row of children, centred vertically.
 pub(crate) fn row() -> Node {
     Node {

@@ -6,12 +6,12 @@
 
 use bevy::asset::RenderAssetUsages;
 use bevy::input::ButtonState;
-use bevy::input::keyboard::{Key, KeyboardInput};
+use bevy::input::keyboard::KeyboardInput;
 use bevy::prelude::*;
 use bevy::render::render_resource::{Extent3d, TextureDimension, TextureFormat};
 
 use super::invite::qr_image;
-use super::{Slot, button, drawer_needs_drawing, redraw, row};
+use super::{Slot, Typed, button, drawer_needs_drawing, redraw, row, type_key};
 use crate::events::PanelElement;
 use crate::overlay::actions::{Act, PluginDraft};
 use crate::overlay::probe::Probe;
@@ -47,23 +47,14 @@ fn type_in(
         return;
     }
     for key in keys.read().filter(|k| k.state == ButtonState::Pressed) {
-        match &key.logical_key {
-            Key::Enter => {
+        match type_key(key, &mut draft.text, MAX_INPUT) {
+            Typed::Enter => {
                 if let Some((plugin, id)) = draft.at.clone() {
                     acts.write(Act::Plugin { plugin, id, value: Some(draft.text.clone()) });
                 }
             }
-            Key::Escape => *draft = PluginDraft::default(),
-            Key::Backspace => {
-                draft.text.pop();
-            }
-            _ => {
-                if let Some(text) = &key.text
-                    && draft.text.len() + text.len() <= MAX_INPUT
-                {
-                    draft.text.extend(text.chars().filter(|c| !c.is_control()));
-                }
-            }
+            Typed::Escape => *draft = PluginDraft::default(),
+            Typed::Edited => {}
         }
     }
 }
