@@ -2,7 +2,7 @@
 //! in a party of four under Xvfb (Bevy on Mesa's lavapipe: software rendering), with nobody
 //! speaking and with two members speaking, next to the same member run headless (the difference
 //! is the overlay's share); and the time from starting `partyline --overlay` to its window and to
-//! its first frame.
+//! its first frame; and the interactive overlay's frame rate beside plugins that misbehave.
 //!
 //! `cargo bench -p partyline-tests --bench overlay` (release build). Prints tables; not a test.
 
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use partyline_tests::report::{spread_header, spread_row};
 use partyline_tests::usage::{self, Usage};
 use partyline_tests::xvfb::{self, GameWindow, Xvfb};
-use partyline_tests::{LOOPBACK, Proc, audio, join};
+use partyline_tests::{LOOPBACK, Proc, audio, join, plugins};
 
 /// How long usage is measured for, once the party is steady.
 const WINDOW: Duration = Duration::from_secs(30);
@@ -49,8 +49,8 @@ fn long_speech(dir: &Path) -> PathBuf {
 }
 
 /// Ana, hosting, hearing the party into a file (the voice engine decodes and mixes as it would
-/// for speakers), shown as `front`.
-fn start_ana(x: &Xvfb, front: Front, heard: &Path) -> Proc {
+/// for speakers), shown as `front`, with whatever `prepare` puts in her home first (plugins).
+fn start_ana_with(x: &Xvfb, front: Front, heard: &Path, prepare: impl FnOnce(&Path)) -> Proc {
     let flag = match front {
         Front::Overlay => "--overlay",
         Front::Headless => "--headless",
@@ -58,7 +58,14 @@ fn start_ana(x: &Xvfb, front: Front, heard: &Path) -> Proc {
     let heard = heard.to_str().expect("path");
     let mut args = vec!["host", "--name", "ana", flag, "--mic-device", "none", "--speaker-file", heard];
     args.extend_from_slice(LOOPBACK);
-    Proc::start_env("ana", &args, &x.env())
+    let home = tempfile::Builder::new().prefix("pl-ana-").tempdir().expect("temp dir");
+    prepare(home.path());
+    let path = home.path().to_owned();
+    Proc::start_full("ana", &path, &args, Some(home), &[], &x.env())
+}
+
+fn start_ana(x: &Xvfb, front: Front, heard: &Path) -> Proc {
+    start_ana_with(x, front, heard, |_| {})
 }
 
 struct Cost {
@@ -166,10 +173,75 @@ fn first_frame_table(x: &Xvfb) {
     spread_row("first frame (screenshot written)", drawn);
 }
 
+/// Asks the overlay for a screenshot over IPC: the time until it is written, and the number of
+/// frames drawn until then (from its layout file).
+fn screenshot(ana: &Proc, name: &str) -> (Duration, u64) {
+    let path = ana.home.join(format!("{name}.png"));
+    let asked = Instant::now();
+    let mut stream = UnixStream::connect(ana.home.join("data/partyline.sock")).expect("ipc");
+    writeln!(stream, "{}", serde_json::json!({"request": "screenshot", "path": path})).expect("ipc");
+    while !path.exists() {
+        assert!(asked.elapsed() < Duration::from_secs(60), "no screenshot:\n{}", ana.stderr_tail());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let took = asked.elapsed();
+    let layout: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(format!("{}.json", path.display())).expect("layout"))
+            .expect("layout json");
+    (took, layout["frame"].as_u64().expect("frame count"))
+}
+
+/// The interactive overlay (drawn every 100 ms and on every change) in a party of two, alone or
+/// beside plugins that misbehave: one floods toasts, log lines and messages on every event, one
+/// never returns from its calls. Frames per second over [`WINDOW`], screenshot round trips, CPU.
+fn frame_rate_table(x: &Xvfb) {
+    println!("\ninteractive overlay, party of two, {} s; screenshots asked over IPC", WINDOW.as_secs());
+    println!("| plugins | frames/s | screenshot ms (median, max) | ana CPU |");
+    println!("|---------|----------|-----------------------------|---------|");
+    for hostile in [false, true] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ana = start_ana_with(x, Front::Overlay, &dir.path().join("heard.wav"), |home| {
+            if hostile {
+                plugins::install_hostile(home, "flood", &["party.message", "notify", "log"], "all");
+                plugins::install_hostile(home, "loop", &[], "");
+            }
+        });
+        let link = ana.wait_event(Duration::from_secs(60), "link")["link"].as_str().expect("link").to_owned();
+        let _bob = join("bob", &link, &["--mic-device", "none", "--speaker-device", "none"]);
+        ana.wait_roster(Duration::from_secs(60), &["ana", "bob"]);
+        std::thread::sleep(SETTLE);
+        let mut stream = UnixStream::connect(ana.home.join("data/partyline.sock")).expect("ipc");
+        writeln!(stream, "{}", serde_json::json!({"request": "interactive", "on": true})).expect("ipc");
+        let (_, first) = screenshot(&ana, "first");
+        let cpu_before = usage::of(ana.pid()).cpu_s;
+        let started = Instant::now();
+        let mut shots = Vec::new();
+        let mut last = first;
+        while started.elapsed() < WINDOW {
+            std::thread::sleep(Duration::from_secs(2));
+            let (took, frame) = screenshot(&ana, &format!("shot-{}", shots.len()));
+            shots.push(took.as_secs_f64() * 1e3);
+            last = frame;
+        }
+        let seconds = started.elapsed().as_secs_f64();
+        let cpu = (usage::of(ana.pid()).cpu_s - cpu_before) / seconds;
+        shots.sort_by(f64::total_cmp);
+        println!(
+            "| {:<7} | {:>8.1} | {:>13.0}, {:>13.0} | {:>6.1}% |",
+            if hostile { "flood + loop" } else { "none" },
+            (last - first) as f64 / seconds,
+            shots[shots.len() / 2],
+            shots[shots.len() - 1],
+            cpu * 100.0
+        );
+    }
+}
+
 fn main() {
     let x = Xvfb::start();
     // Something under the overlay, as a game would be.
     let _game = GameWindow::open(&x);
     first_frame_table(&x);
+    frame_rate_table(&x);
     cost_table(&x);
 }

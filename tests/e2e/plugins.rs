@@ -2,10 +2,9 @@
 //! grant, revoke, disable, remove; another API version refused), and the template plugin
 //! exchanging messages with itself between two processes while a runaway plugin is stopped.
 
-use std::path::Path;
 use std::time::Duration;
 
-use partyline_tests::plugins::{install, plugins, template_dir, template_wasm};
+use partyline_tests::plugins::{install, install_hostile, plugins, template_dir, template_wasm};
 use partyline_tests::{LOOPBACK, NO_VOICE, Proc, join_args};
 use serde_json::Value;
 
@@ -70,17 +69,6 @@ fn a_plugin_built_for_another_api_version_is_refused_saying_so() {
     assert!(plugins(home.path(), &["list"]).1.is_empty(), "nothing installed");
 }
 
-/// The hostile plugin, installed in `home` in `mode`.
-fn install_hostile(home: &Path, mode: &str, grant: &str) {
-    let dir = tempfile::tempdir().unwrap();
-    let manifest = format!(
-        "id = \"hostile\"\nname = \"Hostile\"\nversion = \"0.1.0\"\napi = \"0.1.0\"\npermissions = [\"notify\"]\n[config]\nmode = \"{mode}\"\n"
-    );
-    std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();
-    let wasm = Path::new(partyline::plugins::BUILT).join("partyline_plugin_hostile.wasm");
-    install(home, dir.path(), &wasm, grant);
-}
-
 fn panel_texts(e: &Value) -> Vec<String> {
     let mut texts = Vec::new();
     for el in e["elements"].as_array().unwrap() {
@@ -108,7 +96,7 @@ fn the_template_plugin_talks_to_itself_on_another_member_and_remembers() {
         install(home, &template_dir(), &template_wasm(), "all");
     }
     // Alice also runs a plugin that never returns: it is stopped, and nothing else suffers.
-    install_hostile(alice_home.path(), "loop", "notify");
+    install_hostile(alice_home.path(), "loop", &["notify"], "notify");
 
     let mut alice_args = vec!["host", "--name", "alice"];
     alice_args.extend_from_slice(LOOPBACK);
@@ -116,7 +104,7 @@ fn the_template_plugin_talks_to_itself_on_another_member_and_remembers() {
     let mut alice = Proc::start_in("alice", alice_home.path(), &alice_args, None, &[]);
     let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
     let stopped = alice.wait_for(Duration::from_secs(20), "the hostile plugin stopped", |e| {
-        e["event"] == "plugin-stopped" && e["plugin"] == "hostile"
+        e["event"] == "plugin-stopped" && e["plugin"] == "hostile-loop"
     });
     assert!(stopped["reason"].as_str().unwrap().contains("deadline"), "{stopped}");
 
@@ -143,7 +131,7 @@ fn the_template_plugin_talks_to_itself_on_another_member_and_remembers() {
     wait_panel(&bob, "two waves counted", |t| t.contains(&"You waved 2 times".into()));
     alice.send("/plugins");
     let status = alice.wait_for(Duration::from_secs(5), "status", |e| {
-        e["event"] == "help" && e["text"].as_str().is_some_and(|t| t.starts_with("hostile"))
+        e["event"] == "help" && e["text"].as_str().is_some_and(|t| t.starts_with("hostile-loop"))
     });
     assert!(status["text"].as_str().unwrap().contains("stopped"), "{status}");
 }

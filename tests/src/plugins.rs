@@ -39,3 +39,18 @@ pub fn install(home: &Path, dir: &Path, wasm: &Path, grant: &str) {
     );
     assert!(ok, "{out:?}");
 }
+
+/// Installs the hostile plugin (built with Partyline) into `home`: it misbehaves in `mode` (see
+/// plugins/hostile), asks for `permissions` and is granted `grant`.
+pub fn install_hostile(home: &Path, mode: &str, permissions: &[&str], grant: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let asked: Vec<String> = permissions.iter().map(|p| format!("\"{p}\"")).collect();
+    let manifest = format!(
+        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.1.0\"\n\
+         permissions = [{}]\n[config]\nmode = \"{mode}\"\n",
+        asked.join(", ")
+    );
+    std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();
+    let wasm = Path::new(partyline::plugins::BUILT).join("partyline_plugin_hostile.wasm");
+    install(home, dir.path(), &wasm, grant);
+}

@@ -1,9 +1,11 @@
 //! Screenshots on request (local IPC): the window drawn into a PNG, and beside it
-//! `<png>.json` with where each text and each named region ([`Probe`]) is, in pixels, so that tests
-//! and bug reports can check what is on screen.
+//! `<png>.json` with where each text and each named region ([`Probe`]) is, in pixels, and the
+//! number of frames drawn so far, so that tests, benchmarks and bug reports can check what is on
+//! screen and how often it is drawn.
 
 use std::path::PathBuf;
 
+use bevy::diagnostic::FrameCount;
 use bevy::prelude::*;
 use bevy::render::view::screenshot::{Screenshot, ScreenshotCaptured};
 use bevy::ui::{ComputedNode, UiGlobalTransform};
@@ -43,6 +45,7 @@ fn capture(
     texts: Query<(&Text, &ComputedNode, &UiGlobalTransform, &InheritedVisibility)>,
     probes: Query<(&Probe, &ComputedNode, &UiGlobalTransform, &InheritedVisibility)>,
     mut redraw: MessageWriter<RequestRedraw>,
+    frame: Option<Res<FrameCount>>,
 ) {
     if let Some(TakeScreenshot(path)) = requests.read().last() {
         pending.path = Some(path.clone());
@@ -72,7 +75,8 @@ fn capture(
         .filter(|(_, _, _, v)| v.get())
         .map(|(p, n, at, _)| json!({"name": p.0, "rect": rect(n, at)}))
         .collect();
-    let layout = json!({"texts": texts, "regions": regions});
+    let frame = frame.map(|f| f.0);
+    let layout = json!({"texts": texts, "regions": regions, "frame": frame});
     let json_path = PathBuf::from(format!("{}.json", path.display()));
     if let Err(e) = std::fs::write(&json_path, layout.to_string()) {
         tracing::warn!("cannot write {}: {e}", json_path.display());
