@@ -7,12 +7,19 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugin crates whose components are kept (file stems of the `.wasm` files).
-const BUILT: [&str; 2] = ["partyline_plugin_template", "partyline_plugin_hostile"];
+const BUILT: [&str; 4] = [
+    "partyline_plugin_template",
+    "partyline_plugin_hostile",
+    "partyline_plugin_game_store",
+    "partyline_plugin_file_transfer",
+];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let plugins = manifest_dir.join("../plugins");
-    for watched in ["Cargo.toml", "Cargo.lock", "wit", "sdk", "template", "hostile"] {
+    for watched in
+        ["Cargo.toml", "Cargo.lock", "wit", "sdk", "template", "hostile", "game-store", "file-transfer"]
+    {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));

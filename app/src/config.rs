@@ -32,6 +32,28 @@ pub struct Settings {
     pub voice: VoiceSettings,
     pub overlay: OverlaySettings,
     pub relay_server: RelayServerSettings,
+    pub transfers: TransferSettings,
+}
+
+/// Sharing games and files with members.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TransferSettings {
+    /// Upload at most this many megabytes per second to members, all together; 0: no limit.
+    pub upload_limit_mbps: f64,
+}
+
+impl Default for TransferSettings {
+    fn default() -> Self {
+        Self { upload_limit_mbps: 0.0 }
+    }
+}
+
+impl TransferSettings {
+    /// The limit in bytes per second.
+    pub fn upload_limit(&self) -> Option<u64> {
+        (self.upload_limit_mbps > 0.0).then_some((self.upload_limit_mbps * 1e6) as u64)
+    }
 }
 
 /// The overlay: where it sits, how it looks, its keys. Its settings panel rewrites this part.
@@ -233,6 +255,7 @@ impl Default for Settings {
             voice: VoiceSettings::default(),
             overlay: OverlaySettings::default(),
             relay_server: RelayServerSettings::default(),
+            transfers: TransferSettings::default(),
         }
     }
 }
@@ -304,6 +327,10 @@ impl Settings {
             "invites.expires must be at least 1s"
         );
         self.voice.validate()?;
+        anyhow::ensure!(
+            self.transfers.upload_limit_mbps.is_finite() && self.transfers.upload_limit_mbps >= 0.0,
+            "transfers.upload_limit_mbps must be 0 (no limit) or more"
+        );
         self.overlay.validate()
     }
 

@@ -2,10 +2,12 @@
 //! order things happened. Front ends keep their own view by folding these; they never reach into
 //! the node's state.
 
+use std::path::PathBuf;
+
 use libp2p::{Multiaddr, PeerId};
 use partyline_protocol::voice::Pose;
 use partyline_protocol::wire::{LeaveReason, Presence};
-use partyline_protocol::{InviteId, PartyId, UnixTime};
+use partyline_protocol::{ContentId, InviteId, PartyId, UnixTime};
 
 /// How this node reaches a member right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -229,6 +231,52 @@ pub enum NodeEvent {
     /// until restarted.
     PluginStopped {
         plugin: String,
+        reason: String,
+    },
+    /// A file or folder is shared: members can download it by its id.
+    Shared {
+        id: ContentId,
+        name: String,
+        total: u64,
+        files: u64,
+        path: PathBuf,
+    },
+    /// How far a download is: `done` of `total` bytes verified and written, from `peers`
+    /// members (0 while none who has it is found; `total` is 0 until its manifest is known).
+    Transfer {
+        id: ContentId,
+        name: String,
+        /// What asked for it calls it this (a game's name, a file offered).
+        label: String,
+        done: u64,
+        total: u64,
+        peers: usize,
+        /// The plugin that asked for it.
+        plugin: Option<String>,
+    },
+    /// A download is complete: every byte verified, synced, and in `path`.
+    TransferComplete {
+        id: ContentId,
+        name: String,
+        label: String,
+        total: u64,
+        files: u64,
+        path: PathBuf,
+        /// The plugin that asked for it.
+        plugin: Option<String>,
+    },
+    /// A download stopped (cancelled, no space, …); what it wrote is kept to resume.
+    TransferFailed {
+        id: ContentId,
+        name: String,
+        label: String,
+        message: String,
+        plugin: Option<String>,
+    },
+    /// A member's data for a download was wrong (or it misbehaved): it is not asked again.
+    TransferPeerDropped {
+        id: ContentId,
+        peer: PeerId,
         reason: String,
     },
     /// Something went wrong; the node keeps running.

@@ -29,6 +29,9 @@ pub enum Request {
     Screenshot { path: PathBuf },
     /// Make the overlay take the mouse (`true`) or let clicks through to the game.
     Interactive { on: bool },
+    /// After the answer, every event from now on, one JSON object per line, until the client
+    /// hangs up (how `partyline games …` and `partyline send` watch what they asked for).
+    Follow,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -39,7 +42,16 @@ pub enum Answer {
 }
 
 /// A request from another process, and where its answer goes.
-pub type Incoming = (Request, oneshot::Sender<Answer>);
+pub struct Incoming {
+    pub request: Request,
+    pub reply: oneshot::Sender<Answer>,
+    /// For `Follow`: where the event lines go (bounded; a client that does not keep up loses
+    /// lines, never stalls Partyline).
+    pub lines: Option<mpsc::Sender<String>>,
+}
+
+/// Event lines a follower may have waiting.
+const FOLLOW_QUEUE: usize = 1024;
 
 /// Sends `request` to the Partyline running with this socket; `Ok(None)` when none runs.
 pub async fn hand_off(socket: &Path, request: &Request) -> Result<Option<Answer>> {
@@ -87,12 +99,18 @@ async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(MAX_LINE as u64 + 1);
     let mut line = String::new();
+    let mut follow = None;
     let answer = match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
         Ok(Ok(n)) if n > MAX_LINE => Answer::Error("request too long".into()),
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
-                match requests.try_send((request, reply)) {
+                let lines = (request == Request::Follow).then(|| {
+                    let (tx, rx) = mpsc::channel(FOLLOW_QUEUE);
+                    follow = Some(rx);
+                    tx
+                });
+                match requests.try_send(Incoming { request, reply, lines }) {
                     Ok(()) => answer.await.unwrap_or(Answer::Error("Partyline is stopping".into())),
                     Err(_) => Answer::Error("Partyline is busy; try again".into()),
                 }
@@ -102,9 +120,47 @@ async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
         Ok(Err(e)) => Answer::Error(format!("cannot read the request: {e}")),
         Err(_) => return,
     };
+    let ok = answer == Answer::Ok;
     if let Ok(mut text) = serde_json::to_string(&answer) {
         text.push('\n');
-        let _ = write.write_all(text.as_bytes()).await;
+        if write.write_all(text.as_bytes()).await.is_err() {
+            return;
+        }
+    }
+    if let (Some(mut lines), true) = (follow, ok) {
+        while let Some(mut line) = lines.recv().await {
+            line.push('\n');
+            if write.write_all(line.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+}
+
+/// Follows the events of the Partyline running with this socket (`Ok(None)` when none runs):
+/// a reader of JSON lines.
+pub async fn follow(
+    socket: &Path,
+) -> Result<Option<tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>>> {
+    let stream = match UnixStream::connect(socket).await {
+        Ok(s) => s,
+        Err(e)
+            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
+        {
+            return Ok(None);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot reach Partyline at {}", socket.display())),
+    };
+    let (read, mut write) = stream.into_split();
+    let mut request = serde_json::to_string(&Request::Follow)?;
+    request.push('\n');
+    write.write_all(request.as_bytes()).await?;
+    drop(write);
+    let mut lines = BufReader::new(read).lines();
+    let answer = lines.next_line().await?.context("the running Partyline closed the connection")?;
+    match serde_json::from_str::<Answer>(&answer).context("the running Partyline answered nonsense")? {
+        Answer::Ok => Ok(Some(lines)),
+        Answer::Error(e) => anyhow::bail!("{e}"),
     }
 }
 
@@ -121,13 +177,45 @@ mod tests {
         let mut rx = serve(&socket).unwrap();
         assert!(serve(&socket).unwrap_err().to_string().contains("already running"));
         let server = tokio::spawn(async move {
-            let (request, reply) = rx.recv().await.unwrap();
-            reply.send(Answer::Error(format!("{request:?}"))).unwrap();
+            let incoming = rx.recv().await.unwrap();
+            incoming.reply.send(Answer::Error(format!("{:?}", incoming.request))).unwrap();
         });
         let link = Request::Open { link: "partyline://join/x".into() };
         let answer = hand_off(&socket, &link).await.unwrap().unwrap();
         assert_eq!(answer, Answer::Error(format!("{link:?}")));
         server.await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn followers_get_lines_until_they_hang_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let socket = dir.path().join("p.sock");
+        assert!(follow(&socket).await.unwrap().is_none(), "nobody runs");
+        let mut rx = serve(&socket).unwrap();
+        let server = tokio::spawn(async move {
+            let incoming = rx.recv().await.unwrap();
+            assert_eq!(incoming.request, Request::Follow);
+            let lines = incoming.lines.unwrap();
+            incoming.reply.send(Answer::Ok).unwrap();
+            lines.send("{\"event\":\"one\"}".into()).await.unwrap();
+            lines.send("{\"event\":\"two\"}".into()).await.unwrap();
+            lines
+        });
+        let mut lines = follow(&socket).await.unwrap().unwrap();
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "{\"event\":\"one\"}");
+        assert_eq!(lines.next_line().await.unwrap().unwrap(), "{\"event\":\"two\"}");
+        let sender = server.await.unwrap();
+        drop(lines);
+        // The server notices the hang-up at its next write, and stops forwarding.
+        let mut gone = false;
+        for _ in 0..50 {
+            if sender.send("x".into()).await.is_err() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert!(gone, "the forwarding ends when the follower hangs up");
     }
 
     #[tokio::test]

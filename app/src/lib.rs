@@ -12,6 +12,7 @@ pub mod party;
 pub mod paths;
 pub mod plugins;
 pub mod store;
+pub mod transfer;
 pub mod voice;
 
 mod rate;

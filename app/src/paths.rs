@@ -65,6 +65,21 @@ impl Dirs {
         self.data.join("plugins.sqlite3")
     }
 
+    /// Downloads under way and finished ones not yet placed, and what is known of them.
+    pub fn transfers(&self) -> PathBuf {
+        self.data.join("transfers")
+    }
+
+    /// Games downloaded from members (the game store's library).
+    pub fn library(&self) -> PathBuf {
+        self.data.join("library")
+    }
+
+    /// Files members sent.
+    pub fn downloads(&self) -> PathBuf {
+        self.data.join("downloads")
+    }
+
     /// Compiled plugins (rebuilt when missing).
     pub fn plugins_cache(&self) -> PathBuf {
         self.cache.join("plugins")

@@ -1,6 +1,7 @@
-//! A token bucket: `burst` tokens, refilled at `per_sec`. Used to cap what one peer may send.
+//! Rate limits: a token bucket (`burst` tokens, refilled at `per_sec`) caps what one peer may
+//! send; a byte rate paces what this node uploads.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 #[derive(Clone, Debug)]
 pub(crate) struct TokenBucket {
@@ -29,11 +30,47 @@ impl TokenBucket {
     }
 }
 
+/// Paces bytes to `per_sec`: each reservation is sent when the ones before it have had their
+/// time (a virtual clock that never runs behind now by more than `slack`, so an idle sender gets
+/// a short burst, not an unbounded one).
+#[derive(Clone, Debug)]
+pub(crate) struct ByteRate {
+    per_sec: f64,
+    slack: Duration,
+    next: Instant,
+}
+
+impl ByteRate {
+    pub(crate) fn new(per_sec: u64, now: Instant) -> Self {
+        Self { per_sec: per_sec.max(1) as f64, slack: Duration::from_millis(50), next: now }
+    }
+
+    /// Reserves `bytes`: how long to wait before sending them.
+    pub(crate) fn reserve(&mut self, bytes: u64, now: Instant) -> Duration {
+        self.next = self.next.max(now.checked_sub(self.slack).unwrap_or(now));
+        let wait = self.next.saturating_duration_since(now);
+        self.next += Duration::from_secs_f64(bytes as f64 / self.per_sec);
+        wait
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
+
+    #[test]
+    fn byte_rate_paces_to_its_rate_after_a_short_burst() {
+        let t0 = Instant::now();
+        let mut rate = ByteRate::new(1000, t0);
+        assert_eq!(rate.reserve(500, t0), Duration::ZERO);
+        assert_eq!(rate.reserve(500, t0), Duration::from_millis(500));
+        assert_eq!(rate.reserve(1000, t0), Duration::from_secs(1));
+        // Idle for long: only `slack` of credit, then the rate again.
+        let later = t0 + Duration::from_secs(100);
+        assert_eq!(rate.reserve(50, later), Duration::ZERO);
+        assert_eq!(rate.reserve(100, later), Duration::ZERO);
+        assert_eq!(rate.reserve(100, later), Duration::from_millis(100));
+    }
 
     #[test]
     fn allows_bursts_then_the_rate() {

@@ -5,9 +5,14 @@
 //! - [`link`]: the `partyline://join/<payload>` link that carries a party, an invite and addresses.
 //! - [`wire`]: the messages members exchange, their compact versioned encoding and hard size limits.
 //! - [`voice`]: voice frames (an Opus packet with sequence, timestamp and the speaker's pose).
+//! - [`content`]: shared content (games, files) addressed by BLAKE3: manifests, piece lists, and
+//!   the checks that keep a manifest inside the folder it is unpacked into.
+//! - [`blobs`]: requests for content between members (manifest, piece list, runs of pieces).
 //!
 //! Every decoder here takes untrusted bytes and answers with a typed error saying what is wrong.
 
+pub mod blobs;
+pub mod content;
 pub mod invite;
 pub mod link;
 pub mod party;
@@ -19,6 +24,7 @@ mod compact;
 #[cfg(test)]
 mod proptests;
 
+pub use content::{ContentId, Manifest};
 pub use invite::{Invite, InviteError, InviteId, InviteTerms, RevocationList};
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};
 pub use link::{JoinLink, LinkError};

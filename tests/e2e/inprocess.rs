@@ -32,6 +32,7 @@ impl Peer {
             join_timeout: Duration::from_secs(10),
             voice: None,
             announce: vec![],
+            upload_limit: None,
         };
         let (node, events) = Node::start(config).await.expect("node starts");
         Self { node, events, seen: Vec::new() }

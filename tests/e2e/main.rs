@@ -11,4 +11,5 @@ mod plugins;
 mod processes;
 mod rejection;
 mod relay;
+mod transfers;
 mod voice;

@@ -27,10 +27,12 @@ fn plugins_are_installed_granted_revoked_disabled_and_removed() {
     assert!(h.join("data/plugins/template/plugin.wasm").exists());
     assert!(std::fs::read_dir(h.join("cache/plugins")).unwrap().count() > 0, "compiled and cached");
 
-    // Installing again replaces it in place.
+    // Installing again replaces it in place; the bundled plugins are there beside it.
     install(h, &template, &wasm, "ui,storage");
     let (_, listed) = plugins(h, &["list"]);
-    assert_eq!(listed.len(), 1, "{listed:?}");
+    let ids: Vec<&str> = listed.iter().map(|p| p["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, ["file-transfer", "game-store", "template"], "{listed:?}");
+    assert!(listed[..2].iter().all(|p| granted(p).contains(&"blobs".to_owned())), "bundled: all granted");
 
     let (ok, out) = plugins(h, &["grant", "template", "party,log"]);
     assert!(ok && granted(&out[0]) == ["log", "party", "storage", "ui"], "{out:?}");
@@ -45,10 +47,14 @@ fn plugins_are_installed_granted_revoked_disabled_and_removed() {
 
     assert!(plugins(h, &["disable", "template"]).0);
     let (_, out) = plugins(h, &["list"]);
-    assert_eq!((out.len(), &out[0]["enabled"]), (1, &Value::Bool(false)));
+    assert_eq!(out.iter().find(|p| p["id"] == "template").unwrap()["enabled"], Value::Bool(false));
     assert!(plugins(h, &["remove", "template"]).0);
-    assert!(plugins(h, &["list"]).1.is_empty());
     assert!(!h.join("data/plugins/template").exists());
+    // A bundled plugin the user removes stays removed.
+    assert!(plugins(h, &["remove", "game-store"]).0);
+    let ids: Vec<String> =
+        plugins(h, &["list"]).1.iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["file-transfer"]);
 }
 
 #[test]
@@ -56,17 +62,18 @@ fn a_plugin_built_for_another_api_version_is_refused_saying_so() {
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let manifest = std::fs::read_to_string(template_dir().join("plugin.toml")).unwrap();
-    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.1.0\"", "api = \"0.2.0\""))
+    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.2.0\"", "api = \"0.3.0\""))
         .unwrap();
     std::fs::copy(template_wasm(), dir.path().join("template.wasm")).unwrap();
     let (ok, out) = plugins(home.path(), &["install", dir.path().to_str().unwrap()]);
     assert!(!ok);
     let message = out.iter().find_map(|e| e["message"].as_str()).unwrap_or_default().to_owned();
     assert!(
-        message.contains("built for the plugin API 0.2.0") && message.contains("provides 0.1.0"),
+        message.contains("built for the plugin API 0.3.0") && message.contains("provides 0.2.0"),
         "{message}"
     );
-    assert!(plugins(home.path(), &["list"]).1.is_empty(), "nothing installed");
+    let (_, listed) = plugins(home.path(), &["list"]);
+    assert!(listed.iter().all(|p| p["id"] != "template"), "nothing installed: {listed:?}");
 }
 
 fn panel_texts(e: &Value) -> Vec<String> {
@@ -157,5 +164,6 @@ fn a_plugin_asks_for_what_it_was_not_granted_and_works_once_allowed() {
     assert_eq!(asks["permissions"], serde_json::json!([]));
     wait_panel(&alice, "its panel, now allowed", |t| t.contains(&"alice".into()));
     let (_, listed) = plugins(home.path(), &["list"]);
-    assert_eq!(granted(&listed[0]).len(), 6, "remembered: {listed:?}");
+    let template = listed.iter().find(|p| p["id"] == "template").unwrap();
+    assert_eq!(granted(template).len(), 6, "remembered: {listed:?}");
 }

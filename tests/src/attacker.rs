@@ -6,9 +6,15 @@ use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, SwarmBuilder, noise, tcp, yamux};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
 use partyline::net::{PARTY_PROTOCOL, VOICE_PROTOCOL};
-use partyline_protocol::JoinLink;
+use partyline::transfer::BLOBS_PROTOCOL;
+use partyline_protocol::blobs::{BlobAnswer, BlobRequest, header_len};
+use partyline_protocol::content::Layout;
 use partyline_protocol::wire::{self, Join, Message};
+use partyline_protocol::{ContentId, JoinLink, Manifest};
 
 pub struct Attacker {
     control: libp2p_stream::Control,
@@ -128,6 +134,75 @@ impl Attacker {
             }
             alive
         })
+    }
+
+    /// Answers `/partyline/blobs/1` as a member that has each `(id, manifest, piece list)`:
+    /// the manifest (maybe a hostile one, which its id names all the same) and piece list as
+    /// given, and garbage for pieces. Returns the count of garbage bytes sent.
+    pub fn serve_lies(&self, contents: Vec<(ContentId, Vec<u8>, Vec<u8>)>) -> Arc<AtomicU64> {
+        let mut incoming = self.control.clone().accept(BLOBS_PROTOCOL).expect("accept blob streams once");
+        let sent = Arc::new(AtomicU64::new(0));
+        let counter = sent.clone();
+        let contents: Arc<Vec<_>> = Arc::new(
+            contents
+                .into_iter()
+                .map(|(id, m, p)| {
+                    let layout = Manifest::decode(&m, &id).ok().map(|m| Layout::new(&m));
+                    (id, m, p, layout)
+                })
+                .collect(),
+        );
+        self.runtime.spawn(async move {
+            while let Some((_, mut stream)) = incoming.next().await {
+                let (contents, sent) = (contents.clone(), sent.clone());
+                tokio::spawn(async move {
+                    loop {
+                        let mut prefix = [0u8; 4];
+                        if stream.read_exact(&mut prefix).await.is_err() {
+                            return;
+                        }
+                        let Ok(len) = header_len(prefix) else { return };
+                        let mut body = vec![0u8; len];
+                        if stream.read_exact(&mut body).await.is_err() {
+                            return;
+                        }
+                        let find = |id: &ContentId| contents.iter().find(|c| c.0 == *id);
+                        let body = match BlobRequest::decode(&body) {
+                            Ok(BlobRequest::Have { ids }) => {
+                                let have = ids.iter().map(|i| find(i).is_some()).collect();
+                                stream.write_all(&BlobAnswer::Have(have).frame()).await.map(|_| Vec::new())
+                            }
+                            Ok(BlobRequest::Manifest { id }) => {
+                                Ok(find(&id).map(|c| c.1.clone()).unwrap_or_default())
+                            }
+                            Ok(BlobRequest::Pieces { id }) => {
+                                Ok(find(&id).map(|c| c.2.clone()).unwrap_or_default())
+                            }
+                            Ok(BlobRequest::Range { id, first, count }) => {
+                                let layout = find(&id).and_then(|c| c.3.clone());
+                                let len = layout.as_ref().map_or(0, |l| {
+                                    (first..first + u64::from(count)).map(|p| l.piece_len(p)).sum::<u64>()
+                                });
+                                sent.fetch_add(len, Ordering::Relaxed);
+                                Ok((0..len).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect())
+                            }
+                            Err(_) => return,
+                        };
+                        let Ok(body) = body else { return };
+                        if body.is_empty() {
+                            continue;
+                        }
+                        let header = BlobAnswer::Body { len: body.len() as u64 }.frame();
+                        if stream.write_all(&header).await.is_err() || stream.write_all(&body).await.is_err()
+                        {
+                            return;
+                        }
+                        let _ = stream.flush().await;
+                    }
+                });
+            }
+        });
+        counter
     }
 
     /// Joins the party behind `link` as `name`, like a real member; returns once welcomed.

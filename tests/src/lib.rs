@@ -3,6 +3,7 @@
 
 pub mod attacker;
 pub mod audio;
+pub mod games;
 pub mod impair;
 pub mod netns;
 pub mod plugins;
@@ -353,4 +354,41 @@ pub fn chat_log(events: &[Value]) -> Vec<(u64, String, String)> {
             )
         })
         .collect()
+}
+
+/// Runs `partyline --json --home HOME ARGS…` to its end (at most `timeout`): whether it
+/// succeeded, and the JSON lines it printed.
+pub fn run_cli(home: &Path, args: &[&str], timeout: Duration) -> (bool, Vec<Value>) {
+    let mut child = Command::new(partyline_bin())
+        .arg("--json")
+        .arg("--home")
+        .arg(home)
+        .args(args)
+        .env_remove("DISPLAY")
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("partyline runs");
+    let stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+            .filter_map(|l| serde_json::from_str(&l).ok())
+            .collect()
+    });
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("try_wait") {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("`partyline {}` still running after {timeout:?}", args.join(" "));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let lines: Vec<Value> = reader.join().expect("reader");
+    (status.success(), lines)
 }

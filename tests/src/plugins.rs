@@ -46,7 +46,7 @@ pub fn install_hostile(home: &Path, mode: &str, permissions: &[&str], grant: &st
     let dir = tempfile::tempdir().unwrap();
     let asked: Vec<String> = permissions.iter().map(|p| format!("\"{p}\"")).collect();
     let manifest = format!(
-        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.1.0\"\n\
+        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.2.0\"\n\
          permissions = [{}]\n[config]\nmode = \"{mode}\"\n",
         asked.join(", ")
     );

@@ -1,6 +1,7 @@
 //! Lines typed into the headless node: chat, or a `/command`.
 
 use std::num::NonZeroU32;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use partyline_protocol::InviteId;
@@ -30,6 +31,12 @@ Type a line to chat. Commands:
   /plugin ID ACTION [VALUE]  press a button (or submit an input) of a plugin's panel
   /restart-plugin ID       start a stopped plugin again
   /grant-plugin ID [PERMS|all]     allow what a plugin asks for (comma-separated; default all)
+  /share PATH              share a game's folder with the party (game store)
+  /games                   games here, in the party and in the store
+  /get GAME                download a game from every member who has it, into the library
+  /send PATH NAME          offer a file or folder to a member (file transfer)
+  /transfers               downloads and shared content, and how far they are
+  /cancel ID|NAME          stop a download and throw away what it wrote
   /join LINK               leave this party and join the one of LINK
   /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
@@ -64,6 +71,18 @@ pub(crate) enum Input {
         plugin: String,
         permissions: Option<Vec<Permission>>,
     },
+    /// Share a game's folder (game-store plugin).
+    Share(PathBuf),
+    Games,
+    /// Download a game (game-store plugin).
+    Get(String),
+    /// Offer a file or folder to a member (file-transfer plugin).
+    Send {
+        path: PathBuf,
+        to: String,
+    },
+    Transfers,
+    Cancel(String),
     /// Join the party of this link (leaving the current one).
     Open(String),
     /// Host your own party (when in none).
@@ -151,6 +170,20 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
             };
             Ok(Input::GrantPlugin { plugin: plugin.to_owned(), permissions })
         }
+        "share" if rest.is_empty() => Err("/share needs the path of a game's folder".into()),
+        "share" => Ok(Input::Share(PathBuf::from(rest))),
+        "games" => no_args(Input::Games),
+        "get" if rest.is_empty() => Err("/get needs a game's name (/games lists them)".into()),
+        "get" => Ok(Input::Get(rest.to_owned())),
+        "send" => match rest.rsplit_once(char::is_whitespace) {
+            Some((path, to)) if !path.trim().is_empty() => {
+                Ok(Input::Send { path: PathBuf::from(path.trim()), to: to.to_owned() })
+            }
+            _ => Err("usage: /send PATH NAME".into()),
+        },
+        "transfers" => no_args(Input::Transfers),
+        "cancel" if rest.is_empty() => Err("/cancel needs a download's id or name (/transfers)".into()),
+        "cancel" => Ok(Input::Cancel(rest.to_owned())),
         "join" if rest.is_empty() => Err("/join needs a partyline:// link".into()),
         "join" => Ok(Input::Open(rest.to_owned())),
         "host" => no_args(Input::Host),
@@ -256,6 +289,20 @@ mod tests {
             parse("/silence bob"),
             Ok(Input::Voice(VoiceControl::MuteMember { name: "bob".into(), muted: true }))
         );
+    }
+
+    #[test]
+    fn transfer_commands() {
+        assert_eq!(parse("/share /games/Star Fox"), Ok(Input::Share("/games/Star Fox".into())));
+        assert!(parse("/share").is_err());
+        assert_eq!(parse("/get Star Fox"), Ok(Input::Get("Star Fox".into())));
+        assert_eq!(
+            parse("/send /tmp/my file.zip bob"),
+            Ok(Input::Send { path: "/tmp/my file.zip".into(), to: "bob".into() })
+        );
+        assert!(parse("/send bob").is_err());
+        assert_eq!(parse("/transfers"), Ok(Input::Transfers));
+        assert_eq!(parse("/cancel abc"), Ok(Input::Cancel("abc".into())));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 mod input;
 mod output;
 mod plugins;
+mod remote;
 mod session;
 
 use std::num::NonZeroU32;
@@ -71,6 +72,16 @@ enum Command {
     /// Manage plugins: list, install, enable, disable, grant, revoke, remove.
     #[command(subcommand)]
     Plugins(plugins::PluginsCommand),
+    /// Games shared in the party, on the running Partyline: list, share PATH, get GAME.
+    #[command(subcommand)]
+    Games(remote::GamesCommand),
+    /// Offer a file or folder to a member, on the running Partyline; waits until they have it.
+    Send {
+        path: PathBuf,
+        /// The member's name.
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Args, Debug, Default)]
@@ -93,6 +104,9 @@ struct NodeArgs {
     /// Do not look for peers on the local network with mDNS.
     #[arg(long)]
     no_mdns: bool,
+    /// Upload at most this many megabytes per second to members (default: from settings).
+    #[arg(long, value_name = "MB/S")]
+    upload_limit: Option<f64>,
     #[command(flatten)]
     voice: VoiceArgs,
 }
@@ -246,6 +260,10 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
         Some(Command::Relay(args)) => return relay(dirs, settings, args, printer).await.map(Plan::Exit),
         Some(Command::Devices) => return devices(printer).map(Plan::Exit),
         Some(Command::Plugins(command)) => return plugins::run(&dirs, command, printer).map(Plan::Exit),
+        Some(Command::Games(command)) => return remote::games(&dirs, command, printer).await.map(Plan::Exit),
+        Some(Command::Send { path, to }) => {
+            return remote::send(&dirs, &path, &to, printer).await.map(Plan::Exit);
+        }
         Some(Command::InstallDesktop) => {
             let file = crate::desktop::install()?;
             printer.help(&format!("partyline:// links now open Partyline ({})", file.display()));
@@ -297,29 +315,37 @@ impl Start {
         let Self { dirs, settings, printer, action, .. } = self;
         let requests = crate::ipc::serve(&dirs.socket())?;
         let terms = invite_terms(&settings);
-        let (plugins, problems) = crate::plugins::PluginHost::start(&dirs);
-        for problem in problems {
-            printer.error(&problem);
-        }
+        // Plugins start with the node (they share and download through it), before it joins
+        // a party, so that they hear of it.
+        let start_plugins = |node: &Node| {
+            let (plugins, problems) =
+                crate::plugins::PluginHost::start(&dirs, Some(node.transfers().clone()));
+            for problem in problems {
+                printer.error(&problem);
+            }
+            plugins
+        };
         match action {
             Action::Host(args) => {
                 let terms = InviteTerms {
                     lifetime: args.expires.unwrap_or(terms.lifetime),
                     max_uses: args.uses.map_or(terms.max_uses, NonZeroU32::new),
                 };
-                let config = node_config(dirs, &settings, args.node)?;
+                let config = node_config(dirs.clone(), &settings, args.node)?;
                 let (node, events) = Node::start(config).await?;
+                let plugins = start_plugins(&node);
                 node.host(args.new).await?;
                 node.invite(terms).await?;
                 let session = Session::new(node, printer, invite_terms(&settings), front, requests, plugins);
                 Ok(session.run(events).await)
             }
             Action::Join(args) => {
-                let mut config = node_config(dirs, &settings, args.node)?;
+                let mut config = node_config(dirs.clone(), &settings, args.node)?;
                 if let Some(timeout) = args.timeout {
                     config.join_timeout = timeout;
                 }
                 let (node, events) = Node::start(config).await?;
+                let plugins = start_plugins(&node);
                 let mut session = Session::new(node, printer, terms, front, requests, plugins);
                 if !session.join_first(&args.link).await {
                     return Ok(ExitCode::from(EXIT_JOIN_FAILED));
@@ -385,6 +411,10 @@ fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeCo
         config.port = port;
     }
     config.mdns &= !args.no_mdns;
+    if let Some(limit) = args.upload_limit {
+        anyhow::ensure!(limit.is_finite() && limit >= 0.0, "--upload-limit must be 0 (none) or more");
+        config.upload_limit = (limit > 0.0).then_some((limit * 1e6) as u64);
+    }
     config.voice = voice_config(config.voice.take(), args.voice)?;
     Ok(config)
 }

@@ -8,6 +8,7 @@ use serde_json::{Value, json};
 
 use crate::events::{MemberInfo, NodeEvent, Stats, VoiceStats};
 use crate::net::relay_server::RelayEvent;
+use crate::transfer::human_bytes;
 
 #[derive(Clone, Copy)]
 pub(crate) struct Printer {
@@ -17,6 +18,15 @@ pub(crate) struct Printer {
 impl Printer {
     pub(crate) fn new(json: bool) -> Self {
         Self { json }
+    }
+
+    pub(crate) fn is_json(&self) -> bool {
+        self.json
+    }
+
+    /// A line as it is (a JSON event another Partyline printed).
+    pub(crate) fn raw(&self, line: &str) {
+        self.line(line);
     }
 
     pub(crate) fn event(&self, event: &NodeEvent) {
@@ -44,6 +54,37 @@ impl Printer {
             self.line(&json!({"event": "devices", "inputs": inputs, "outputs": outputs}).to_string());
         } else {
             self.line(&format!("Inputs:\n  {}\nOutputs:\n  {}", inputs.join("\n  "), outputs.join("\n  ")));
+        }
+    }
+
+    /// What the transfer engine knows: shared, downloading, downloaded content.
+    pub(crate) fn transfers(&self, list: &[crate::transfer::ContentInfo]) {
+        if self.json {
+            let items: Vec<Value> = list
+                .iter()
+                .map(|c| {
+                    json!({
+                        "id": c.id.to_string(), "name": c.name, "label": c.label, "state": c.state,
+                        "total": c.total, "files": c.files, "path": c.path, "error": c.error,
+                    })
+                })
+                .collect();
+            self.line(&json!({"event": "transfers", "items": items}).to_string());
+            return;
+        }
+        if list.is_empty() {
+            self.line("nothing shared or downloaded yet");
+        }
+        for c in list {
+            let place = c.error.clone().or_else(|| c.path.as_ref().map(|p| p.display().to_string()));
+            self.line(&format!(
+                "{} {} ({}, {}) {}",
+                c.id.short(),
+                c.name,
+                human_bytes(c.total),
+                c.state,
+                place.unwrap_or_default()
+            ));
         }
     }
 
@@ -227,6 +268,23 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
         NodeEvent::PluginAsks { plugin, name, permissions } => {
             json!({"event": "plugin-asks", "plugin": plugin, "name": name, "permissions": permissions})
         }
+        NodeEvent::Shared { id, name, total, files, path } => json!({
+            "event": "shared", "id": id.to_string(), "name": name, "total": total, "files": files, "path": path,
+        }),
+        NodeEvent::Transfer { id, name, label, done, total, peers, .. } => json!({
+            "event": "transfer", "id": id.to_string(), "name": name, "label": label,
+            "done": done, "total": total, "peers": peers,
+        }),
+        NodeEvent::TransferComplete { id, name, label, total, files, path, .. } => json!({
+            "event": "transfer-complete", "id": id.to_string(), "name": name, "label": label,
+            "total": total, "files": files, "path": path,
+        }),
+        NodeEvent::TransferFailed { id, name, label, message, .. } => json!({
+            "event": "transfer-failed", "id": id.to_string(), "name": name, "label": label, "message": message,
+        }),
+        NodeEvent::TransferPeerDropped { id, peer, reason } => json!({
+            "event": "transfer-peer-dropped", "id": id.to_string(), "peer": peer.to_string(), "reason": reason,
+        }),
         NodeEvent::Error { message } => json!({"event": "error", "message": message}),
         NodeEvent::JoinFailed { message } => json!({"event": "error", "message": message, "fatal": true}),
         NodeEvent::Kicked { banned } => json!({"event": "kicked", "banned": banned}),
@@ -269,6 +327,27 @@ fn panel_element_json(e: &crate::events::PanelElement) -> Value {
 /// Metres, and the yaw in degrees (as `/pos` takes it).
 fn pose_json(p: &Pose) -> Value {
     json!({"x": p.x, "y": p.y, "z": p.z, "yaw": p.yaw.to_degrees()})
+}
+
+/// `name [#########-----------]  45%  1.2 GiB of 2.7 GiB from 2 members`.
+pub(crate) fn progress_line(name: &str, done: u64, total: u64, peers: usize) -> String {
+    if total == 0 {
+        return format!("{name}: looking for a member who has it…");
+    }
+    const WIDTH: u64 = 24;
+    let filled = (done.min(total) * WIDTH / total) as usize;
+    let bar = format!("{}{}", "#".repeat(filled), "-".repeat(WIDTH as usize - filled));
+    let from = match peers {
+        0 => "waiting for members who have it".to_owned(),
+        1 => "from 1 member".to_owned(),
+        n => format!("from {n} members"),
+    };
+    format!(
+        "{name} [{bar}] {:>3}%  {} of {} {from}",
+        done.min(total) * 100 / total,
+        human_bytes(done),
+        human_bytes(total)
+    )
 }
 
 fn clock(ts_ms: u64) -> String {
@@ -366,6 +445,15 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             permissions.join(", ")
         ),
         NodeEvent::PluginStopped { plugin, reason } => format!("error: plugin {plugin} stopped: {reason}"),
+        NodeEvent::Shared { id, name, total, files, .. } => {
+            format!("* sharing {name} ({}, {files} files) as {id}", human_bytes(*total))
+        }
+        NodeEvent::Transfer { name, done, total, peers, .. } => progress_line(name, *done, *total, *peers),
+        NodeEvent::TransferComplete { name, total, path, .. } => {
+            format!("* {name} is here ({}, verified): {}", human_bytes(*total), path.display())
+        }
+        NodeEvent::TransferFailed { name, message, .. } => format!("error: {name}: {message}"),
+        NodeEvent::TransferPeerDropped { peer, reason, .. } => format!("* stopped asking {peer}: {reason}"),
         NodeEvent::Error { message } | NodeEvent::JoinFailed { message } => format!("error: {message}"),
         NodeEvent::Kicked { banned: true } => "* you were banned from the party".into(),
         NodeEvent::Kicked { banned: false } => "* you were kicked from the party".into(),

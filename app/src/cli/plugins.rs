@@ -53,6 +53,9 @@ fn permissions(list: &str) -> Result<Vec<Permission>> {
 
 pub(crate) fn run(dirs: &Dirs, command: PluginsCommand, printer: Printer) -> Result<ExitCode> {
     let mut installed = Installed::open(dirs)?;
+    for problem in installed.ensure_bundled() {
+        printer.error(&problem);
+    }
     match command {
         PluginsCommand::List => printer.plugins(&installed.list()?),
         PluginsCommand::Install { path, wasm, grant } => {

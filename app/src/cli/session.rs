@@ -46,6 +46,10 @@ pub(super) struct Session {
     /// The front end has closed: leave, then stop.
     quitting: bool,
     plugins: PluginHost,
+    /// The last panel of each plugin (`/games` prints the game store's).
+    panels: std::collections::HashMap<String, NodeEvent>,
+    /// Other processes following the events (`partyline games …`, `partyline send`).
+    followers: Vec<mpsc::Sender<String>>,
 }
 
 impl Session {
@@ -58,7 +62,19 @@ impl Session {
         plugins: PluginHost,
     ) -> Self {
         let requests = Some(requests);
-        Self { node, printer, terms, front, requests, party: None, switch_to: None, quitting: false, plugins }
+        Self {
+            node,
+            printer,
+            terms,
+            front,
+            requests,
+            party: None,
+            switch_to: None,
+            quitting: false,
+            plugins,
+            panels: std::collections::HashMap::new(),
+            followers: Vec::new(),
+        }
     }
 
     /// Joins the party of the link given on the command line. False when that failed and there
@@ -72,7 +88,7 @@ impl Session {
             }
             Err(e) => {
                 let event = NodeEvent::JoinFailed { message: format!("cannot use this link: {e}") };
-                self.printer.event(&event);
+                self.publish(&event);
                 self.tell_front(FrontMsg::Event(event));
                 if self.front.is_some() {
                     return true;
@@ -86,9 +102,10 @@ impl Session {
     /// Runs until the node leaves its party (headless) or the overlay closes.
     pub(super) async fn run(mut self, mut events: mpsc::Receiver<NodeEvent>) -> ExitCode {
         for ask in self.plugins.asks() {
-            self.printer.event(&ask);
+            self.publish(&ask);
             self.tell_front(FrontMsg::Event(ask));
         }
+        self.plugins.remind().await;
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = self.front.is_none();
         let signal = shutdown_signal();
@@ -125,9 +142,12 @@ impl Session {
                     }
                 }
                 request = recv_request(&mut self.requests) => match request {
-                    Some((request, reply)) => {
-                        let answer = self.on_request(request).await;
-                        let _ = reply.send(answer);
+                    Some(incoming) => {
+                        if let Some(lines) = incoming.lines {
+                            self.followers.push(lines);
+                        }
+                        let answer = self.on_request(incoming.request).await;
+                        let _ = incoming.reply.send(answer);
                     }
                     None => self.requests = None,
                 },
@@ -144,14 +164,14 @@ impl Session {
         // Let the rest of the events (say, the reason for leaving) out before stopping.
         let _ = self.node.shutdown().await;
         while let Ok(event) = events.try_recv() {
-            self.printer.event(&event);
+            self.publish(&event);
         }
         code
     }
 
     async fn on_event(&mut self, event: NodeEvent) -> Option<ExitCode> {
         self.plugins.on_event(&event);
-        self.printer.event(&event);
+        self.publish(&event);
         let terminal = event.is_terminal();
         if let NodeEvent::Joined { party, .. } = &event {
             self.party = Some(*party);
@@ -184,13 +204,25 @@ impl Session {
                 return;
             }
             PluginOut::Panel { plugin, title, elements } => {
-                NodeEvent::PluginPanel { plugin, title, elements }
+                let panel = NodeEvent::PluginPanel { plugin: plugin.clone(), title, elements };
+                self.panels.insert(plugin, panel.clone());
+                panel
             }
             PluginOut::Toast { plugin, text } => NodeEvent::PluginToast { plugin, text },
             PluginOut::Stopped { plugin, reason } => NodeEvent::PluginStopped { plugin, reason },
         };
-        self.printer.event(&event);
+        self.publish(&event);
         self.tell_front(FrontMsg::Event(event));
+    }
+
+    /// Prints an event, and hands it to the processes following events.
+    fn publish(&mut self, event: &NodeEvent) {
+        self.printer.event(event);
+        if !self.followers.is_empty() {
+            let line = super::output::to_json(event).to_string();
+            // A follower that hung up, or does not keep up, is let go.
+            self.followers.retain(|f| f.try_send(line.clone()).is_ok());
+        }
     }
 
     fn tell_front(&mut self, msg: FrontMsg) {
@@ -200,8 +232,9 @@ impl Session {
     }
 
     fn error(&mut self, message: &str) {
-        self.printer.error(message);
-        self.tell_front(FrontMsg::Event(NodeEvent::Error { message: message.to_owned() }));
+        let event = NodeEvent::Error { message: message.to_owned() };
+        self.publish(&event);
+        self.tell_front(FrontMsg::Event(event));
     }
 
     async fn on_request(&mut self, request: Request) -> Answer {
@@ -222,6 +255,7 @@ impl Session {
             Request::Screenshot { .. } | Request::Interactive { .. } => {
                 Err(anyhow::anyhow!("no overlay is open"))
             }
+            Request::Follow => Ok(()),
         };
         match result {
             Ok(()) => Answer::Ok,
@@ -248,7 +282,7 @@ impl Session {
         let Err(e) = self.node.join(link).await else { return true };
         self.party = None;
         let event = NodeEvent::JoinFailed { message: format!("cannot join: {e:#}") };
-        self.printer.event(&event);
+        self.publish(&event);
         self.tell_front(FrontMsg::Event(event));
         false
     }
@@ -260,14 +294,14 @@ impl Session {
     }
 
     async fn try_input(&mut self, input: Input) -> Result<()> {
-        let node = &self.node;
+        let node = self.node.clone();
         match input {
             Input::Nothing => {}
             Input::Help => self.printer.help(input::HELP),
             Input::Chat(text) => node.chat(text).await?,
             Input::Members => {
                 let event = NodeEvent::Members { members: node.members().await? };
-                self.printer.event(&event);
+                self.publish(&event);
                 self.tell_front(FrontMsg::Event(event));
             }
             Input::Invite { expires, uses } => {
@@ -282,9 +316,9 @@ impl Session {
             Input::Presence(presence) => node.set_presence(presence).await?,
             Input::Voice(control) => node.voice(control).await?,
             Input::Stats => {
-                self.printer.event(&NodeEvent::Stats(node.stats().await?));
+                self.publish(&NodeEvent::Stats(node.stats().await?));
                 if let Ok(voice) = node.voice_stats().await {
-                    self.printer.event(&NodeEvent::VoiceStats(voice));
+                    self.publish(&NodeEvent::VoiceStats(voice));
                 }
             }
             Input::Plugins => {
@@ -300,11 +334,40 @@ impl Session {
                     ));
                 }
             }
-            Input::PluginAction { plugin, id, value } => self.plugins.act(&plugin, id, value)?,
+            Input::PluginAction { plugin, id, value } => {
+                // A path the user submits to a plugin is theirs to share with it.
+                if let Some(path) = value.as_deref().map(std::path::Path::new).filter(|p| p.is_absolute()) {
+                    self.plugins.hand(&plugin, path);
+                }
+                self.plugins.act(&plugin, id, value)?;
+            }
+            Input::Share(path) => self.hand_to(GAME_STORE, "share", &path, String::new())?,
+            Input::Get(game) => self.bundled(GAME_STORE)?.act(GAME_STORE, "get".into(), Some(game))?,
+            Input::Games => {
+                self.bundled(GAME_STORE)?;
+                match self.panels.get(GAME_STORE).cloned() {
+                    Some(panel) => self.publish(&panel),
+                    None => anyhow::bail!("the game store has not shown anything yet"),
+                }
+            }
+            Input::Send { path, to } => self.hand_to(FILE_TRANSFER, "send", &path, format!("{to}\n"))?,
+            Input::Transfers => {
+                let list = node.transfers().list().await?;
+                self.printer.transfers(&list);
+            }
+            Input::Cancel(what) => {
+                let list = node.transfers().list().await?;
+                let found = list.iter().find(|c| {
+                    c.state == "downloading"
+                        && (c.id.to_string().starts_with(&what) || c.name == what || c.label == what)
+                });
+                let found = found.with_context(|| format!("no download {what:?} (/transfers lists them)"))?;
+                node.transfers().cancel(found.id).await?;
+            }
             Input::RestartPlugin(plugin) => self.plugins.restart(&plugin)?,
             Input::GrantPlugin { plugin, permissions } => {
                 let ask = self.plugins.grant(&plugin, permissions)?;
-                self.printer.event(&ask);
+                self.publish(&ask);
                 self.tell_front(FrontMsg::Event(ask));
             }
             Input::Open(link) => self.open(&link).await?,
@@ -317,6 +380,30 @@ impl Session {
             Input::End => node.end_party().await?,
         }
         Ok(())
+    }
+}
+
+/// The bundled plugins the transfer commands go to.
+const GAME_STORE: &str = "game-store";
+const FILE_TRANSFER: &str = "file-transfer";
+
+impl Session {
+    /// The plugin host, if the bundled `plugin` runs.
+    fn bundled(&self, plugin: &str) -> Result<&PluginHost> {
+        anyhow::ensure!(
+            self.plugins.runs(plugin),
+            "the {plugin} plugin is not running (`partyline plugins list`; `partyline plugins enable {plugin}`)"
+        );
+        Ok(&self.plugins)
+    }
+
+    /// Hands `path` to a bundled plugin and presses its `action` with `prefix` + the path.
+    fn hand_to(&mut self, plugin: &str, action: &str, path: &std::path::Path, prefix: String) -> Result<()> {
+        self.bundled(plugin)?;
+        let path = std::path::absolute(path)?;
+        anyhow::ensure!(path.exists(), "{} does not exist", path.display());
+        self.plugins.hand(plugin, &path);
+        self.plugins.act(plugin, action.to_owned(), Some(format!("{prefix}{}", path.display())))
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use super::Command;
 use super::addrs::{Connections, OwnAddrs, Ports, TCP_PORT_KEY, UDP_PORT_KEY};
 use super::links::{LinkEvent, Links};
+use super::members::MemberSet;
 use super::swarm::{Behaviour, BehaviourEvent, learn_kad_peer};
 use super::voice_bridge::{VoiceBridge, VoiceControl};
 use crate::events::{NodeEvent, Path};
@@ -55,6 +56,8 @@ pub(super) struct EventLoop {
     engine: Engine,
     links: Links,
     voice: Option<VoiceBridge>,
+    /// The party's other members, published for the transfer engine.
+    members: Option<MemberSet>,
     commands: mpsc::Receiver<Command>,
     link_events: mpsc::Receiver<LinkEvent>,
     events: mpsc::Sender<NodeEvent>,
@@ -112,6 +115,7 @@ impl EventLoop {
             engine,
             links,
             voice,
+            members: None,
             commands,
             link_events,
             events,
@@ -134,6 +138,12 @@ impl EventLoop {
         };
         this.connect_relays();
         this
+    }
+
+    /// Publishes the party's members to `members` as they change.
+    pub(super) fn publishing_members(mut self, members: MemberSet) -> Self {
+        self.members = Some(members);
+        self
     }
 
     pub(super) fn announcing(mut self, addrs: Vec<Multiaddr>) -> Self {
@@ -218,6 +228,9 @@ impl EventLoop {
                 Action::Emit(event) => {
                     if let Some(voice) = &mut self.voice {
                         voice.on_event(&event);
+                    }
+                    if let Some(members) = &self.members {
+                        members.on_event(&event);
                     }
                     self.emit(event);
                 }

@@ -5,6 +5,7 @@
 mod addrs;
 mod event_loop;
 mod links;
+mod members;
 mod voice_bridge;
 mod voice_links;
 
@@ -30,6 +31,7 @@ use crate::party::{Engine, RevokeTarget};
 use crate::paths::Dirs;
 use crate::stats::Counters;
 use crate::store::Store;
+use crate::transfer::{TransferConfig, Transfers};
 use crate::voice::{Voice, VoiceConfig};
 
 /// Commands waiting for the event loop.
@@ -54,6 +56,8 @@ pub struct NodeConfig {
     /// Advertise these addresses (in links and to members) instead of the ones found: for a port
     /// forward, or a proxy in front of this node.
     pub announce: Vec<Multiaddr>,
+    /// Bytes per second uploaded to members at most, all together (`None`: no limit).
+    pub upload_limit: Option<u64>,
 }
 
 impl NodeConfig {
@@ -68,6 +72,7 @@ impl NodeConfig {
             join_timeout: settings.join_timeout,
             voice: Some(settings.voice.to_config()),
             announce: Vec::new(),
+            upload_limit: settings.transfers.upload_limit(),
         }
     }
 
@@ -153,6 +158,7 @@ pub(crate) enum Command {
 pub struct Node {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
+    transfers: Transfers,
 }
 
 impl Node {
@@ -189,6 +195,7 @@ impl Node {
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
+        let swarm_control = swarm.behaviour().stream.new_control();
         let links = links::Links::new(swarm.behaviour().stream.new_control(), link_tx, counters.clone());
         let voice = match config.voice.clone() {
             Some(mut voice_config) => {
@@ -205,18 +212,39 @@ impl Node {
             None => None,
         };
         let event_loop = event_loop::EventLoop::new(
-            swarm, engine, links, voice, rx, link_rx, events_tx, counters, listeners, relays,
+            swarm,
+            engine,
+            links,
+            voice,
+            rx,
+            link_rx,
+            events_tx.clone(),
+            counters,
+            listeners,
+            relays,
         );
-        let event_loop = event_loop.announcing(config.announce.clone());
+        let (members, members_rx) = members::MemberSet::new(peer_id);
+        let transfers = Transfers::start(
+            swarm_control,
+            members_rx,
+            events_tx,
+            TransferConfig { dir: config.dirs.transfers(), upload_limit: config.upload_limit },
+        )?;
+        let event_loop = event_loop.announcing(config.announce.clone()).publishing_members(members);
         tokio::spawn(event_loop.run());
 
-        let node = Node { tx, peer_id };
+        let node = Node { tx, peer_id, transfers };
         node.call(Command::WaitReady).await?;
         Ok((node, events_rx))
     }
 
     pub fn peer_id(&self) -> PeerId {
         self.peer_id
+    }
+
+    /// Sharing and downloading content with the party's members.
+    pub fn transfers(&self) -> &Transfers {
+        &self.transfers
     }
 
     async fn call<T>(&self, command: impl FnOnce(oneshot::Sender<T>) -> Command) -> Result<T> {

@@ -321,6 +321,9 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         NodeEvent::PluginStopped { plugin, reason } => {
             toast(ToastKind::Error, format!("Plugin {plugin} stopped: {reason}"));
         }
+        NodeEvent::Shared { name, .. } => toast(ToastKind::Info, format!("Sharing {name}")),
+        NodeEvent::TransferComplete { name, .. } => toast(ToastKind::Info, format!("{name} downloaded")),
+        NodeEvent::TransferFailed { name, message, .. } => toast(ToastKind::Error, format!("{name}: {message}")),
         NodeEvent::JoinFailed { message } => {
             party.status = Status::Idle;
             touched.party = true;
@@ -345,6 +348,9 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         | NodeEvent::VoiceStats(_)
         | NodeEvent::AudioStarted { .. }
         | NodeEvent::PluginMessage { .. }
+        // Plugins draw their downloads' progress in their panels.
+        | NodeEvent::Transfer { .. }
+        | NodeEvent::TransferPeerDropped { .. }
         | NodeEvent::Stats(_) => {}
     }
     touched.toasts = toasted;

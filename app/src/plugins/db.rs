@@ -31,6 +31,10 @@ CREATE TABLE IF NOT EXISTS grants (
     permission TEXT NOT NULL,
     PRIMARY KEY (plugin, permission)
 );
+CREATE TABLE IF NOT EXISTS bundled (
+    plugin TEXT PRIMARY KEY,
+    version TEXT NOT NULL
+);
 ";
 
 pub(crate) struct PluginDb {
@@ -124,6 +128,22 @@ impl PluginDb {
             "INSERT INTO enabled (plugin, enabled) VALUES (?1, ?2)
              ON CONFLICT (plugin) DO UPDATE SET enabled = excluded.enabled",
             params![plugin, enabled],
+        )?;
+        Ok(())
+    }
+
+    /// The version of a bundled plugin last installed here (kept when the user removes it, so
+    /// that it stays removed).
+    pub(crate) fn bundled(&self, plugin: &str) -> Result<Option<String>> {
+        let q = "SELECT version FROM bundled WHERE plugin = ?1";
+        Ok(self.db.query_row(q, params![plugin], |r| r.get(0)).optional()?)
+    }
+
+    pub(crate) fn set_bundled(&self, plugin: &str, version: &str) -> Result<()> {
+        self.db.execute(
+            "INSERT INTO bundled (plugin, version) VALUES (?1, ?2)
+             ON CONFLICT (plugin) DO UPDATE SET version = excluded.version",
+            params![plugin, version],
         )?;
         Ok(())
     }

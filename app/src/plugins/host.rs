@@ -8,7 +8,10 @@ use anyhow::{Context, Result, bail};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
-use super::bindings::partyline::plugin::types::{Event, Member, PeerMessage, UiAction};
+use super::bindings::partyline::plugin::types::{
+    Content, Event, Member, PeerMessage, TransferProgress, UiAction,
+};
+use super::blobs::{BlobAccess, Handed, content};
 use super::db::PluginDb;
 use super::host_api::{HostState, PartyView, PluginOut};
 use super::installed::Installed;
@@ -18,12 +21,16 @@ use super::sandbox::Sandbox;
 use super::thread::{self, PluginThread, Status};
 use crate::events::{MemberInfo, NodeEvent};
 use crate::paths::Dirs;
+use crate::transfer::Transfers;
 
 /// What all plugins together may have waiting for the session.
 const OUT_QUEUE: usize = 256;
 
 pub struct PluginHost {
     threads: HashMap<String, PluginThread>,
+    /// Paths the user handed each plugin.
+    handed: HashMap<String, Handed>,
+    transfers: Option<Transfers>,
     out: mpsc::Receiver<PluginOut>,
     /// Who is in the party, to say who a message is from.
     party: PartyView,
@@ -33,11 +40,14 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// Starts the enabled plugins; returns what went wrong with the others.
-    pub fn start(dirs: &Dirs) -> (Self, Vec<String>) {
+    /// Starts the enabled plugins, sharing and downloading through `transfers` (when given);
+    /// returns what went wrong with the others. Needs a tokio runtime.
+    pub fn start(dirs: &Dirs, transfers: Option<Transfers>) -> (Self, Vec<String>) {
         let (tx, out) = mpsc::channel(OUT_QUEUE);
         let mut host = Self {
             threads: HashMap::new(),
+            handed: HashMap::new(),
+            transfers,
             out,
             party: PartyView::default(),
             dirs: dirs.clone(),
@@ -56,7 +66,8 @@ impl PluginHost {
         tx: &mpsc::Sender<PluginOut>,
         problems: &mut Vec<String>,
     ) -> Result<()> {
-        let installed = Installed::open(dirs)?;
+        let mut installed = Installed::open(dirs)?;
+        problems.extend(installed.ensure_bundled());
         let enabled: Vec<_> = installed.list()?.into_iter().filter(|p| p.enabled).collect();
         if enabled.is_empty() {
             return Ok(());
@@ -70,8 +81,15 @@ impl PluginHost {
                 let loaded = runtime.load(&wasm)?;
                 let db = PluginDb::open(&dirs.plugins_database()).map_err(|e| tracing::warn!("{e:#}")).ok();
                 let queue = thread::queue();
-                let state = HostState::new(&id, &plugin.granted, db, tx.clone())
+                let mut state = HostState::new(&id, &plugin.granted, db, tx.clone())
                     .with_fetcher(thread::deliver(&queue.0));
+                if let Some(transfers) = &self.transfers {
+                    let handed = self.handed.entry(id.clone()).or_default().clone();
+                    let runtime = tokio::runtime::Handle::current();
+                    let deliver = thread::deliver(&queue.0);
+                    state =
+                        state.with_blobs(BlobAccess::new(transfers.clone(), runtime, handed, dirs, deliver));
+                }
                 let config = plugin.manifest.config.clone().into_iter().collect();
                 let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
                 PluginThread::spawn(&id, sandbox, started, queue)
@@ -95,6 +113,28 @@ impl PluginHost {
             }
         }
         Ok(())
+    }
+
+    /// Downloads a plugin asked for that finished while it was not running (or before it could
+    /// place them): it is told again, once it runs.
+    pub async fn remind(&self) {
+        let Some(transfers) = &self.transfers else { return };
+        let Ok(all) = transfers.list().await else { return };
+        for info in all.iter().filter(|c| c.state == "stored") {
+            if let Some(thread) = info.plugin.as_ref().and_then(|p| self.threads.get(p)) {
+                thread.send(Event::TransferDone(content(info)));
+            }
+        }
+    }
+
+    /// The user handed `path` to `plugin` (a command or its panel): it may share what is there.
+    pub fn hand(&mut self, plugin: &str, path: &std::path::Path) {
+        self.handed.entry(plugin.to_owned()).or_default().hand(path);
+    }
+
+    /// Whether `plugin` is running.
+    pub fn runs(&self, plugin: &str) -> bool {
+        self.threads.contains_key(plugin)
     }
 
     /// The next thing a plugin put out (waits; never returns without plugins).
@@ -146,6 +186,24 @@ impl PluginHost {
             NodeEvent::PluginMessage { peer, plugin, data } => {
                 let from = self.member(peer)?;
                 (Some(plugin.clone()), Event::Message(PeerMessage { from, data: data.clone() }))
+            }
+            NodeEvent::Transfer { id, done, total, peers, plugin: Some(plugin), .. } => {
+                let progress =
+                    TransferProgress { id: id.to_string(), done: *done, total: *total, peers: *peers as u32 };
+                (Some(plugin.clone()), Event::Transfer(progress))
+            }
+            NodeEvent::TransferComplete { id, name, total, files, path, plugin: Some(plugin), .. } => {
+                let done = Content {
+                    id: id.to_string(),
+                    name: name.clone(),
+                    size: *total,
+                    files: *files,
+                    path: Some(path.display().to_string()),
+                };
+                (Some(plugin.clone()), Event::TransferDone(done))
+            }
+            NodeEvent::TransferFailed { id, message, plugin: Some(plugin), .. } => {
+                (Some(plugin.clone()), Event::TransferFailed((id.to_string(), message.clone())))
             }
             e if e.is_terminal() => (None, Event::Left),
             _ => return None,

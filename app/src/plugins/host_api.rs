@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 
 use super::bindings::partyline::plugin::types::Member;
 use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
+use super::blobs::BlobAccess;
 use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;
@@ -111,6 +112,8 @@ pub(crate) struct HostState {
     out: mpsc::Sender<PluginOut>,
     /// Outgoing HTTP, once the plugin has a queue for the answers.
     fetcher: Option<Fetcher>,
+    /// Sharing and downloading, in a running Partyline.
+    pub(crate) blob_access: Option<BlobAccess>,
     messages: TokenBucket,
     toasts: TokenBucket,
     logs: TokenBucket,
@@ -135,6 +138,7 @@ impl HostState {
             db,
             out,
             fetcher: None,
+            blob_access: None,
             messages: TokenBucket::new(100, 50.0, now),
             toasts: TokenBucket::new(5, 1.0, now),
             logs: TokenBucket::new(50, 20.0, now),
@@ -148,7 +152,13 @@ impl HostState {
         self
     }
 
-    fn allow(&mut self, permission: &Permission) -> Result<(), String> {
+    /// Sharing and downloading go through `access`.
+    pub(crate) fn with_blobs(mut self, access: BlobAccess) -> Self {
+        self.blob_access = Some(access);
+        self
+    }
+
+    pub(crate) fn allow(&mut self, permission: &Permission) -> Result<(), String> {
         if self.grants.contains(permission) {
             Ok(())
         } else {

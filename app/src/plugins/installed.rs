@@ -122,6 +122,41 @@ impl Installed {
         self.get(&manifest.id)
     }
 
+    /// Installs the plugins that come with Partyline: the first time, with what they ask for
+    /// granted, and again when a newer one ships (keeping whether it is enabled). One the user
+    /// removed stays removed. Returns what went wrong.
+    pub fn ensure_bundled(&mut self) -> Vec<String> {
+        let mut problems = Vec::new();
+        for bundled in super::BUNDLED {
+            if let Err(e) = self.ensure_one(bundled) {
+                problems.push(format!("bundled plugin {}: {e:#}", bundled.id));
+            }
+        }
+        problems
+    }
+
+    fn ensure_one(&mut self, bundled: &super::Bundled) -> Result<()> {
+        let manifest = Manifest::parse(bundled.manifest)?;
+        let installed = self.get(bundled.id).ok();
+        let seen = self.db.bundled(bundled.id)?;
+        let wanted = match (&installed, &seen) {
+            (_, None) => true,
+            (Some(i), Some(_)) => i.manifest.version != manifest.version,
+            (None, Some(_)) => false,
+        };
+        if !wanted {
+            return Ok(());
+        }
+        let staging = tempfile::tempdir().context("cannot stage a bundled plugin")?;
+        std::fs::write(staging.path().join("plugin.toml"), bundled.manifest)?;
+        std::fs::write(staging.path().join("plugin.wasm"), bundled.wasm)?;
+        self.install(staging.path(), None, &Grant::All)?;
+        if let Some(previous) = installed {
+            self.db.set_enabled(bundled.id, previous.enabled)?;
+        }
+        self.db.set_bundled(bundled.id, &manifest.version)
+    }
+
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<()> {
         self.get(id)?;
         self.db.set_enabled(id, enabled)

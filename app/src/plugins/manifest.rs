@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::permission::Permission;
 
 /// The plugin API this host provides: the version of the WIT package `partyline:plugin`.
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = "0.2.0";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -72,7 +72,7 @@ mod tests {
             r#"id = "game-store"
 name = "Game store"
 version = "1.2.0"
-api = "0.1.0"
+api = "0.2.0"
 permissions = ["ui", "http:store.example.com"]
 [config]
 feed = "https://store.example.com/feed.json"
@@ -82,7 +82,7 @@ feed = "https://store.example.com/feed.json"
         assert_eq!(m.permissions, [Permission::Ui, Permission::Http("store.example.com".into())]);
         assert_eq!(m.config["feed"], "https://store.example.com/feed.json");
         let with =
-            |field: &str| format!("id = \"x\"\nname = \"X\"\nversion = \"1\"\napi = \"0.1.0\"\n{field}");
+            |field: &str| format!("id = \"x\"\nname = \"X\"\nversion = \"1\"\napi = \"0.2.0\"\n{field}");
         assert!(Manifest::parse(&with("permissions = [\"root\"]")).is_err());
         assert!(Manifest::parse(&with("unknown = 1")).is_err());
         assert!(Manifest::parse(&with("").replace("\"x\"", "\"X Y\"")).is_err());
@@ -90,10 +90,12 @@ feed = "https://store.example.com/feed.json"
 
     #[test]
     fn api_versions_on_the_same_track_are_accepted_others_refused_saying_why() {
-        assert!(check_api("0.1.0").is_ok());
-        assert!(check_api("0.1.7").is_ok(), "patch releases are compatible");
-        let e = check_api("0.2.0").unwrap_err().to_string();
-        assert!(e.contains("built for the plugin API 0.2.0") && e.contains("0.1.x"), "{e}");
+        assert!(check_api("0.2.0").is_ok());
+        assert!(check_api("0.2.7").is_ok(), "patch releases are compatible");
+        let e = check_api("0.3.0").unwrap_err().to_string();
+        assert!(e.contains("built for the plugin API 0.3.0") && e.contains("0.2.x"), "{e}");
+        let e = check_api("0.1.0").unwrap_err().to_string();
+        assert!(e.contains("built for the plugin API 0.1.0"), "older plugins too: {e}");
         assert!(check_api("1.0.0").is_err());
         assert!(check_api("zero").is_err());
     }

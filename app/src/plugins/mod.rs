@@ -7,6 +7,7 @@
 //! - `runtime`: the shared engine, the compiled-plugin cache, API version checks, the clock;
 //! - `sandbox`: one plugin's store and calls, stopping it when it misbehaves;
 //! - `host_api`: what each host function does (checks, limits, outputs); `fetch`: their HTTP;
+//!   `blobs`: sharing and downloading through the transfer engine;
 //! - `thread`: the plugin's thread, queue and timers;
 //! - `host`: the running plugins of a session, events in, outputs out;
 //! - `installed`: the installed plugins (`partyline plugins …`);
@@ -14,6 +15,7 @@
 //! - `db`: plugins' storage, grants and enabled state in SQLite.
 
 pub mod bench;
+mod blobs;
 mod db;
 mod fetch;
 mod host;
@@ -45,3 +47,27 @@ pub use thread::Status;
 
 /// Where the plugins built with Partyline (`plugins/`) are, as `<crate name>.wasm`.
 pub const BUILT: &str = env!("PARTYLINE_PLUGINS_BUILT");
+
+/// A plugin that comes with Partyline, inside its binary.
+pub struct Bundled {
+    pub id: &'static str,
+    pub manifest: &'static str,
+    pub wasm: &'static [u8],
+}
+
+/// The game store and file transfer.
+pub const BUNDLED: &[Bundled] = &[
+    Bundled {
+        id: "game-store",
+        manifest: include_str!("../../../plugins/game-store/plugin.toml"),
+        wasm: include_bytes!(concat!(env!("PARTYLINE_PLUGINS_BUILT"), "/partyline_plugin_game_store.wasm")),
+    },
+    Bundled {
+        id: "file-transfer",
+        manifest: include_str!("../../../plugins/file-transfer/plugin.toml"),
+        wasm: include_bytes!(concat!(
+            env!("PARTYLINE_PLUGINS_BUILT"),
+            "/partyline_plugin_file_transfer.wasm"
+        )),
+    },
+];

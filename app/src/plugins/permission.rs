@@ -25,6 +25,8 @@ pub enum Permission {
     Timers,
     /// `log`: lines in Partyline's log.
     Log,
+    /// `blobs`: share files and folders the user hands it, download content from members.
+    Blobs,
 }
 
 impl FromStr for Permission {
@@ -39,12 +41,13 @@ impl FromStr for Permission {
             "notify" => Self::Notify,
             "timers" => Self::Timers,
             "log" => Self::Log,
+            "blobs" => Self::Blobs,
             other => match other.strip_prefix("http:") {
                 Some(host) if valid_host(host) => Self::Http(host.to_ascii_lowercase()),
                 Some(host) => bail!("`http:{host}`: not a host name"),
                 None => bail!(
                     "unknown permission {other:?} (party, party.message, storage, ui, notify, \
-                     http:HOST, timers, log)"
+                     http:HOST, timers, log, blobs)"
                 ),
             },
         })
@@ -73,6 +76,7 @@ impl fmt::Display for Permission {
             Self::Http(host) => write!(f, "http:{host}"),
             Self::Timers => f.write_str("timers"),
             Self::Log => f.write_str("log"),
+            Self::Blobs => f.write_str("blobs"),
         }
     }
 }
@@ -91,9 +95,17 @@ mod tests {
 
     #[test]
     fn permissions_read_back_as_written_and_nonsense_is_refused() {
-        for p in
-            ["party", "party.message", "storage", "ui", "notify", "http:store.example.com", "timers", "log"]
-        {
+        for p in [
+            "party",
+            "party.message",
+            "storage",
+            "ui",
+            "notify",
+            "http:store.example.com",
+            "timers",
+            "log",
+            "blobs",
+        ] {
             assert_eq!(p.parse::<Permission>().unwrap().to_string(), p);
         }
         assert_eq!(

@@ -146,17 +146,17 @@ mod tests {
     #[test]
     fn components_on_another_api_version_are_refused_with_the_reason() {
         let ok = [
-            (true, "partyline:plugin/party@0.1.0"),
+            (true, "partyline:plugin/party@0.2.0"),
             (true, "wasi:cli/environment@0.2.0"),
-            (false, "partyline:plugin/guest@0.1.3"),
+            (false, "partyline:plugin/guest@0.2.3"),
         ];
         assert!(check_api_versions(names(&ok)).is_ok());
-        let newer = [(true, "partyline:plugin/party@0.2.0"), (false, "partyline:plugin/guest@0.2.0")];
+        let newer = [(true, "partyline:plugin/party@0.3.0"), (false, "partyline:plugin/guest@0.3.0")];
         let e = format!("{:#}", check_api_versions(names(&newer)).unwrap_err());
-        assert!(e.contains("imports `partyline:plugin/party@0.2.0`") && e.contains("provides 0.1.0"), "{e}");
+        assert!(e.contains("imports `partyline:plugin/party@0.3.0`") && e.contains("provides 0.2.0"), "{e}");
         let e = format!(
             "{:#}",
-            check_api_versions(names(&[(true, "partyline:plugin/party@0.1.0")])).unwrap_err()
+            check_api_versions(names(&[(true, "partyline:plugin/party@0.2.0")])).unwrap_err()
         );
         assert!(e.contains("not a Partyline plugin"), "{e}");
     }

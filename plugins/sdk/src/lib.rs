@@ -21,12 +21,37 @@ wit_bindgen::generate!({
 });
 
 pub use exports::partyline::plugin::guest::Guest;
-pub use partyline::plugin::types::{Event, HttpResponse, Member, PeerMessage, UiAction};
-pub use partyline::plugin::{http, log, messaging, notify, party, storage, timers, ui};
+pub use partyline::plugin::types::{
+    BlobAnswer, Content, Event, HttpResponse, Member, PeerMessage, TransferProgress, UiAction,
+};
+pub use partyline::plugin::{blobs, http, log, messaging, notify, party, storage, timers, ui};
 
 /// A value of the plugin's `[config]`.
 pub fn config<'a>(config: &'a [(String, String)], key: &str) -> Option<&'a str> {
     config.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+}
+
+/// `n` bytes for people: "512 B", "3.2 MiB", "4.0 GiB".
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
+}
+
+/// Messages between a plugin's copies as lines of tab-separated fields: `line(&["offer", id])`
+/// and [`fields`] back. Tabs and line breaks inside a field become spaces.
+pub fn line(fields: &[&str]) -> String {
+    fields.iter().map(|f| f.replace(['\t', '\n', '\r'], " ")).collect::<Vec<_>>().join("\t")
+}
+
+/// The fields of a message made by [`line`].
+pub fn fields(bytes: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(bytes).split('\t').map(str::to_owned).collect()
 }
 
 /// A line in Partyline's log (needs `log`; without it the line is dropped).

@@ -1,0 +1,492 @@
+//! One download: find the members who have the content, get its manifest and piece list (each
+//! checked against the content id), then pull runs of pieces from every provider at once into
+//! the writer, which checks each piece before writing it. A provider whose piece does not match
+//! its hash is dropped and its pieces go to the others; providers that leave are replaced by
+//! asking the party again.
+
+use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::ops::Range;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use libp2p::PeerId;
+use partyline_protocol::blobs::{BlobAnswer, BlobRequest};
+use partyline_protocol::content::{
+    ContentId, Layout, MAX_MANIFEST_LEN, MAX_PIECES, Manifest, PieceHash, decode_piece_list,
+};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinSet;
+
+use super::db::{Bitmap, Db};
+use super::disk::{self, Tree};
+use super::writer::{self, Piece, ToWriter, Written};
+use super::{BLOBS_PROTOCOL, Members, stream};
+use crate::events::NodeEvent;
+
+/// How long a member has to say whether it has the content.
+const HAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How often the party is asked again, for providers that joined or came back.
+const REDISCOVER: Duration = Duration::from_secs(5);
+const PROGRESS_EVERY: Duration = Duration::from_millis(250);
+/// While nothing moves, progress is said again this often.
+const QUIET_PROGRESS: Duration = Duration::from_secs(5);
+/// Bytes asked for in one request, and requests outstanding per provider.
+const REQUEST_BYTES: u64 = 4 << 20;
+const PIPELINE: usize = 2;
+/// Kept free beyond what the download needs.
+const SPACE_MARGIN: u64 = 16 << 20;
+
+/// What every download needs from the engine.
+#[derive(Clone)]
+pub(crate) struct Ctx {
+    pub(crate) control: libp2p_stream::Control,
+    pub(crate) members: watch::Receiver<Members>,
+    pub(crate) events: mpsc::Sender<NodeEvent>,
+    /// `<transfers>/partial`: each download unpacks into a folder of its own there.
+    pub(crate) partial: PathBuf,
+    pub(crate) db_path: PathBuf,
+}
+
+pub(crate) struct Job {
+    pub(crate) id: ContentId,
+    pub(crate) label: String,
+    /// The plugin that asked for it.
+    pub(crate) plugin: Option<String>,
+    pub(crate) saved: Option<Saved>,
+}
+
+/// What an earlier run of a download saved.
+pub(crate) struct Saved {
+    pub(crate) manifest: Vec<u8>,
+    pub(crate) pieces: Vec<u8>,
+    /// The good pieces' bitmap.
+    pub(crate) have: Option<Vec<u8>>,
+}
+
+/// Downloads `job`; the finished tree (synced, modes and symlinks made) in its partial folder.
+pub(crate) async fn run(ctx: Ctx, job: Job) -> Result<Tree> {
+    let id = job.id;
+    let mut dropped = HashSet::new();
+    let mut report = Reporter::new(&ctx, &job);
+    let (manifest, hashes, have) = match job.saved.as_ref().map(|s| restore(&id, s)) {
+        Some(Ok(saved)) => saved,
+        other => {
+            if let Some(Err(e)) = other {
+                tracing::warn!(content = %id, "saved download state unusable, starting over: {e:#}");
+            }
+            let (manifest, hashes) = learn(&ctx, &id, &mut dropped, &mut report).await?;
+            let have = Bitmap::new(hashes.len() as u64);
+            (manifest, hashes, have)
+        }
+    };
+    report.name = manifest.name().to_owned();
+    let root = ctx.partial.join(id.to_string());
+    std::fs::create_dir_all(&root).with_context(|| format!("cannot create {}", root.display()))?;
+    let tree = Tree::new(root.clone(), manifest.clone());
+    let need = tree.missing_bytes();
+    let free = disk::free_space(&root)?;
+    if free < need + SPACE_MARGIN {
+        bail!(
+            "not enough space for {}: {} needed, {} free in {}",
+            manifest.name(),
+            disk::bytes(need),
+            disk::bytes(free),
+            root.display()
+        );
+    }
+    let mut have = have;
+    for entry in tree.prepare().map_err(|e| anyhow::anyhow!("{}", space_error(&e, &tree)))? {
+        for piece in tree.layout().pieces_of(entry) {
+            have.set(piece, false);
+        }
+    }
+    Db::open(&ctx.db_path)?.set_manifest(
+        &id,
+        manifest.name(),
+        &manifest.encode(),
+        &partyline_protocol::content::encode_piece_list(&hashes),
+        &root,
+    )?;
+    pull(&ctx, id, &tree, hashes, have, dropped, &mut report).await?;
+    Ok(tree)
+}
+
+fn space_error(e: &anyhow::Error, tree: &Tree) -> String {
+    let full = e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()))
+    });
+    if full {
+        format!(
+            "the disk is full ({}): {} needs {}",
+            tree.root().display(),
+            tree.manifest().name(),
+            disk::bytes(tree.missing_bytes())
+        )
+    } else {
+        format!("{e:#}")
+    }
+}
+
+fn restore(id: &ContentId, saved: &Saved) -> Result<(Manifest, Vec<PieceHash>, Bitmap)> {
+    let manifest = Manifest::decode(&saved.manifest, id)?;
+    let hashes = decode_piece_list(&saved.pieces, &manifest)?;
+    let have = Bitmap::from_bytes(saved.have.as_deref(), hashes.len() as u64);
+    Ok((manifest, hashes, have))
+}
+
+/// Progress events for one download, at most every [`PROGRESS_EVERY`].
+struct Reporter {
+    events: mpsc::Sender<NodeEvent>,
+    id: ContentId,
+    name: String,
+    label: String,
+    plugin: Option<String>,
+    last: Option<Instant>,
+    /// What the last event said (done, peers).
+    said: (u64, usize),
+}
+
+impl Reporter {
+    fn new(ctx: &Ctx, job: &Job) -> Self {
+        Self {
+            events: ctx.events.clone(),
+            id: job.id,
+            name: job.label.clone(),
+            label: job.label.clone(),
+            plugin: job.plugin.clone(),
+            last: None,
+            said: (u64::MAX, 0),
+        }
+    }
+
+    /// Says how far the download is: at most every [`PROGRESS_EVERY`], and when nothing changed
+    /// only every few seconds, unless `force`d.
+    fn progress(&mut self, done: u64, total: u64, peers: usize, force: bool) {
+        let since = self.last.map_or(Duration::MAX, |t| t.elapsed());
+        let same = self.said == (done, peers);
+        if !force && (since < PROGRESS_EVERY || (same && since < QUIET_PROGRESS)) {
+            return;
+        }
+        self.last = Some(Instant::now());
+        self.said = (done, peers);
+        let event = NodeEvent::Transfer {
+            id: self.id,
+            name: self.name.clone(),
+            label: self.label.clone(),
+            done,
+            total,
+            peers,
+            plugin: self.plugin.clone(),
+        };
+        // Progress is lossy: the next one says the same and more.
+        let _ = self.events.try_send(event);
+    }
+
+    async fn dropped(&self, peer: PeerId, reason: String) {
+        tracing::warn!(content = %self.id, %peer, "dropped a provider: {reason}");
+        let _ = self.events.send(NodeEvent::TransferPeerDropped { id: self.id, peer, reason }).await;
+    }
+}
+
+/// Asks every member but `skip` whether it has `id`; those who do.
+async fn discover(ctx: &Ctx, id: ContentId, skip: &HashSet<PeerId>) -> Vec<PeerId> {
+    let members: Vec<PeerId> = ctx.members.borrow().iter().filter(|p| !skip.contains(p)).copied().collect();
+    let mut asks = JoinSet::new();
+    for peer in members {
+        let mut control = ctx.control.clone();
+        asks.spawn(async move {
+            let ask = async {
+                let mut s = control.open_stream(peer, BLOBS_PROTOCOL).await.ok()?;
+                stream::write(&mut s, &BlobRequest::Have { ids: vec![id] }.frame()).await.ok()?;
+                match stream::read_answer(&mut s).await.ok()? {
+                    BlobAnswer::Have(have) if have.first() == Some(&true) => Some(peer),
+                    _ => None,
+                }
+            };
+            tokio::time::timeout(HAVE_TIMEOUT, ask).await.ok().flatten()
+        });
+    }
+    let mut found = Vec::new();
+    while let Some(answer) = asks.join_next().await {
+        if let Ok(Some(peer)) = answer {
+            found.push(peer);
+        }
+    }
+    found
+}
+
+/// The manifest and piece list, from the first provider that gives ones matching `id`.
+async fn learn(
+    ctx: &Ctx,
+    id: &ContentId,
+    dropped: &mut HashSet<PeerId>,
+    report: &mut Reporter,
+) -> Result<(Manifest, Vec<PieceHash>)> {
+    loop {
+        let providers = discover(ctx, *id, dropped).await;
+        if providers.is_empty() {
+            report.progress(0, 0, 0, false);
+            tokio::time::sleep(REDISCOVER).await;
+            continue;
+        }
+        for peer in providers {
+            match learn_from(ctx, id, peer).await {
+                Ok(found) => return Ok(found),
+                Err(e) => {
+                    dropped.insert(peer);
+                    report.dropped(peer, format!("{e:#}")).await;
+                }
+            }
+        }
+    }
+}
+
+async fn learn_from(ctx: &Ctx, id: &ContentId, peer: PeerId) -> Result<(Manifest, Vec<PieceHash>)> {
+    let mut s = ctx.control.clone().open_stream(peer, BLOBS_PROTOCOL).await?;
+    let bytes = stream::fetch_body(&mut s, &BlobRequest::Manifest { id: *id }, MAX_MANIFEST_LEN).await?;
+    let manifest = Manifest::decode(&bytes, id).context("its manifest is bad")?;
+    let bytes =
+        stream::fetch_body(&mut s, &BlobRequest::Pieces { id: *id }, (MAX_PIECES * 32) as usize).await?;
+    let hashes = decode_piece_list(&bytes, &manifest).context("its piece list is bad")?;
+    Ok((manifest, hashes))
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    Missing,
+    Claimed(PeerId),
+    /// Handed to the writer, which has not said yet whether it is good.
+    Delivered(PeerId),
+    Have,
+}
+
+/// Which piece goes to which provider.
+struct Sched {
+    slots: Vec<Slot>,
+    /// Pieces before this were all claimed once; pieces given back are in `again`.
+    cursor: u64,
+    again: BTreeSet<u64>,
+    per_request: u64,
+    dropped: HashSet<PeerId>,
+    have: u64,
+}
+
+impl Sched {
+    fn new(have: &Bitmap, layout: &Layout, dropped: HashSet<PeerId>) -> Self {
+        let slots: Vec<Slot> =
+            (0..have.len()).map(|i| if have.get(i) { Slot::Have } else { Slot::Missing }).collect();
+        let piece = layout.piece_len(0).max(1);
+        Self {
+            slots,
+            cursor: 0,
+            again: BTreeSet::new(),
+            per_request: (REQUEST_BYTES / piece).max(1),
+            dropped,
+            have: have.count(),
+        }
+    }
+
+    fn claim(&mut self, peer: PeerId) -> Option<Range<u64>> {
+        if self.dropped.contains(&peer) {
+            return None;
+        }
+        let start = match self.again.pop_first() {
+            Some(p) => p,
+            None => {
+                while (self.cursor as usize) < self.slots.len()
+                    && self.slots[self.cursor as usize] != Slot::Missing
+                {
+                    self.cursor += 1;
+                }
+                if self.cursor as usize >= self.slots.len() {
+                    return None;
+                }
+                self.cursor
+            }
+        };
+        let mut end = start;
+        while end < start + self.per_request
+            && (end as usize) < self.slots.len()
+            && self.slots[end as usize] == Slot::Missing
+        {
+            self.slots[end as usize] = Slot::Claimed(peer);
+            self.again.remove(&end);
+            end += 1;
+        }
+        Some(start..end)
+    }
+
+    fn delivered(&mut self, piece: u64, peer: PeerId) {
+        self.slots[piece as usize] = Slot::Delivered(peer);
+    }
+
+    fn good(&mut self, piece: u64) {
+        if self.slots[piece as usize] != Slot::Have {
+            self.slots[piece as usize] = Slot::Have;
+            self.have += 1;
+        }
+    }
+
+    fn give_back(&mut self, piece: u64) {
+        self.slots[piece as usize] = Slot::Missing;
+        self.again.insert(piece);
+    }
+
+    /// Pieces `peer` claimed and did not deliver go to others.
+    fn release(&mut self, peer: PeerId) {
+        for i in 0..self.slots.len() as u64 {
+            if self.slots[i as usize] == Slot::Claimed(peer) {
+                self.give_back(i);
+            }
+        }
+    }
+
+    /// True the first time `peer` is dropped.
+    fn drop_peer(&mut self, peer: PeerId) -> bool {
+        let first = self.dropped.insert(peer);
+        self.release(peer);
+        first
+    }
+
+    fn is_dropped(&self, peer: &PeerId) -> bool {
+        self.dropped.contains(peer)
+    }
+
+    fn done(&self) -> bool {
+        self.have == self.slots.len() as u64
+    }
+}
+
+/// Pulls every missing piece from every provider found, until all are written.
+async fn pull(
+    ctx: &Ctx,
+    id: ContentId,
+    tree: &Tree,
+    hashes: Vec<PieceHash>,
+    have: Bitmap,
+    dropped: HashSet<PeerId>,
+    report: &mut Reporter,
+) -> Result<()> {
+    let layout = tree.layout().clone();
+    let total = layout.total();
+    let mut done: u64 = have.missing().fold(total, |left, p| left - layout.piece_len(p));
+    let sched = Arc::new(Mutex::new(Sched::new(&have, &layout, dropped)));
+    let lock = |s: &Arc<Mutex<Sched>>| s.lock().unwrap_or_else(|e| e.into_inner()).done();
+    let mut w = writer::spawn(id, tree.clone(), hashes, have, ctx.db_path.clone())?;
+    let mut workers: JoinSet<(PeerId, Result<()>)> = JoinSet::new();
+    let mut active: HashSet<PeerId> = HashSet::new();
+    let mut looking: Option<tokio::task::JoinHandle<Vec<PeerId>>> = None;
+    let mut last_look: Option<Instant> = None;
+    let mut tick = tokio::time::interval(PROGRESS_EVERY);
+    while !lock(&sched) {
+        tokio::select! {
+            written = w.results.recv() => match written.context("the writer stopped")? {
+                Written::Good(piece) => {
+                    sched.lock().unwrap_or_else(|e| e.into_inner()).good(piece);
+                    done += layout.piece_len(piece);
+                    report.progress(done, total, active.len(), false);
+                }
+                Written::Bad { index, from } => {
+                    let first = {
+                        let mut s = sched.lock().unwrap_or_else(|e| e.into_inner());
+                        s.give_back(index);
+                        s.drop_peer(from)
+                    };
+                    if first {
+                        report.dropped(from, format!("piece {index} did not match its hash")).await;
+                    }
+                }
+                Written::Failed(why) => bail!(why),
+            },
+            Some(ended) = workers.join_next() => {
+                if let Ok((peer, result)) = ended {
+                    active.remove(&peer);
+                    if let Err(e) = result {
+                        tracing::info!(content = %id, %peer, "provider stopped: {e:#}");
+                    }
+                }
+            },
+            found = wait_look(&mut looking) => {
+                looking = None;
+                for peer in found {
+                    if active.insert(peer) {
+                        let (control, sched, layout) = (ctx.control.clone(), sched.clone(), layout.clone());
+                        workers.spawn(worker(peer, id, control, sched, layout, w.tx.clone()));
+                    }
+                }
+            },
+            _ = tick.tick() => {
+                report.progress(done, total, active.len(), false);
+                let due = last_look.is_none_or(|t| t.elapsed() >= REDISCOVER);
+                if looking.is_none() && due {
+                    last_look = Some(Instant::now());
+                    let mut skip = active.clone();
+                    skip.extend(sched.lock().unwrap_or_else(|e| e.into_inner()).dropped.iter().copied());
+                    let ctx = ctx.clone();
+                    looking = Some(tokio::spawn(async move { discover(&ctx, id, &skip).await }));
+                }
+            },
+        }
+    }
+    workers.abort_all();
+    report.progress(done, total, active.len(), true);
+    let (reply, finished) = oneshot::channel();
+    w.tx.send(ToWriter::Finish(reply)).await.context("the writer stopped")?;
+    finished.await.context("the writer stopped")?
+}
+
+async fn wait_look(looking: &mut Option<tokio::task::JoinHandle<Vec<PeerId>>>) -> Vec<PeerId> {
+    match looking {
+        Some(handle) => handle.await.unwrap_or_default(),
+        None => std::future::pending().await,
+    }
+}
+
+/// Pulls runs of pieces from one provider into the writer until nothing is left to claim.
+async fn worker(
+    peer: PeerId,
+    id: ContentId,
+    mut control: libp2p_stream::Control,
+    sched: Arc<Mutex<Sched>>,
+    layout: Layout,
+    writer: mpsc::Sender<ToWriter>,
+) -> (PeerId, Result<()>) {
+    let lock = || sched.lock().unwrap_or_else(|e| e.into_inner());
+    let result = async {
+        let mut s = control.open_stream(peer, BLOBS_PROTOCOL).await?;
+        let mut pending: VecDeque<Range<u64>> = VecDeque::new();
+        loop {
+            while pending.len() < PIPELINE {
+                let Some(range) = lock().claim(peer) else { break };
+                let count = (range.end - range.start) as u32;
+                stream::write(&mut s, &BlobRequest::Range { id, first: range.start, count }.frame()).await?;
+                pending.push_back(range);
+            }
+            let Some(range) = pending.pop_front() else { return Ok(()) };
+            let expected: u64 = range.clone().map(|p| layout.piece_len(p)).sum();
+            match stream::read_answer(&mut s).await? {
+                BlobAnswer::Body { len } if len == expected => {}
+                BlobAnswer::Busy => {
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    bail!("busy");
+                }
+                other => bail!("answered {other:?} for pieces {range:?}"),
+            }
+            for piece in range {
+                let mut bytes = vec![0u8; layout.piece_len(piece) as usize];
+                stream::read_body(&mut s, &mut bytes).await?;
+                if lock().is_dropped(&peer) {
+                    bail!("dropped");
+                }
+                lock().delivered(piece, peer);
+                writer.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
+            }
+        }
+    }
+    .await;
+    lock().release(peer);
+    (peer, result)
+}

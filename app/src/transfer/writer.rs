@@ -1,0 +1,135 @@
+//! The thread that writes one download: each piece is checked against its hash, and only then
+//! written into its files. Every so often the files are synced and the bitmap of good pieces is
+//! saved, so a download killed at any point resumes from pieces that are really on disk.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use libp2p::PeerId;
+use partyline_protocol::ContentId;
+use partyline_protocol::content::{PieceHash, piece_hash};
+use tokio::sync::{mpsc, oneshot};
+
+use super::db::{Bitmap, Db};
+use super::disk::Tree;
+
+/// Pieces waiting to be checked and written (memory stays bounded whatever the content's size).
+const QUEUE: usize = 8;
+/// How often good pieces are synced and saved.
+const COMMIT_EVERY: Duration = Duration::from_secs(1);
+
+pub(crate) struct Piece {
+    pub(crate) index: u64,
+    pub(crate) from: PeerId,
+    pub(crate) bytes: Vec<u8>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Written {
+    Good(u64),
+    /// The bytes from `from` were not what the hash says.
+    Bad {
+        index: u64,
+        from: PeerId,
+    },
+    /// The disk refused (full, gone): the download stops here.
+    Failed(String),
+}
+
+pub(crate) enum ToWriter {
+    Piece(Piece),
+    /// All pieces are in: sync, save, finish the tree (modes, symlinks), answer.
+    Finish(oneshot::Sender<Result<()>>),
+}
+
+pub(crate) struct Writer {
+    pub(crate) tx: mpsc::Sender<ToWriter>,
+    pub(crate) results: mpsc::Receiver<Written>,
+}
+
+/// Starts the writer of `id` into `tree`, starting from the good pieces in `have`.
+pub(crate) fn spawn(
+    id: ContentId,
+    tree: Tree,
+    hashes: Vec<PieceHash>,
+    have: Bitmap,
+    db_path: PathBuf,
+) -> Result<Writer> {
+    let db = Db::open(&db_path)?;
+    let (tx, rx) = mpsc::channel(QUEUE);
+    let (results_tx, results) = mpsc::channel(QUEUE * 8);
+    std::thread::Builder::new()
+        .name(format!("write {}", id.short()))
+        .spawn(move || run(id, &tree, &hashes, have, db, rx, &results_tx))
+        .context("cannot start a writer thread")?;
+    Ok(Writer { tx, results })
+}
+
+fn run(
+    id: ContentId,
+    tree: &Tree,
+    hashes: &[PieceHash],
+    mut have: Bitmap,
+    mut db: Db,
+    mut rx: mpsc::Receiver<ToWriter>,
+    results: &mpsc::Sender<Written>,
+) {
+    let mut files = tree.writer();
+    let mut saved = have.clone();
+    let mut last_commit = Instant::now();
+    let commit = |files: &super::disk::Files, have: &Bitmap, db: &mut Db| -> Result<()> {
+        tree.sync(files).context("cannot sync the download to disk")?;
+        db.set_have(&id, have.bytes())
+    };
+    while let Some(message) = rx.blocking_recv() {
+        match message {
+            ToWriter::Piece(piece) => {
+                let good = hashes.get(piece.index as usize).is_some_and(|h| *h == piece_hash(&piece.bytes));
+                let result = if !good {
+                    Written::Bad { index: piece.index, from: piece.from }
+                } else {
+                    match tree.write_piece(&mut files, piece.index, &piece.bytes) {
+                        Ok(()) => {
+                            have.set(piece.index, true);
+                            Written::Good(piece.index)
+                        }
+                        Err(e) => Written::Failed(write_error(&e, tree)),
+                    }
+                };
+                let failed = matches!(result, Written::Failed(_));
+                if results.blocking_send(result).is_err() || failed {
+                    break;
+                }
+            }
+            ToWriter::Finish(reply) => {
+                let result = commit(&files, &have, &mut db).and_then(|()| {
+                    drop(std::mem::replace(&mut files, tree.writer()));
+                    tree.finish()
+                });
+                let _ = reply.send(result);
+                return;
+            }
+        }
+        if have != saved && last_commit.elapsed() >= COMMIT_EVERY {
+            if let Err(e) = commit(&files, &have, &mut db) {
+                let _ = results.blocking_send(Written::Failed(format!("{e:#}")));
+                return;
+            }
+            saved = have.clone();
+            last_commit = Instant::now();
+        }
+    }
+    // Stopped (cancelled, or the node is going away): keep what is good.
+    if have != saved {
+        let _ = commit(&files, &have, &mut db);
+    }
+}
+
+fn write_error(e: &std::io::Error, tree: &Tree) -> String {
+    if e.raw_os_error() == Some(rustix::io::Errno::NOSPC.raw_os_error()) {
+        format!("the disk is full ({}); free some space and get it again to resume", tree.root().display())
+    } else {
+        format!("cannot write into {}: {e}", tree.root().display())
+    }
+}

@@ -1,0 +1,332 @@
+//! File transfer: send a file or folder to a member. The sender offers it; the receiver accepts
+//! (or declines); Partyline downloads it (verified piece by piece, resumed after a restart) into
+//! `<data>/downloads`; both sides see progress, then done, and keep a history.
+//!
+//! Actions: `send` (`NAME\nPATH`), `path` (a path typed into the panel) then `to:<member id>`,
+//! `accept:<id>`, `decline:<id>`, `cancel:<id>`.
+//! Messages between copies (tab-separated): `offer id size files name`, `accept id`,
+//! `decline id`, `progress id done total`, `done id`, `failed id why`, `cancel id`.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use partyline_plugin_sdk::blobs::{self, Destination};
+use partyline_plugin_sdk::{Event, Guest, Member, Panel, export, fields, human_bytes, line, messaging, notify, party, storage};
+
+struct FileTransfer;
+
+#[derive(Clone, Debug, PartialEq)]
+enum Stage {
+    Offered,
+    Going { done: u64, total: u64 },
+    Done(String),
+    Declined,
+    Cancelled,
+    Failed(String),
+}
+
+/// One file or folder, sent or received.
+#[derive(Clone, Debug)]
+struct Transfer {
+    /// The other member (id, name).
+    peer: (String, String),
+    name: String,
+    size: u64,
+    outgoing: bool,
+    stage: Stage,
+}
+
+#[derive(Default)]
+struct State {
+    transfers: BTreeMap<String, Transfer>,
+    /// Shares under way: request → who it is for.
+    sharing: BTreeMap<u64, (String, String)>,
+    /// Places under way: request → content id.
+    placing: BTreeMap<u64, String>,
+    /// A path typed into the panel, waiting for a member to send it to.
+    chosen: Option<String>,
+    history: Vec<String>,
+}
+
+static STATE: Mutex<Option<State>> = Mutex::new(None);
+
+fn with<T>(f: impl FnOnce(&mut State) -> Result<T, String>) -> Result<T, String> {
+    let mut guard = STATE.lock().map_err(|e| e.to_string())?;
+    f(guard.get_or_insert_with(State::default))
+}
+
+const HISTORY: &str = "history";
+const INCOMING: &str = "in:";
+
+fn note(state: &mut State, text: String) -> Result<(), String> {
+    state.history.insert(0, text.clone());
+    state.history.truncate(20);
+    storage::set(HISTORY, state.history.join("\n").as_bytes())?;
+    notify::toast(&text)
+}
+
+fn member_named(name: &str) -> Result<Member, String> {
+    let members = party::members()?;
+    members
+        .iter()
+        .find(|m| !m.me && m.name == name)
+        .or_else(|| members.iter().find(|m| !m.me && m.name.eq_ignore_ascii_case(name)))
+        .cloned()
+        .ok_or_else(|| format!("no member named {name:?}"))
+}
+
+fn send(state: &mut State, to: (String, String), path: &str) -> Result<(), String> {
+    let request = blobs::share(path)?;
+    state.sharing.insert(request, to);
+    Ok(())
+}
+
+fn tell(to: &str, fields: &[&str]) -> Result<(), String> {
+    messaging::send(to, line(fields).as_bytes())
+}
+
+/// Remembers an incoming offer (so a restart can finish it).
+fn keep(id: &str, t: &Transfer) -> Result<(), String> {
+    storage::set(&format!("{INCOMING}{id}"), line(&[&t.peer.0, &t.peer.1, &t.name, &t.size.to_string()]).as_bytes())
+}
+
+fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
+    let f = fields(data);
+    let Some((kind, rest)) = f.split_first() else { return Ok(()) };
+    let id = rest.first().cloned().unwrap_or_default();
+    match (kind.as_str(), rest) {
+        ("offer", [_, size, _, name]) => {
+            let t = Transfer {
+                peer: (from.id.clone(), from.name.clone()),
+                name: name.clone(),
+                size: size.parse().unwrap_or(0),
+                outgoing: false,
+                stage: Stage::Offered,
+            };
+            keep(&id, &t)?;
+            notify::toast(&format!("{} offers {} ({})", from.name, t.name, human_bytes(t.size)))?;
+            state.transfers.insert(id, t);
+        }
+        ("accept", _) => set_stage(state, &id, &from, Stage::Going { done: 0, total: 0 }),
+        ("progress", [_, done, total]) => {
+            let stage = Stage::Going { done: done.parse().unwrap_or(0), total: total.parse().unwrap_or(0) };
+            set_stage(state, &id, &from, stage);
+        }
+        ("done", _) => {
+            if let Some(t) = outgoing(state, &id, &from) {
+                let text = format!("{} received {} ({}, verified)", from.name, t.name, human_bytes(t.size));
+                set_stage(state, &id, &from, Stage::Done(String::new()));
+                note(state, text)?;
+            }
+        }
+        ("decline", _) => {
+            if let Some(t) = outgoing(state, &id, &from) {
+                set_stage(state, &id, &from, Stage::Declined);
+                note(state, format!("{} declined {}", from.name, t.name))?;
+            }
+        }
+        ("failed", [_, why]) => {
+            if let Some(t) = outgoing(state, &id, &from) {
+                set_stage(state, &id, &from, Stage::Failed(why.clone()));
+                note(state, format!("{} could not receive {}: {why}", from.name, t.name))?;
+            }
+        }
+        ("cancel", _) => {
+            if let Some(t) = state.transfers.get(&id).filter(|t| t.peer.0 == from.id && !t.outgoing).cloned() {
+                let _ = blobs::cancel(&id);
+                let _ = storage::delete(&format!("{INCOMING}{id}"));
+                set_stage(state, &id, &from, Stage::Cancelled);
+                note(state, format!("{} cancelled {}", from.name, t.name))?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn outgoing(state: &State, id: &str, from: &Member) -> Option<Transfer> {
+    state.transfers.get(id).filter(|t| t.outgoing && t.peer.0 == from.id).cloned()
+}
+
+/// Only the member a transfer is with may move it along.
+fn set_stage(state: &mut State, id: &str, from: &Member, stage: Stage) {
+    if let Some(t) = state.transfers.get_mut(id).filter(|t| t.peer.0 == from.id) {
+        t.stage = stage;
+    }
+}
+
+fn act(state: &mut State, id: &str, value: Option<String>) -> Result<(), String> {
+    let (verb, target) = id.split_once(':').unwrap_or((id, ""));
+    match verb {
+        "send" => {
+            let value = value.unwrap_or_default();
+            let (name, path) = value.split_once('\n').ok_or("send needs NAME and PATH")?;
+            let to = member_named(name.trim())?;
+            send(state, (to.id, to.name), path.trim())
+        }
+        "path" => {
+            state.chosen = value.filter(|v| !v.trim().is_empty()).map(|v| v.trim().to_owned());
+            Ok(())
+        }
+        "to" => {
+            let path = state.chosen.clone().ok_or("type a path first")?;
+            let to = party::members()?.into_iter().find(|m| m.id == target).ok_or("that member left")?;
+            send(state, (to.id, to.name), &path)
+        }
+        "accept" => {
+            let t = state.transfers.get_mut(target).filter(|t| !t.outgoing).ok_or("no such offer")?;
+            blobs::get(target, &t.name)?;
+            t.stage = Stage::Going { done: 0, total: t.size };
+            tell(&t.peer.0, &["accept", target])
+        }
+        "decline" => {
+            let t = state.transfers.get_mut(target).filter(|t| !t.outgoing).ok_or("no such offer")?;
+            t.stage = Stage::Declined;
+            let _ = storage::delete(&format!("{INCOMING}{target}"));
+            tell(&t.peer.0, &["decline", target])
+        }
+        "cancel" => {
+            let t = state.transfers.get_mut(target).ok_or("no such transfer")?;
+            if !t.outgoing {
+                let _ = blobs::cancel(target);
+                let _ = storage::delete(&format!("{INCOMING}{target}"));
+            }
+            t.stage = Stage::Cancelled;
+            let peer = t.peer.0.clone();
+            tell(&peer, &["cancel", target])
+        }
+        _ => Ok(()),
+    }
+}
+
+fn draw(state: &State) -> Result<(), String> {
+    let mut panel = Panel::new("Files");
+    for (id, t) in &state.transfers {
+        let (dir, who) = if t.outgoing { ("to", &t.peer.1) } else { ("from", &t.peer.1) };
+        let what = format!("{} ({}) {dir} {who}", t.name, human_bytes(t.size));
+        panel = match &t.stage {
+            Stage::Offered if t.outgoing => panel.text(&format!("{what}: offered")),
+            Stage::Offered => panel
+                .text(&format!("{what}: offered"))
+                .button(&format!("accept:{id}"), "Accept")
+                .button(&format!("decline:{id}"), "Decline"),
+            Stage::Going { done, total } => panel
+                .progress(&what, *done, (*total).max(t.size))
+                .button(&format!("cancel:{id}"), "Cancel"),
+            Stage::Done(path) if path.is_empty() => panel.text(&format!("{what}: done")),
+            Stage::Done(path) => panel.text(&format!("{what}: done, in {path}")),
+            Stage::Declined => panel.text(&format!("{what}: declined")),
+            Stage::Cancelled => panel.text(&format!("{what}: cancelled")),
+            Stage::Failed(why) => panel.text(&format!("{what}: failed ({why})")),
+        };
+    }
+    panel = panel.input("path", "Path of a file or folder to send", state.chosen.as_deref().unwrap_or(""));
+    if state.chosen.is_some() {
+        for m in party::members()?.into_iter().filter(|m| !m.me) {
+            panel = panel.button(&format!("to:{}", m.id), &format!("Send to {}", m.name));
+        }
+    }
+    if !state.history.is_empty() {
+        panel = panel.heading("History").items(state.history.iter().take(10).cloned().collect());
+    }
+    panel.show()
+}
+
+fn on_event(state: &mut State, event: Event) -> Result<(), String> {
+    match event {
+        Event::Message(m) => heard(state, m.from, &m.data)?,
+        Event::Action(a) => act(state, &a.id, a.value)?,
+        Event::Blob(answer) => {
+            if let Some((to_id, to_name)) = state.sharing.remove(&answer.request) {
+                let c = answer.outcome?;
+                tell(&to_id, &["offer", &c.id, &c.size.to_string(), &c.files.to_string(), &c.name])?;
+                notify::toast(&format!("Offered {} to {to_name}", c.name))?;
+                let t = Transfer { peer: (to_id, to_name), name: c.name, size: c.size, outgoing: true, stage: Stage::Offered };
+                state.transfers.insert(c.id, t);
+            } else if let Some(id) = state.placing.remove(&answer.request) {
+                let t = state.transfers.get(&id).cloned();
+                match (answer.outcome, t) {
+                    (Ok(c), Some(t)) => {
+                        let path = c.path.unwrap_or_default();
+                        let _ = storage::delete(&format!("{INCOMING}{id}"));
+                        tell(&t.peer.0, &["done", &id])?;
+                        if let Some(t) = state.transfers.get_mut(&id) {
+                            t.stage = Stage::Done(path.clone());
+                        }
+                        note(state, format!("{} from {} is in {path}", t.name, t.peer.1))?;
+                    }
+                    (Err(why), Some(t)) => {
+                        tell(&t.peer.0, &["failed", &id, &why])?;
+                        note(state, format!("{}: {why}", t.name))?;
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Event::Transfer(p) => {
+            if let Some(t) = state.transfers.get_mut(&p.id).filter(|t| !t.outgoing) {
+                let before = t.stage.clone();
+                t.stage = Stage::Going { done: p.done, total: p.total };
+                // The sender hears of every 5% (and the start).
+                let step = |s: &Stage| match s {
+                    Stage::Going { done, total } if *total > 0 => done * 20 / total,
+                    _ => u64::MAX,
+                };
+                if step(&before) != step(&t.stage) {
+                    let peer = t.peer.0.clone();
+                    tell(&peer, &["progress", &p.id, &p.done.to_string(), &p.total.to_string()])?;
+                }
+            }
+        }
+        Event::TransferDone(c) => {
+            let request = blobs::place(&c.id, Destination::Downloads)?;
+            state.placing.insert(request, c.id);
+        }
+        Event::TransferFailed((id, why)) => {
+            if let Some(t) = state.transfers.get_mut(&id).filter(|t| !t.outgoing) {
+                t.stage = Stage::Failed(why.clone());
+                let (peer, name) = (t.peer.0.clone(), t.name.clone());
+                if why != "cancelled" {
+                    let _ = tell(&peer, &["failed", &id, &why]);
+                    note(state, format!("{name}: {why}"))?;
+                }
+            }
+        }
+        Event::Joined(_) | Event::MemberJoined(_) | Event::MemberLeft(_) => {}
+        _ => return Ok(()),
+    }
+    draw(state)
+}
+
+impl Guest for FileTransfer {
+    fn init(_config: Vec<(String, String)>) -> Result<(), String> {
+        with(|state| {
+            if let Some(history) = storage::get(HISTORY)? {
+                state.history = String::from_utf8_lossy(&history).lines().map(str::to_owned).collect();
+            }
+            // Offers accepted before a restart: the download resumes by itself; finish it here.
+            for key in storage::keys()? {
+                let Some(id) = key.strip_prefix(INCOMING) else { continue };
+                if let Some(value) = storage::get(&key)?
+                    && let [peer_id, peer_name, name, size] = &fields(&value)[..]
+                {
+                    let t = Transfer {
+                        peer: (peer_id.clone(), peer_name.clone()),
+                        name: name.clone(),
+                        size: size.parse().unwrap_or(0),
+                        outgoing: false,
+                        stage: Stage::Offered,
+                    };
+                    state.transfers.insert(id.to_owned(), t);
+                }
+            }
+            draw(state)
+        })
+    }
+
+    fn handle(event: Event) -> Result<(), String> {
+        with(|state| on_event(state, event))
+    }
+}
+
+export!(FileTransfer);
