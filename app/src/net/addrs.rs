@@ -188,6 +188,13 @@ impl Connections {
         }
     }
 
+    /// Every connection to `peer` but the newest.
+    pub(crate) fn older(&self, peer: &PeerId) -> Vec<ConnectionId> {
+        let Some(conns) = self.peers.get(peer) else { return Vec::new() };
+        let newest = conns.keys().max().copied();
+        conns.keys().filter(|id| Some(**id) != newest).copied().collect()
+    }
+
     /// Relayed connections to `peer` that a direct one has made redundant.
     pub(crate) fn redundant_relayed(&self, peer: &PeerId) -> Vec<ConnectionId> {
         match self.peers.get(peer) {

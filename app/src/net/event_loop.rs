@@ -225,6 +225,13 @@ impl EventLoop {
                     }
                     self.links.unlink(peer);
                 }
+                Action::Rejoined(peer) => {
+                    for id in self.connections.older(&peer) {
+                        tracing::debug!(%peer, ?id, "closing an older connection of a member that came back");
+                        self.swarm.close_connection(id);
+                    }
+                    self.links.migrate(peer);
+                }
                 Action::Emit(event) => {
                     if let Some(voice) = &mut self.voice {
                         voice.on_event(&event);

@@ -146,6 +146,9 @@ impl HostState {
 
         let (name, new) = self.roster.admit(from, &join.name, join.addrs.clone());
         tracing::info!(peer = %from, %name, new, "admitted");
+        if !new {
+            ctx.rejoined(from);
+        }
         ctx.link(from, join.addrs.clone());
         ctx.send(
             from,

@@ -50,6 +50,10 @@ pub(crate) enum Action {
     Link(PeerId),
     /// Stop keeping a stream to `peer`: flush what is queued, close it, and disconnect.
     Unlink(PeerId),
+    /// `peer` came back (restarted, or moved networks) while still a member: connections older
+    /// than its newest may be dead ones that still take writes, so drop them and reopen the
+    /// stream to it before anything more is sent.
+    Rejoined(PeerId),
     Emit(NodeEvent),
 }
 
@@ -89,6 +93,10 @@ impl Ctx {
             self.out.push_back(Action::Addresses { peer, addrs });
         }
         self.out.push_back(Action::Link(peer));
+    }
+
+    pub(crate) fn rejoined(&mut self, peer: PeerId) {
+        self.out.push_back(Action::Rejoined(peer));
     }
 
     pub(crate) fn unlink(&mut self, peer: PeerId) {

@@ -91,8 +91,7 @@ impl PluginHost {
                         state.with_blobs(BlobAccess::new(transfers.clone(), runtime, handed, dirs, deliver));
                 }
                 let config = plugin.manifest.config.clone().into_iter().collect();
-                let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
-                PluginThread::spawn(&id, sandbox, started, queue)
+                PluginThread::spawn(&id, move || Sandbox::start(loaded.pre, state, config), queue)
             })();
             match started {
                 Ok(thread) => {

@@ -191,7 +191,8 @@ fn a_flooding_plugin_is_bounded_and_the_others_keep_working() {
 
     // Events pile up for a plugin that is busy: its queue is bounded too.
     let slow = hostile(&rt, "loop", &[]);
-    let thread = PluginThread::spawn("slow", slow.sandbox, slow.started, super::thread::queue()).unwrap();
+    let (sandbox, started) = (slow.sandbox, slow.started);
+    let thread = PluginThread::spawn("slow", move || (sandbox, started), super::thread::queue()).unwrap();
     let sent = (0..2000).filter(|_| thread.send(Event::Left)).count();
     assert!(sent < 2000 && thread.status().dropped_events > 0, "sent {sent}");
 }
@@ -238,8 +239,7 @@ fn plugins_fetch_from_granted_hosts_and_redirects_are_not_followed() {
         let state =
             HostState::new("hostile", &grants, None, tx).with_fetcher(super::thread::deliver(&queue.0));
         let config = vec![("mode".to_owned(), "fetch".to_owned()), ("url".to_owned(), url.to_owned())];
-        let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
-        let thread = PluginThread::spawn("hostile", sandbox, started, queue).unwrap();
+        let thread = PluginThread::spawn("hostile", move || Sandbox::start(loaded.pre, state, config), queue).unwrap();
         assert!(thread.send(Event::Left));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

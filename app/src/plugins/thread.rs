@@ -50,22 +50,25 @@ pub(crate) struct PluginThread {
 }
 
 impl PluginThread {
-    /// Runs `sandbox` (started already; `started` is what its `init` said) on a thread of its own,
-    /// taking inputs from `queue` (made by [`queue`]).
+    /// Starts a plugin on a thread of its own with `start` (which makes its sandbox and runs its
+    /// `init`, there: on this thread's stack, off the caller's), then takes inputs from `queue`
+    /// (made by [`queue`]).
     pub(crate) fn spawn(
         id: &str,
-        sandbox: Sandbox,
-        started: Result<(), CallError>,
+        start: impl FnOnce() -> (Sandbox, Result<(), CallError>) + Send + 'static,
         queue: (SyncSender<Input>, Receiver<Input>),
     ) -> Result<Self> {
         let (inputs, rx) = queue;
         let status = Arc::new(Mutex::new(Status::default()));
-        report(&status, &sandbox, &started);
         let shared = status.clone();
         std::thread::Builder::new()
             .name(format!("plugin-{id}"))
             .stack_size(THREAD_STACK)
-            .spawn(move || run(sandbox, &rx, &shared))
+            .spawn(move || {
+                let (sandbox, started) = start();
+                report(&shared, &sandbox, &started);
+                run(sandbox, &rx, &shared);
+            })
             .context("cannot start a plugin thread")?;
         Ok(Self { inputs, status })
     }
