@@ -214,8 +214,14 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     let saved = std::fs::read_to_string(ana.home.join("config/settings.toml")).unwrap();
     assert!(saved.contains("ptt_key = \"F8\""), "{saved}");
 
-    // The template plugin's panel, drawn from what it declared; its button goes back to it.
+    // The template plugin's panel, drawn from what it declared (under its tab, beside the bundled
+    // plugins' tabs); its button goes back to it.
     rebound.click_text(&x, "▦");
+    let tabs = Shot::until(&ana, "plugin tabs", |s| s.region("tab:template").is_some());
+    for tab in ["tab:file-transfer", "tab:game-store", "tab:template"] {
+        assert!(tabs.region(tab).is_some(), "{tab}: {:?}", tabs.layout);
+    }
+    tabs.click_text(&x, "Template");
     let panel = Shot::until(&ana, "plugin", |s| s.region("plugin:template").is_some() && s.has_text("dana"));
     for text in ["Template", "Wave at your party", "Wave", "You waved 0 times", "dana"] {
         assert!(panel.has_text(text), "{text} missing: {:?}", panel.texts());

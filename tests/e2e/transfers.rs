@@ -43,6 +43,8 @@ fn games_cli(p: &Proc, args: &[&str], timeout: Duration) -> (bool, Vec<Value>) {
 
 #[test]
 fn a_game_goes_from_one_member_then_from_two_at_once_and_lands_whole() {
+    // Gigabytes through three processes: not beside the timing-sensitive tests.
+    let _exclusive = partyline_tests::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let game = games::generate(dir.path(), "Star Frontier", GIB, 1);
     let id = content_id(&game);
@@ -84,6 +86,7 @@ fn a_game_goes_from_one_member_then_from_two_at_once_and_lands_whole() {
 
 #[test]
 fn a_receiver_killed_again_and_again_resumes_to_the_same_tree() {
+    let _exclusive = partyline_tests::exclusive();
     let dir = tempfile::tempdir().unwrap();
     let game = games::generate(dir.path(), "Long Road", GIB, 2);
     let id = content_id(&game);
@@ -349,4 +352,106 @@ fn offer_button(p: &Proc, prefix: &str) -> String {
         }
         assert!(started.elapsed() < Duration::from_secs(30), "no offer to {prefix}");
     }
+}
+
+/// `partyline store-feed DIR` in the background: the process and its feed's URL.
+struct FeedServer {
+    child: std::process::Child,
+    url: String,
+}
+
+impl FeedServer {
+    fn start(dir: &std::path::Path) -> Self {
+        use std::io::BufRead;
+        let mut child = std::process::Command::new(partyline_tests::partyline_bin())
+            .args(["--json", "store-feed"])
+            .arg(dir)
+            .args(["--name", "Club store"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        Self { child, url: event["url"].as_str().unwrap().to_owned() }
+    }
+}
+
+impl Drop for FeedServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn panel_has(e: &Value, plugin: &str, text: &str) -> bool {
+    e["event"] == "plugin-panel"
+        && e["plugin"] == plugin
+        && e["elements"].as_array().is_some_and(|els| {
+            els.iter()
+                .any(|el| el["text"].as_str().or(el["label"].as_str()).is_some_and(|t| t.contains(text)))
+        })
+}
+
+#[test]
+fn the_store_catalog_comes_from_its_feed_only_when_granted_and_its_games_from_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    std::fs::create_dir(&store).unwrap();
+    let game = games::generate(&store, "Moon Miner", 24 << 20, 7);
+    std::fs::write(
+        store.join("store.toml"),
+        "[games.\"Moon Miner\"]\nversion = \"2.1\"\ndescription = \"Dig\"\n",
+    )
+    .unwrap();
+    let feed = FeedServer::start(&store);
+
+    // Alice points her game store at the feed, then takes its permission back.
+    let alice_home = tempfile::tempdir().unwrap();
+    let (ok, out) = run_cli(
+        alice_home.path(),
+        &["plugins", "set", "game-store", "feed", &feed.url],
+        Duration::from_secs(60),
+    );
+    assert!(ok, "{out:?}");
+    assert!(out[0]["granted"].as_array().unwrap().iter().any(|g| g == "http:127.0.0.1"), "{out:?}");
+    assert!(
+        run_cli(
+            alice_home.path(),
+            &["plugins", "revoke", "game-store", "http:127.0.0.1"],
+            Duration::from_secs(60)
+        )
+        .0
+    );
+    let mut args = vec!["host", "--name", "alice"];
+    args.extend_from_slice(partyline_tests::LOOPBACK);
+    args.extend_from_slice(partyline_tests::NO_VOICE);
+    let mut alice = Proc::start_in("alice", alice_home.path(), &args, None, &[]);
+    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
+    alice.wait_for(Duration::from_secs(20), "the store refused", |e| {
+        panel_has(e, "game-store", "cannot read the store") && panel_has(e, "game-store", "was not granted")
+    });
+    alice.send("/grant-plugin game-store");
+    alice.wait_for(Duration::from_secs(20), "the catalog", |e| {
+        panel_has(e, "game-store", "Club store") && panel_has(e, "game-store", "Moon Miner 2.1")
+    });
+
+    // Nobody has it yet: the download waits. Once bob shares his copy, alice gets it from him,
+    // checked against the store's id.
+    let home = alice.home.clone();
+    let getting =
+        std::thread::spawn(move || run_cli(&home, &["games", "get", "Moon Miner"], Duration::from_secs(120)));
+    alice.wait_for(Duration::from_secs(20), "waiting", |e| {
+        e["event"] == "transfer" && e["label"] == "Moon Miner" && e["peers"] == 0
+    });
+    let bob = join("bob", &link, &[]);
+    bob.wait_event(Duration::from_secs(20), "joined");
+    let (ok, out) = games_cli(&bob, &["share", game.to_str().unwrap()], Duration::from_secs(60));
+    assert!(ok, "{out:?}");
+    let (ok, out) = getting.join().unwrap();
+    assert!(ok, "{out:?}");
+    assert!(out.iter().any(|e| e["event"] == "transfer" && e["peers"] == 0), "it waited: {out:?}");
+    assert_eq!(content_id(&library(&alice, "Moon Miner")), content_id(&game));
+    let (ok, out) = games_cli(&alice, &["list"], Duration::from_secs(30));
+    assert!(ok && panel_has(&out[0], "game-store", "Moon Miner"), "{out:?}");
 }

@@ -6,6 +6,7 @@ mod output;
 mod plugins;
 mod remote;
 mod session;
+mod store_feed;
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
@@ -75,6 +76,16 @@ enum Command {
     /// Games shared in the party, on the running Partyline: list, share PATH, get GAME.
     #[command(subcommand)]
     Games(remote::GamesCommand),
+    /// Serve a store feed (STORE-FEED.md) for the game folders in DIR, on 127.0.0.1.
+    StoreFeed {
+        dir: PathBuf,
+        /// Port to listen on (0 picks one).
+        #[arg(long, default_value_t = 0)]
+        port: u16,
+        /// The store's name in the feed.
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Offer a file or folder to a member, on the running Partyline; waits until they have it.
     Send {
         path: PathBuf,
@@ -261,6 +272,9 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
         Some(Command::Devices) => return devices(printer).map(Plan::Exit),
         Some(Command::Plugins(command)) => return plugins::run(&dirs, command, printer).map(Plan::Exit),
         Some(Command::Games(command)) => return remote::games(&dirs, command, printer).await.map(Plan::Exit),
+        Some(Command::StoreFeed { dir, port, name }) => {
+            return store_feed::run(&dir, port, name.as_deref(), printer).await.map(Plan::Exit);
+        }
         Some(Command::Send { path, to }) => {
             return remote::send(&dirs, &path, &to, printer).await.map(Plan::Exit);
         }

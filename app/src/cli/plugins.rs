@@ -41,6 +41,13 @@ pub(crate) enum PluginsCommand {
         id: String,
         permissions: String,
     },
+    /// Change a setting of the plugin (its `[config]`), e.g. `set game-store feed URL`; a URL
+    /// lets it reach that host.
+    Set {
+        id: String,
+        key: String,
+        value: String,
+    },
     /// Uninstall, forgetting its storage and grants.
     Remove {
         id: String,
@@ -90,6 +97,10 @@ pub(crate) fn run(dirs: &Dirs, command: PluginsCommand, printer: Printer) -> Res
         PluginsCommand::Revoke { id, permissions: list } => {
             installed.change_grants(&id, &permissions(&list)?, false)?;
             printer.plugins(&[installed.get(&id)?]);
+        }
+        PluginsCommand::Set { id, key, value } => {
+            let plugin = installed.set_config(&id, &key, &value)?;
+            printer.plugins(std::slice::from_ref(&plugin));
         }
         PluginsCommand::Remove { id } => installed.remove(&id)?,
     }

@@ -62,6 +62,8 @@ pub(crate) enum Act {
     GrantPlugin(String),
     /// Put off what a plugin asks for (it asks again next start).
     DismissAsk(String),
+    /// Show this plugin's panel in the drawer.
+    ShowPanel(String),
     /// Start typing into a plugin's input (which holds `value`).
     EditInput {
         plugin: String,
@@ -217,6 +219,7 @@ pub(crate) fn carry_out(
             Act::DismissAsk(plugin) => {
                 panels.asks.remove(plugin);
             }
+            Act::ShowPanel(plugin) => panels.shown = Some(plugin.clone()),
             Act::EditInput { plugin, id, value } => {
                 *draft = PluginDraft { at: Some((plugin.clone(), id.clone())), text: value.clone() };
             }

@@ -146,6 +146,15 @@ pub(crate) struct View<'a> {
 pub(crate) struct Panels {
     pub(crate) panels: std::collections::BTreeMap<String, PluginPanel>,
     pub(crate) asks: std::collections::BTreeMap<String, (String, Vec<String>)>,
+    /// The plugin whose panel the drawer shows (its tab); by default the first.
+    pub(crate) shown: Option<String>,
+}
+
+impl Panels {
+    /// The plugin whose panel is shown: the chosen one while it has a panel, else the first.
+    pub(crate) fn shown(&self) -> Option<&String> {
+        self.shown.as_ref().filter(|p| self.panels.contains_key(*p)).or_else(|| self.panels.keys().next())
+    }
 }
 
 #[derive(Clone, Debug, PartialEq)]

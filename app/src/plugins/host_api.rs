@@ -318,7 +318,7 @@ fn to_panel(e: ui::Element) -> PanelElement {
 }
 
 /// The host part of an `http(s)://host[:port]/...` URL.
-fn url_host(url: &str) -> Option<String> {
+pub(crate) fn url_host(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
     let authority = rest.split(['/', '?', '#']).next()?;
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);

@@ -147,14 +147,40 @@ impl Installed {
         if !wanted {
             return Ok(());
         }
+        // An update keeps what the user set: its settings, and the hosts those let it reach.
+        let mut toml: toml::Table = toml::from_str(bundled.manifest)?;
+        if let Some(previous) = &installed {
+            for (key, value) in &previous.manifest.config {
+                configure(&mut toml, key, value);
+            }
+        }
         let staging = tempfile::tempdir().context("cannot stage a bundled plugin")?;
-        std::fs::write(staging.path().join("plugin.toml"), bundled.manifest)?;
+        std::fs::write(staging.path().join("plugin.toml"), toml::to_string(&toml)?)?;
         std::fs::write(staging.path().join("plugin.wasm"), bundled.wasm)?;
         self.install(staging.path(), None, &Grant::All)?;
         if let Some(previous) = installed {
             self.db.set_enabled(bundled.id, previous.enabled)?;
         }
         self.db.set_bundled(bundled.id, &manifest.version)
+    }
+
+    /// Sets `[config]` `key` of an installed plugin (it applies when the plugin starts next). A
+    /// URL lets the plugin reach its host: `http:<host>` is added to what it asks for, and
+    /// granted, since the user named it.
+    pub fn set_config(&mut self, id: &str, key: &str, value: &str) -> Result<InstalledPlugin> {
+        let plugin = self.get(id)?;
+        let path = plugin.dir.join("plugin.toml");
+        let mut toml: toml::Table = toml::from_str(&std::fs::read_to_string(&path)?)?;
+        let host = configure(&mut toml, key, value);
+        let text = toml::to_string(&toml)?;
+        Manifest::parse(&text).context("the plugin would not load with that setting")?;
+        let staged = path.with_extension("toml.new");
+        std::fs::write(&staged, text).context("cannot write plugin.toml")?;
+        std::fs::rename(&staged, &path).context("cannot write plugin.toml")?;
+        if let Some(host) = host {
+            self.change_grants(id, &[Permission::Http(host)], true)?;
+        }
+        self.get(id)
     }
 
     pub fn set_enabled(&self, id: &str, enabled: bool) -> Result<()> {
@@ -191,6 +217,24 @@ impl Installed {
             .with_context(|| format!("cannot remove {}", plugin.dir.display()))?;
         self.db.forget(id)
     }
+}
+
+/// Sets `[config]` `key` in a manifest's TOML; for a URL, adds `http:<its host>` to the
+/// permissions and returns the host.
+fn configure(toml: &mut toml::Table, key: &str, value: &str) -> Option<String> {
+    let config = toml.entry("config").or_insert_with(|| toml::Value::Table(toml::Table::new()));
+    if let Some(config) = config.as_table_mut() {
+        config.insert(key.to_owned(), toml::Value::String(value.to_owned()));
+    }
+    let host = super::host_api::url_host(value)?;
+    let permission = format!("http:{host}");
+    let permissions = toml.entry("permissions").or_insert_with(|| toml::Value::Array(Vec::new()));
+    if let Some(list) = permissions.as_array_mut()
+        && !list.iter().any(|p| p.as_str() == Some(permission.as_str()))
+    {
+        list.push(toml::Value::String(permission));
+    }
+    Some(host)
 }
 
 fn read_manifest(path: &Path) -> Result<Manifest> {

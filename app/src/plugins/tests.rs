@@ -239,7 +239,8 @@ fn plugins_fetch_from_granted_hosts_and_redirects_are_not_followed() {
         let state =
             HostState::new("hostile", &grants, None, tx).with_fetcher(super::thread::deliver(&queue.0));
         let config = vec![("mode".to_owned(), "fetch".to_owned()), ("url".to_owned(), url.to_owned())];
-        let thread = PluginThread::spawn("hostile", move || Sandbox::start(loaded.pre, state, config), queue).unwrap();
+        let thread =
+            PluginThread::spawn("hostile", move || Sandbox::start(loaded.pre, state, config), queue).unwrap();
         assert!(thread.send(Event::Left));
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

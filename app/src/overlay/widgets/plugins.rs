@@ -1,6 +1,6 @@
 //! What plugins ask to be allowed (Allow grants it all, remembered; the plugin restarts with it),
-//! and plugins' panels, drawn from what each plugin declared (texts, buttons, inputs, lists, progress
-//! bars, QR codes, images). Buttons and submitted inputs go back to the plugin as actions; an
+//! and plugins' panels, one at a time under a row of tabs, drawn from what each plugin declared
+//! (texts, buttons, inputs, lists, progress bars, QR codes, images). Buttons and submitted inputs go back to the plugin as actions; an
 //! input is typed into after clicking it, while the overlay is interactive (Enter submits,
 //! Escape stops typing).
 
@@ -91,7 +91,20 @@ fn draw(
                 p.spawn(theme::text("No plugin shows anything.", 12.0, theme::DIM));
             });
         }
-        for (plugin, panel) in &panels.panels {
+        // One panel at a time, chosen by its tab.
+        if panels.panels.len() > 1 {
+            s.spawn(row()).with_children(|r| {
+                for (plugin, panel) in &panels.panels {
+                    let on = panels.shown() == Some(plugin);
+                    r.spawn((
+                        button(panel.title.clone(), Act::ShowPanel(plugin.clone()), on, b),
+                        Probe(format!("tab:{plugin}")),
+                    ));
+                }
+            });
+        }
+        let shown = panels.shown().and_then(|p| panels.panels.get_key_value(p));
+        if let Some((plugin, panel)) = shown {
             s.spawn((theme::panel(b), Probe(format!("plugin:{plugin}")))).with_children(|p| {
                 p.spawn(theme::bold(&fonts, panel.title.clone(), 13.0, theme::TEXT));
                 for element in &panel.elements {
