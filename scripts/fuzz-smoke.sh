@@ -6,7 +6,7 @@ cd "$(dirname "$0")/../protocol"
 seconds="${1:-20}"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-for target in link message; do
+for target in link message content; do
   echo "fuzz: $target for ${seconds}s" >&2
   if ! RUSTC_BOOTSTRAP=1 cargo fuzz run "$target" -- -max_total_time="$seconds" >"$log" 2>&1; then
     tail -n 60 "$log" >&2

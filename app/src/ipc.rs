@@ -53,17 +53,22 @@ pub struct Incoming {
 /// Event lines a follower may have waiting.
 const FOLLOW_QUEUE: usize = 1024;
 
-/// Sends `request` to the Partyline running with this socket; `Ok(None)` when none runs.
-pub async fn hand_off(socket: &Path, request: &Request) -> Result<Option<Answer>> {
-    let stream = match UnixStream::connect(socket).await {
-        Ok(s) => s,
+/// The socket of the Partyline running; `Ok(None)` when none runs.
+async fn connect(socket: &Path) -> Result<Option<UnixStream>> {
+    match UnixStream::connect(socket).await {
+        Ok(s) => Ok(Some(s)),
         Err(e)
             if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
         {
-            return Ok(None);
+            Ok(None)
         }
-        Err(e) => return Err(e).with_context(|| format!("cannot reach Partyline at {}", socket.display())),
-    };
+        Err(e) => Err(e).with_context(|| format!("cannot reach Partyline at {}", socket.display())),
+    }
+}
+
+/// Sends `request` to the Partyline running with this socket; `Ok(None)` when none runs.
+pub async fn hand_off(socket: &Path, request: &Request) -> Result<Option<Answer>> {
+    let Some(stream) = connect(socket).await? else { return Ok(None) };
     let (read, mut write) = stream.into_split();
     let mut line = serde_json::to_string(request)?;
     line.push('\n');
@@ -142,15 +147,7 @@ async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
 pub async fn follow(
     socket: &Path,
 ) -> Result<Option<tokio::io::Lines<BufReader<tokio::net::unix::OwnedReadHalf>>>> {
-    let stream = match UnixStream::connect(socket).await {
-        Ok(s) => s,
-        Err(e)
-            if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused) =>
-        {
-            return Ok(None);
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot reach Partyline at {}", socket.display())),
-    };
+    let Some(stream) = connect(socket).await? else { return Ok(None) };
     let (read, mut write) = stream.into_split();
     let mut request = serde_json::to_string(&Request::Follow)?;
     request.push('\n');

@@ -176,7 +176,8 @@ impl Manifest {
         Self::id_of(&self.encode())
     }
 
-    fn id_of(encoded: &[u8]) -> ContentId {
+    /// The content id of an encoded manifest (whatever the bytes are).
+    pub fn id_of(encoded: &[u8]) -> ContentId {
         let mut hasher = blake3::Hasher::new_derive_key(ID_CONTEXT);
         hasher.update(encoded);
         ContentId(*hasher.finalize().as_bytes())

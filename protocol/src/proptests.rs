@@ -196,3 +196,42 @@ proptest! {
         let _ = wire::decode(&bytes);
     }
 }
+
+mod content {
+    use proptest::prelude::*;
+
+    use crate::blobs::{BlobAnswer, BlobRequest};
+    use crate::content::{Entry, EntryKind, Layout, MIN_PIECE, Manifest};
+
+    proptest! {
+        #[test]
+        fn manifest_and_blob_decoders_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..2048)) {
+            let _ = Manifest::decode(&bytes, &Manifest::id_of(&bytes));
+            let _ = BlobRequest::decode(&bytes);
+            let _ = BlobAnswer::decode(&bytes);
+        }
+
+        #[test]
+        fn pieces_cover_every_byte_once(sizes in prop::collection::vec(0u64..3_000_000, 1..12)) {
+            let mut entries = vec![Entry { path: "g".into(), kind: EntryKind::Dir { mode: 0o755 } }];
+            for (i, size) in sizes.iter().enumerate() {
+                entries.push(Entry { path: format!("g/f{i:02}"), kind: EntryKind::File { size: *size, mode: 0o644 } });
+            }
+            let m = Manifest { piece_size: MIN_PIECE, pieces_root: [0; 32], entries };
+            prop_assert!(m.check().is_ok());
+            let layout = Layout::new(&m);
+            let mut per_file = vec![0u64; m.entries.len()];
+            for piece in 0..layout.pieces() {
+                let segments = layout.segments(piece);
+                prop_assert_eq!(segments.iter().map(|s| s.len).sum::<u64>(), layout.piece_len(piece));
+                for s in segments {
+                    prop_assert_eq!(s.offset, per_file[s.entry]);
+                    per_file[s.entry] += s.len;
+                }
+            }
+            for (i, size) in sizes.iter().enumerate() {
+                prop_assert_eq!(per_file[i + 1], *size);
+            }
+        }
+    }
+}

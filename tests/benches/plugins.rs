@@ -17,11 +17,18 @@ fn wasm(name: &str) -> Vec<u8> {
 
 fn main() {
     let cache = tempfile::tempdir().expect("temp dir");
-    let plugins: [(&str, &[(&str, &str)]); 2] = [("template", &[]), ("hostile", &[("mode", "well")])];
+    let plugins: [(&str, &[(&str, &str)]); 4] = [
+        ("game_store", &[("feed", "")]),
+        ("file_transfer", &[]),
+        ("template", &[]),
+        ("hostile", &[("mode", "well")]),
+    ];
 
     spread_header(&format!("plugin load, ms ({RUNS} runs; the plugins built with Partyline)"));
     let (mut cold_all, mut warm_all) = (vec![0.0; RUNS], vec![0.0; RUNS]);
+    let (mut cold_bundled, mut warm_bundled) = (vec![0.0; RUNS], vec![0.0; RUNS]);
     for (name, config) in plugins {
+        let bundled = matches!(name, "game_store" | "file_transfer");
         let bytes = wasm(name);
         let (mut cold, mut warm) = (Vec::new(), Vec::new());
         for run in 0..RUNS {
@@ -30,10 +37,16 @@ fn main() {
             warm.push(w.as_secs_f64() * 1e3);
             cold_all[run] += c.as_secs_f64() * 1e3;
             warm_all[run] += w.as_secs_f64() * 1e3;
+            if bundled {
+                cold_bundled[run] += c.as_secs_f64() * 1e3;
+                warm_bundled[run] += w.as_secs_f64() * 1e3;
+            }
         }
         spread_row(&format!("{name} ({} KiB) cold", bytes.len() / 1024), cold);
         spread_row(&format!("{name} warm (cache)"), warm);
     }
+    spread_row("bundled (game-store + file-transfer), cold", cold_bundled);
+    spread_row("bundled, warm (cache)", warm_bundled);
     spread_row("all of them, cold", cold_all);
     spread_row("all of them, warm (cache)", warm_all);
 

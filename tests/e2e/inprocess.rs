@@ -4,8 +4,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use partyline::paths::Dirs;
-use partyline::{Node, NodeConfig, NodeEvent, Path as ConnPath};
+use partyline::{Node, NodeEvent, Path as ConnPath};
 use partyline_protocol::{InviteTerms, JoinLink};
 use tokio::sync::mpsc;
 use tokio::time::timeout;
@@ -19,21 +18,7 @@ struct Peer {
 impl Peer {
     async fn start(home: &Path, name: &str) -> Self {
         partyline_tests::init_logs();
-        let config = NodeConfig {
-            dirs: Dirs::under(home),
-            name: name.into(),
-            relays: vec![],
-            listen: vec![
-                "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
-                "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
-            ],
-            port: 0,
-            mdns: false,
-            join_timeout: Duration::from_secs(10),
-            voice: None,
-            announce: vec![],
-            upload_limit: None,
-        };
+        let config = partyline_tests::loopback_config(home, name);
         let (node, events) = Node::start(config).await.expect("node starts");
         Self { node, events, seen: Vec::new() }
     }

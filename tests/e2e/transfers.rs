@@ -9,8 +9,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use partyline::paths::Dirs;
-use partyline::{Node, NodeConfig, NodeEvent};
+use partyline::{Node, NodeEvent};
 use partyline_protocol::content::{Entry, EntryKind, MIN_PIECE, Manifest};
 use partyline_protocol::{ContentId, InviteTerms};
 use partyline_tests::games::{self, content_id};
@@ -181,18 +180,7 @@ fn manifests_that_would_write_outside_are_refused_and_nothing_is_written() {
     partyline_tests::init_logs();
     let home = tempfile::tempdir().unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let config = NodeConfig {
-        dirs: Dirs::under(home.path()),
-        name: "alice".into(),
-        relays: vec![],
-        listen: vec!["/ip4/127.0.0.1/tcp/0".parse().unwrap()],
-        port: 0,
-        mdns: false,
-        join_timeout: Duration::from_secs(10),
-        voice: None,
-        announce: vec![],
-        upload_limit: None,
-    };
+    let config = partyline_tests::loopback_config(home.path(), "alice");
     let (node, mut events) = rt.block_on(Node::start(config)).unwrap();
     rt.block_on(node.host(false)).unwrap();
     let link = rt.block_on(node.invite(InviteTerms::default())).unwrap();

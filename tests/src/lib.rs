@@ -392,3 +392,22 @@ pub fn run_cli(home: &Path, args: &[&str], timeout: Duration) -> (bool, Vec<Valu
     let lines: Vec<Value> = reader.join().expect("reader");
     (status.success(), lines)
 }
+
+/// An in-process node's settings: loopback only, no mDNS, no voice, under `home`.
+pub fn loopback_config(home: &Path, name: &str) -> partyline::NodeConfig {
+    partyline::NodeConfig {
+        dirs: partyline::paths::Dirs::under(home),
+        name: name.into(),
+        relays: vec![],
+        listen: vec![
+            "/ip4/127.0.0.1/udp/0/quic-v1".parse().unwrap(),
+            "/ip4/127.0.0.1/tcp/0".parse().unwrap(),
+        ],
+        port: 0,
+        mdns: false,
+        join_timeout: Duration::from_secs(10),
+        voice: None,
+        announce: vec![],
+        upload_limit: None,
+    }
+}

@@ -40,7 +40,13 @@ pub(crate) struct Behaviour {
     pub(crate) stream: libp2p_stream::Behaviour,
 }
 
-pub(crate) fn quic_config(mut config: quic::Config) -> quic::Config {
+/// The largest UDP payload path MTU discovery tries: where the path allows it (a LAN with jumbo
+/// frames, loopback) bulk transfers then cost far fewer packets; on the internet it settles at
+/// the path's MTU as before.
+const QUIC_MTU_UPPER_BOUND: u16 = 65_000;
+
+pub(crate) fn quic_config(config: quic::Config) -> quic::Config {
+    let mut config = config.mtu_upper_bound(QUIC_MTU_UPPER_BOUND);
     config.max_idle_timeout = QUIC_IDLE_TIMEOUT.as_millis() as u32;
     config.keep_alive_interval = QUIC_KEEP_ALIVE;
     config

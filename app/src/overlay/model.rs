@@ -390,6 +390,21 @@ mod tests {
     use crate::overlay::tests::member as info;
 
     #[test]
+    fn the_plugin_drawer_shows_the_chosen_panel_else_the_first() {
+        let panel = |title: &str| PluginPanel { title: title.into(), elements: vec![] };
+        let mut panels = Panels::default();
+        assert_eq!(panels.shown(), None);
+        panels.panels.insert("game-store".into(), panel("Games"));
+        panels.panels.insert("file-transfer".into(), panel("Files"));
+        assert_eq!(panels.shown().map(String::as_str), Some("file-transfer"));
+        panels.shown = Some("game-store".into());
+        assert_eq!(panels.shown().map(String::as_str), Some("game-store"));
+        // A chosen plugin that no longer shows anything falls back to the first.
+        panels.shown = Some("gone".into());
+        assert_eq!(panels.shown().map(String::as_str), Some("file-transfer"));
+    }
+
+    #[test]
     fn toasts_are_bounded_and_expire() {
         let mut t = Toasts::default();
         for i in 0..10 {

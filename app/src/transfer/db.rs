@@ -152,8 +152,7 @@ impl Db {
             .optional()?)
     }
 
-    /// Records a user's files as shared content (replacing what was known of the same id, unless
-    /// it is being downloaded).
+    /// Records a user's files as shared content (replacing what was known of the same id).
     pub(crate) fn put_shared(
         &mut self,
         id: &ContentId,
