@@ -251,6 +251,8 @@ pub enum NodeEvent {
         done: u64,
         total: u64,
         peers: usize,
+        /// Of those, the ones sending over a direct channel (the rest over the party connection).
+        direct: usize,
         /// The plugin that asked for it.
         plugin: Option<String>,
     },

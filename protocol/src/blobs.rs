@@ -8,9 +8,13 @@
 //! refuses anything else.
 //!
 //! ```text
-//! asker -> server   Have{ids} | Manifest{id} | Pieces{id} | Range{id, first, count}
-//! server -> asker   Have(bools) | Body{len} + bytes | NotFound | Busy | Refused(why)
+//! asker -> server   Have{ids} | Manifest{id} | Pieces{id} | Range{id, first, count} | Direct
+//! server -> asker   Have(bools) | Body{len} + bytes | NotFound | Busy | Refused(why) | Direct{…}
 //! ```
+//!
+//! `Direct` asks for a faster channel: the server answers with a TCP port, a fresh key and a
+//! one-time token; the asker connects to the server's address on that port, sends the token, and
+//! goes on with the same requests in records sealed with the key (AES-256-GCM).
 
 use serde::{Deserialize, Serialize};
 
@@ -42,6 +46,8 @@ pub enum BlobRequest {
         first: u64,
         count: u32,
     },
+    /// A direct, sealed channel, if the server offers one.
+    Direct,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -56,6 +62,12 @@ pub enum BlobAnswer {
     /// Serving too much right now: ask again later.
     Busy,
     Refused(String),
+    /// Connect to this TCP port at the server's address, send `token`, then seal with `key`.
+    Direct {
+        port: u16,
+        key: [u8; 32],
+        token: [u8; 16],
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -156,6 +168,7 @@ mod tests {
             BlobRequest::Manifest { id },
             BlobRequest::Pieces { id },
             BlobRequest::Range { id, first: 3, count: 4 },
+            BlobRequest::Direct,
         ] {
             let framed = request.frame();
             let len = header_len(framed[..4].try_into().unwrap()).unwrap();
@@ -167,6 +180,7 @@ mod tests {
             BlobAnswer::NotFound,
             BlobAnswer::Busy,
             BlobAnswer::Refused("no".into()),
+            BlobAnswer::Direct { port: 4242, key: [9; 32], token: [8; 16] },
         ] {
             assert_eq!(BlobAnswer::decode(&answer.frame()[4..]).unwrap(), answer);
         }

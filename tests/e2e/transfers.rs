@@ -65,6 +65,7 @@ fn a_game_goes_from_one_member_then_from_two_at_once_and_lands_whole() {
     assert!(progress.len() >= 2, "{out:?}");
     assert!(progress.iter().all(|e| e["total"] == 0 || e["total"] == games::size_of(&game)));
     assert_eq!(progress.iter().filter_map(|e| e["peers"].as_u64()).max(), Some(1));
+    assert_eq!(progress.iter().filter_map(|e| e["direct"].as_u64()).max(), Some(1), "over a direct channel");
     let complete = out.iter().position(|e| e["event"] == "transfer-complete").expect("complete");
     assert!(out[..complete].iter().all(|e| e["event"] != "transfer" || e["done"].as_u64() <= Some(GIB * 2)));
     assert_eq!(content_id(&library(&bob, "Star Frontier")), id, "bob's copy is the same game");
@@ -75,8 +76,10 @@ fn a_game_goes_from_one_member_then_from_two_at_once_and_lands_whole() {
     wait_offered(&carl, "Star Frontier");
     let (ok, out) = games_cli(&carl, &["get", "star frontier"], Duration::from_secs(600));
     assert!(ok, "{:?}", out.iter().rev().take(5).collect::<Vec<_>>());
-    let peers = out.iter().filter(|e| e["event"] == "transfer").filter_map(|e| e["peers"].as_u64()).max();
-    assert_eq!(peers, Some(2), "from both");
+    let most =
+        |key: &str| out.iter().filter(|e| e["event"] == "transfer").filter_map(|e| e[key].as_u64()).max();
+    assert_eq!(most("peers"), Some(2), "from both");
+    assert_eq!(most("direct"), Some(2), "both over direct channels");
     assert_eq!(content_id(&library(&carl, "Star Frontier")), id);
     // Nothing half-written is left beside it.
     let partial = carl.home.join("data/transfers/partial");
@@ -89,10 +92,11 @@ fn a_receiver_killed_again_and_again_resumes_to_the_same_tree() {
     let dir = tempfile::tempdir().unwrap();
     let game = games::generate(dir.path(), "Long Road", GIB, 2);
     let id = content_id(&game);
-    // Alice uploads at 40 MB/s: the download takes ~25 s, long enough to be cut often.
+    // Alice uploads at 40 MB/s: the download takes ~25 s, long enough to be cut often. Bob takes
+    // the party connection only (the other tests go over direct channels).
     let (alice, link) = host("alice", &["--upload-limit", "40"]);
     let bob_home = tempfile::tempdir().unwrap();
-    let bob_args = join_args(&link, "bob", &[]);
+    let bob_args = join_args(&link, "bob", &["--no-direct-transfers"]);
     let start_bob = || {
         let bob = Proc::start_in("bob", bob_home.path(), &bob_args, None, &[]);
         bob.wait_event(Duration::from_secs(30), "joined");
@@ -132,6 +136,7 @@ fn a_receiver_killed_again_and_again_resumes_to_the_same_tree() {
         last_done = now;
     }
     bob.wait_for(Duration::from_secs(300), "complete", |e| e["event"] == "transfer-complete");
+    assert!(bob.seen().iter().all(|e| e["event"] != "transfer" || e["direct"] == 0), "over libp2p only");
     bob.wait_for(Duration::from_secs(30), "installed", |e| {
         e["event"] == "plugin-toast" && e["text"].as_str().is_some_and(|t| t.contains("installed"))
     });

@@ -186,6 +186,10 @@ impl Attacker {
                                 sent.fetch_add(len, Ordering::Relaxed);
                                 Ok((0..len).map(|i| (i.wrapping_mul(31) >> 3) as u8).collect())
                             }
+                            Ok(BlobRequest::Direct) => {
+                                let refused = BlobAnswer::Refused("no".into()).frame();
+                                stream.write_all(&refused).await.map(|_| Vec::new())
+                            }
                             Err(_) => return,
                         };
                         let Ok(body) = body else { return };

@@ -409,5 +409,6 @@ pub fn loopback_config(home: &Path, name: &str) -> partyline::NodeConfig {
         voice: None,
         announce: vec![],
         upload_limit: None,
+        direct_transfers: true,
     }
 }

@@ -118,6 +118,9 @@ struct NodeArgs {
     /// Upload at most this many megabytes per second to members (default: from settings).
     #[arg(long, value_name = "MB/S")]
     upload_limit: Option<f64>,
+    /// Transfers only over the party connection, never a direct channel of their own.
+    #[arg(long)]
+    no_direct_transfers: bool,
     #[command(flatten)]
     voice: VoiceArgs,
 }
@@ -425,6 +428,7 @@ fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeCo
         config.port = port;
     }
     config.mdns &= !args.no_mdns;
+    config.direct_transfers &= !args.no_direct_transfers;
     if let Some(limit) = args.upload_limit {
         anyhow::ensure!(limit.is_finite() && limit >= 0.0, "--upload-limit must be 0 (none) or more");
         config.upload_limit = (limit > 0.0).then_some((limit * 1e6) as u64);

@@ -271,9 +271,9 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
         NodeEvent::Shared { id, name, total, files, path } => json!({
             "event": "shared", "id": id.to_string(), "name": name, "total": total, "files": files, "path": path,
         }),
-        NodeEvent::Transfer { id, name, label, done, total, peers, .. } => json!({
+        NodeEvent::Transfer { id, name, label, done, total, peers, direct, .. } => json!({
             "event": "transfer", "id": id.to_string(), "name": name, "label": label,
-            "done": done, "total": total, "peers": peers,
+            "done": done, "total": total, "peers": peers, "direct": direct,
         }),
         NodeEvent::TransferComplete { id, name, label, total, files, path, .. } => json!({
             "event": "transfer-complete", "id": id.to_string(), "name": name, "label": label,

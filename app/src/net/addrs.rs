@@ -163,12 +163,25 @@ impl OwnAddrs {
 /// Open connections per peer, and whether each goes through a relay.
 #[derive(Default)]
 pub(crate) struct Connections {
-    peers: HashMap<PeerId, HashMap<ConnectionId, bool>>,
+    peers: HashMap<PeerId, HashMap<ConnectionId, Conn>>,
+}
+
+/// One connection: through a relay or not, and the peer's IP when direct.
+#[derive(Clone, Copy, Debug)]
+struct Conn {
+    relayed: bool,
+    ip: Option<std::net::IpAddr>,
 }
 
 impl Connections {
     pub(crate) fn opened(&mut self, peer: PeerId, id: ConnectionId, endpoint: &ConnectedPoint) {
-        self.peers.entry(peer).or_default().insert(id, endpoint.is_relayed());
+        let relayed = endpoint.is_relayed();
+        let ip = endpoint.get_remote_address().iter().find_map(|p| match p {
+            Protocol::Ip4(ip) => Some(std::net::IpAddr::V4(ip)),
+            Protocol::Ip6(ip) => Some(std::net::IpAddr::V6(ip)),
+            _ => None,
+        });
+        self.peers.entry(peer).or_default().insert(id, Conn { relayed, ip: ip.filter(|_| !relayed) });
     }
 
     pub(crate) fn closed(&mut self, peer: PeerId, id: ConnectionId) {
@@ -180,10 +193,19 @@ impl Connections {
         }
     }
 
+    /// The IPs of our direct connections to `peer`.
+    pub(crate) fn direct_ips(&self, peer: &PeerId) -> Vec<std::net::IpAddr> {
+        let mut ips: Vec<std::net::IpAddr> =
+            self.peers.get(peer).into_iter().flat_map(|c| c.values().filter_map(|c| c.ip)).collect();
+        ips.sort();
+        ips.dedup();
+        ips
+    }
+
     pub(crate) fn path(&self, peer: &PeerId) -> Path {
         match self.peers.get(peer) {
             None => Path::Offline,
-            Some(conns) if conns.values().any(|relayed| !relayed) => Path::Direct,
+            Some(conns) if conns.values().any(|c| !c.relayed) => Path::Direct,
             Some(_) => Path::Relayed,
         }
     }
@@ -198,8 +220,8 @@ impl Connections {
     /// Relayed connections to `peer` that a direct one has made redundant.
     pub(crate) fn redundant_relayed(&self, peer: &PeerId) -> Vec<ConnectionId> {
         match self.peers.get(peer) {
-            Some(conns) if conns.values().any(|relayed| !relayed) => {
-                conns.iter().filter(|(_, relayed)| **relayed).map(|(id, _)| *id).collect()
+            Some(conns) if conns.values().any(|c| !c.relayed) => {
+                conns.iter().filter(|(_, c)| c.relayed).map(|(id, _)| *id).collect()
             }
             _ => Vec::new(),
         }

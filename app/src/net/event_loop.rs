@@ -245,6 +245,13 @@ impl EventLoop {
         }
     }
 
+    /// Tells the transfer engine where it may reach `peer` directly.
+    fn connections_changed(&mut self, peer: PeerId) {
+        if let Some(members) = &mut self.members {
+            members.connected(peer, self.connections.direct_ips(&peer));
+        }
+    }
+
     fn on_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
@@ -528,6 +535,7 @@ impl EventLoop {
                 }
                 let before = self.connections.path(&peer_id);
                 self.connections.opened(peer_id, connection_id, &endpoint);
+                self.connections_changed(peer_id);
                 self.lost.remove(&peer_id);
                 self.engine.on_connected(peer_id, Instant::now());
                 self.path_changed(peer_id, before);
@@ -545,6 +553,7 @@ impl EventLoop {
                 tracing::debug!(%peer_id, ?cause, "connection closed");
                 let before = self.connections.path(&peer_id);
                 self.connections.closed(peer_id, connection_id);
+                self.connections_changed(peer_id);
                 if num_established == 0 {
                     self.lost.insert(peer_id, Instant::now());
                 } else {

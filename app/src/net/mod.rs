@@ -58,6 +58,9 @@ pub struct NodeConfig {
     pub announce: Vec<Multiaddr>,
     /// Bytes per second uploaded to members at most, all together (`None`: no limit).
     pub upload_limit: Option<u64>,
+    /// Transfers between members who reach each other directly go over a sealed TCP channel of
+    /// their own (faster than libp2p's QUIC); off: libp2p streams only.
+    pub direct_transfers: bool,
 }
 
 impl NodeConfig {
@@ -73,7 +76,22 @@ impl NodeConfig {
             voice: Some(settings.voice.to_config()),
             announce: Vec::new(),
             upload_limit: settings.transfers.upload_limit(),
+            direct_transfers: settings.transfers.direct,
         }
+    }
+
+    /// Where direct transfer channels listen: the IP of the first TCP address this node listens
+    /// on (every interface by default; loopback in tests).
+    fn direct_ip(&self) -> Option<std::net::IpAddr> {
+        self.listen_addrs().iter().find_map(|addr| {
+            let mut parts = addr.iter();
+            let ip = match parts.next()? {
+                Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
+                Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
+                _ => return None,
+            };
+            matches!(parts.next()?, Protocol::Tcp(_)).then_some(ip)
+        })
     }
 
     fn listen_addrs(&self) -> Vec<Multiaddr> {
@@ -228,7 +246,11 @@ impl Node {
             swarm_control,
             members_rx,
             events_tx,
-            TransferConfig { dir: config.dirs.transfers(), upload_limit: config.upload_limit },
+            TransferConfig {
+                dir: config.dirs.transfers(),
+                upload_limit: config.upload_limit,
+                direct: config.direct_transfers.then(|| config.direct_ip()).flatten(),
+            },
         )?;
         let event_loop = event_loop.announcing(config.announce.clone()).publishing_members(members);
         tokio::spawn(event_loop.run());

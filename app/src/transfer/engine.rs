@@ -33,6 +33,9 @@ pub struct TransferConfig {
     pub dir: PathBuf,
     /// Bytes per second this node uploads at most, all peers together (`None`: no limit).
     pub upload_limit: Option<u64>,
+    /// Offer direct sealed channels on a TCP port at this IP, and ask providers for theirs
+    /// (`None`: libp2p streams only).
+    pub direct: Option<std::net::IpAddr>,
 }
 
 /// What is known of one piece of content.
@@ -87,8 +90,22 @@ impl Transfers {
         let (catalog, catalog_rx) = watch::channel(Catalog::default());
         let counters = Arc::new(ServeCounters::default());
         let incoming = control.accept(BLOBS_PROTOCOL).context("the blobs protocol is registered once")?;
+        let door = match config.direct {
+            Some(ip) => match std::net::TcpListener::bind((ip, 0)).and_then(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::TcpListener::from_std(l)
+            }) {
+                Ok(listener) => Some(listener),
+                Err(e) => {
+                    tracing::warn!("no direct transfer channel (cannot listen on {ip}): {e}");
+                    None
+                }
+            },
+            None => None,
+        };
         tokio::spawn(serve::serve(
             incoming,
+            door,
             catalog_rx,
             members.clone(),
             config.upload_limit,
@@ -102,6 +119,7 @@ impl Transfers {
             events: events.clone(),
             partial: config.dir.join("partial"),
             db_path,
+            direct: config.direct.is_some(),
         };
         let mut engine = Engine {
             db,

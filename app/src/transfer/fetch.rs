@@ -1,10 +1,12 @@
 //! One download: find the members who have the content, get its manifest and piece list (each
-//! checked against the content id), then pull runs of pieces from every provider at once into
-//! the writer, which checks each piece before writing it. A provider whose piece does not match
+//! checked against the content id), then pull runs of pieces from every provider at once (over
+//! a direct sealed channel where one can be opened, else the libp2p stream) into the writer,
+//! which checks each piece before writing it. A provider whose piece does not match
 //! its hash is dropped and its pieces go to the others; providers that leave are replaced by
 //! asking the party again.
 
 use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::net::IpAddr;
 use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -16,9 +18,11 @@ use partyline_protocol::blobs::{BlobAnswer, BlobRequest};
 use partyline_protocol::content::{
     ContentId, Layout, MAX_MANIFEST_LEN, MAX_PIECES, Manifest, PieceHash, decode_piece_list,
 };
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
+use super::channel::{Channel, End, Sealed};
 use super::db::{Bitmap, Db};
 use super::disk::{self, Tree};
 use super::writer::{self, Piece, ToWriter, Written};
@@ -47,6 +51,8 @@ pub(crate) struct Ctx {
     /// `<transfers>/partial`: each download unpacks into a folder of its own there.
     pub(crate) partial: PathBuf,
     pub(crate) db_path: PathBuf,
+    /// Ask providers for direct sealed channels (else pieces come over libp2p streams only).
+    pub(crate) direct: bool,
 }
 
 pub(crate) struct Job {
@@ -145,8 +151,8 @@ struct Reporter {
     label: String,
     plugin: Option<String>,
     last: Option<Instant>,
-    /// What the last event said (done, peers).
-    said: (u64, usize),
+    /// What the last event said (done, peers, direct).
+    said: (u64, usize, usize),
 }
 
 impl Reporter {
@@ -158,20 +164,20 @@ impl Reporter {
             label: job.label.clone(),
             plugin: job.plugin.clone(),
             last: None,
-            said: (u64::MAX, 0),
+            said: (u64::MAX, 0, 0),
         }
     }
 
     /// Says how far the download is: at most every [`PROGRESS_EVERY`], and when nothing changed
     /// only every few seconds, unless `force`d.
-    fn progress(&mut self, done: u64, total: u64, peers: usize, force: bool) {
+    fn progress(&mut self, done: u64, total: u64, (peers, direct): (usize, usize), force: bool) {
         let since = self.last.map_or(Duration::MAX, |t| t.elapsed());
-        let same = self.said == (done, peers);
+        let same = self.said == (done, peers, direct);
         if !force && (since < PROGRESS_EVERY || (same && since < QUIET_PROGRESS)) {
             return;
         }
         self.last = Some(Instant::now());
-        self.said = (done, peers);
+        self.said = (done, peers, direct);
         let event = NodeEvent::Transfer {
             id: self.id,
             name: self.name.clone(),
@@ -179,6 +185,7 @@ impl Reporter {
             done,
             total,
             peers,
+            direct,
             plugin: self.plugin.clone(),
         };
         // Progress is lossy: the next one says the same and more.
@@ -193,7 +200,7 @@ impl Reporter {
 
 /// Asks every member but `skip` whether it has `id`; those who do.
 async fn discover(ctx: &Ctx, id: ContentId, skip: &HashSet<PeerId>) -> Vec<PeerId> {
-    let members: Vec<PeerId> = ctx.members.borrow().iter().filter(|p| !skip.contains(p)).copied().collect();
+    let members: Vec<PeerId> = ctx.members.borrow().keys().filter(|p| !skip.contains(p)).copied().collect();
     let mut asks = JoinSet::new();
     for peer in members {
         let mut control = ctx.control.clone();
@@ -228,7 +235,7 @@ async fn learn(
     loop {
         let providers = discover(ctx, *id, dropped).await;
         if providers.is_empty() {
-            report.progress(0, 0, 0, false);
+            report.progress(0, 0, (0, 0), false);
             tokio::time::sleep(REDISCOVER).await;
             continue;
         }
@@ -271,6 +278,8 @@ struct Sched {
     again: BTreeSet<u64>,
     per_request: u64,
     dropped: HashSet<PeerId>,
+    /// Providers pulled from over a direct channel right now.
+    direct: HashSet<PeerId>,
     have: u64,
 }
 
@@ -285,6 +294,7 @@ impl Sched {
             again: BTreeSet::new(),
             per_request: (REQUEST_BYTES / piece).max(1),
             dropped,
+            direct: HashSet::new(),
             have: have.count(),
         }
     }
@@ -337,6 +347,7 @@ impl Sched {
 
     /// Pieces `peer` claimed and did not deliver go to others.
     fn release(&mut self, peer: PeerId) {
+        self.direct.remove(&peer);
         for i in 0..self.slots.len() as u64 {
             if self.slots[i as usize] == Slot::Claimed(peer) {
                 self.give_back(i);
@@ -375,6 +386,7 @@ async fn pull(
     let mut done: u64 = have.missing().fold(total, |left, p| left - layout.piece_len(p));
     let sched = Arc::new(Mutex::new(Sched::new(&have, &layout, dropped)));
     let lock = |s: &Arc<Mutex<Sched>>| s.lock().unwrap_or_else(|e| e.into_inner()).done();
+    let direct = |s: &Arc<Mutex<Sched>>| s.lock().unwrap_or_else(|e| e.into_inner()).direct.len();
     let mut w = writer::spawn(id, tree.clone(), hashes, have, ctx.db_path.clone())?;
     let mut workers: JoinSet<(PeerId, Result<()>)> = JoinSet::new();
     let mut active: HashSet<PeerId> = HashSet::new();
@@ -387,7 +399,7 @@ async fn pull(
                 Written::Good(piece) => {
                     sched.lock().unwrap_or_else(|e| e.into_inner()).good(piece);
                     done += layout.piece_len(piece);
-                    report.progress(done, total, active.len(), false);
+                    report.progress(done, total, (active.len(), direct(&sched)), false);
                 }
                 Written::Bad { index, from } => {
                     let first = {
@@ -413,13 +425,14 @@ async fn pull(
                 looking = None;
                 for peer in found {
                     if active.insert(peer) {
-                        let (control, sched, layout) = (ctx.control.clone(), sched.clone(), layout.clone());
-                        workers.spawn(worker(peer, id, control, sched, layout, w.tx.clone()));
+                        let ips = if ctx.direct { ctx.members.borrow().get(&peer).cloned().unwrap_or_default() } else { Vec::new() };
+                        let provider = Provider { peer, ips, control: ctx.control.clone() };
+                        workers.spawn(worker(provider, id, sched.clone(), layout.clone(), w.tx.clone()));
                     }
                 }
             },
             _ = tick.tick() => {
-                report.progress(done, total, active.len(), false);
+                report.progress(done, total, (active.len(), direct(&sched)), false);
                 let due = last_look.is_none_or(|t| t.elapsed() >= REDISCOVER);
                 if looking.is_none() && due {
                     last_look = Some(Instant::now());
@@ -431,8 +444,8 @@ async fn pull(
             },
         }
     }
+    report.progress(done, total, (active.len(), direct(&sched)), true);
     workers.abort_all();
-    report.progress(done, total, active.len(), true);
     let (reply, finished) = oneshot::channel();
     w.tx.send(ToWriter::Finish(reply)).await.context("the writer stopped")?;
     finished.await.context("the writer stopped")?
@@ -445,48 +458,94 @@ async fn wait_look(looking: &mut Option<tokio::task::JoinHandle<Vec<PeerId>>>) -
     }
 }
 
-/// Pulls runs of pieces from one provider into the writer until nothing is left to claim.
-async fn worker(
+/// A provider, and how to reach it.
+struct Provider {
     peer: PeerId,
+    /// Where it can be reached directly (empty: libp2p streams only).
+    ips: Vec<IpAddr>,
+    control: libp2p_stream::Control,
+}
+
+/// How long to wait for a direct connection to a provider before using libp2p.
+const DIRECT_CONNECT: Duration = Duration::from_secs(2);
+
+/// Asks `provider` for a direct sealed channel over `s`, and opens it; `None` if it offers none
+/// or cannot be reached that way.
+async fn open_direct(s: &mut libp2p::Stream, provider: &Provider) -> Option<Sealed> {
+    stream::write(s, &BlobRequest::Direct.frame()).await.ok()?;
+    let BlobAnswer::Direct { port, key, token } = stream::read_answer(s).await.ok()? else { return None };
+    for ip in &provider.ips {
+        let connect = tokio::net::TcpStream::connect((*ip, port));
+        let Ok(Ok(mut tcp)) = tokio::time::timeout(DIRECT_CONNECT, connect).await else { continue };
+        let _ = tcp.set_nodelay(true);
+        if tcp.write_all(&token).await.is_ok() {
+            tracing::debug!(peer = %provider.peer, %ip, port, "direct channel open");
+            return Some(Sealed::new(tcp, &key, End::Asker));
+        }
+    }
+    None
+}
+
+/// Pulls runs of pieces from one provider into the writer until nothing is left to claim: over
+/// a direct sealed channel if it offers one we can reach, else over the libp2p stream.
+async fn worker(
+    provider: Provider,
     id: ContentId,
-    mut control: libp2p_stream::Control,
     sched: Arc<Mutex<Sched>>,
     layout: Layout,
     writer: mpsc::Sender<ToWriter>,
 ) -> (PeerId, Result<()>) {
-    let lock = || sched.lock().unwrap_or_else(|e| e.into_inner());
+    let peer = provider.peer;
     let result = async {
-        let mut s = control.open_stream(peer, BLOBS_PROTOCOL).await?;
-        let mut pending: VecDeque<Range<u64>> = VecDeque::new();
-        loop {
-            while pending.len() < PIPELINE {
-                let Some(range) = lock().claim(peer) else { break };
-                let count = (range.end - range.start) as u32;
-                stream::write(&mut s, &BlobRequest::Range { id, first: range.start, count }.frame()).await?;
-                pending.push_back(range);
-            }
-            let Some(range) = pending.pop_front() else { return Ok(()) };
-            let expected: u64 = range.clone().map(|p| layout.piece_len(p)).sum();
-            match stream::read_answer(&mut s).await? {
-                BlobAnswer::Body { len } if len == expected => {}
-                BlobAnswer::Busy => {
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    bail!("busy");
-                }
-                other => bail!("answered {other:?} for pieces {range:?}"),
-            }
-            for piece in range {
-                let mut bytes = vec![0u8; layout.piece_len(piece) as usize];
-                stream::read_body(&mut s, &mut bytes).await?;
-                if lock().is_dropped(&peer) {
-                    bail!("dropped");
-                }
-                lock().delivered(piece, peer);
-                writer.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
-            }
+        let mut s = provider.control.clone().open_stream(peer, BLOBS_PROTOCOL).await?;
+        if !provider.ips.is_empty()
+            && let Some(mut sealed) = open_direct(&mut s, &provider).await
+        {
+            sched.lock().unwrap_or_else(|e| e.into_inner()).direct.insert(peer);
+            return pull_ranges(&mut sealed, peer, id, &sched, &layout, &writer).await;
         }
+        pull_ranges(&mut s, peer, id, &sched, &layout, &writer).await
     }
     .await;
-    lock().release(peer);
+    sched.lock().unwrap_or_else(|e| e.into_inner()).release(peer);
     (peer, result)
+}
+
+async fn pull_ranges(
+    s: &mut impl Channel,
+    peer: PeerId,
+    id: ContentId,
+    sched: &Mutex<Sched>,
+    layout: &Layout,
+    writer: &mpsc::Sender<ToWriter>,
+) -> Result<()> {
+    let lock = || sched.lock().unwrap_or_else(|e| e.into_inner());
+    let mut pending: VecDeque<Range<u64>> = VecDeque::new();
+    loop {
+        while pending.len() < PIPELINE {
+            let Some(range) = lock().claim(peer) else { break };
+            let count = (range.end - range.start) as u32;
+            stream::write(s, &BlobRequest::Range { id, first: range.start, count }.frame()).await?;
+            pending.push_back(range);
+        }
+        let Some(range) = pending.pop_front() else { return Ok(()) };
+        let expected: u64 = range.clone().map(|p| layout.piece_len(p)).sum();
+        match stream::read_answer(s).await? {
+            BlobAnswer::Body { len } if len == expected => {}
+            BlobAnswer::Busy => {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                bail!("busy");
+            }
+            other => bail!("answered {other:?} for pieces {range:?}"),
+        }
+        for piece in range {
+            let mut bytes = vec![0u8; layout.piece_len(piece) as usize];
+            stream::read_body(s, &mut bytes).await?;
+            if lock().is_dropped(&peer) {
+                bail!("dropped");
+            }
+            lock().delivered(piece, peer);
+            writer.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //!
 //! See `partyline_protocol::content` for how content is addressed and `::blobs` for the wire.
 
+mod channel;
 mod db;
 pub(crate) mod disk;
 mod engine;
@@ -21,7 +22,8 @@ mod serve;
 mod stream;
 mod writer;
 
-use std::collections::HashSet;
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use libp2p::{PeerId, StreamProtocol};
@@ -30,8 +32,9 @@ pub use engine::{ContentInfo, TransferConfig, Transfers};
 
 pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/blobs/1");
 
-/// The other members of the party: the only peers served, and the ones asked for content.
-pub type Members = Arc<HashSet<PeerId>>;
+/// The other members of the party (the only peers served, and the ones asked for content), with
+/// the IPs this node is directly connected to each at (empty: relayed only).
+pub type Members = Arc<HashMap<PeerId, Vec<IpAddr>>>;
 
 /// `n` bytes for people: "512 B", "3.2 MiB".
 pub use disk::bytes as human_bytes;

@@ -1,16 +1,17 @@
-//! Reading and writing blob-protocol headers on a libp2p stream (see `partyline_protocol::blobs`).
+//! Reading and writing blob-protocol headers and bodies on a [`Channel`] (see
+//! `partyline_protocol::blobs`).
 
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use futures::{AsyncReadExt, AsyncWriteExt};
-use libp2p::Stream;
 use partyline_protocol::blobs::{BlobAnswer, BlobRequest, header_len};
+
+use super::channel::Channel;
 
 /// A peer that goes quiet this long mid-answer (or mid-request) is given up on.
 pub(crate) const QUIET: Duration = Duration::from_secs(20);
 
-async fn header(stream: &mut Stream) -> Result<Option<Vec<u8>>> {
+async fn header(stream: &mut impl Channel) -> Result<Option<Vec<u8>>> {
     let mut prefix = [0u8; 4];
     match stream.read_exact(&mut prefix).await {
         Ok(()) => {}
@@ -23,12 +24,12 @@ async fn header(stream: &mut Stream) -> Result<Option<Vec<u8>>> {
 }
 
 /// The next request, or `None` when the asker closed the stream.
-pub(crate) async fn read_request(stream: &mut Stream, idle: Duration) -> Result<Option<BlobRequest>> {
+pub(crate) async fn read_request(stream: &mut impl Channel, idle: Duration) -> Result<Option<BlobRequest>> {
     let Ok(read) = tokio::time::timeout(idle, header(stream)).await else { return Ok(None) };
     read?.map(|bytes| BlobRequest::decode(&bytes).map_err(Into::into)).transpose()
 }
 
-pub(crate) async fn read_answer(stream: &mut Stream) -> Result<BlobAnswer> {
+pub(crate) async fn read_answer(stream: &mut impl Channel) -> Result<BlobAnswer> {
     let bytes = tokio::time::timeout(QUIET, header(stream))
         .await
         .context("the peer stopped answering")??
@@ -36,7 +37,7 @@ pub(crate) async fn read_answer(stream: &mut Stream) -> Result<BlobAnswer> {
     Ok(BlobAnswer::decode(&bytes)?)
 }
 
-pub(crate) async fn write(stream: &mut Stream, framed: &[u8]) -> Result<()> {
+pub(crate) async fn write(stream: &mut impl Channel, framed: &[u8]) -> Result<()> {
     tokio::time::timeout(QUIET, async {
         stream.write_all(framed).await?;
         stream.flush().await
@@ -47,13 +48,17 @@ pub(crate) async fn write(stream: &mut Stream, framed: &[u8]) -> Result<()> {
 }
 
 /// Reads exactly `buf.len()` body bytes.
-pub(crate) async fn read_body(stream: &mut Stream, buf: &mut [u8]) -> Result<()> {
+pub(crate) async fn read_body(stream: &mut impl Channel, buf: &mut [u8]) -> Result<()> {
     tokio::time::timeout(QUIET, stream.read_exact(buf)).await.context("the peer stopped sending")??;
     Ok(())
 }
 
 /// Asks for a whole body (a manifest, a piece list) of at most `max` bytes.
-pub(crate) async fn fetch_body(stream: &mut Stream, request: &BlobRequest, max: usize) -> Result<Vec<u8>> {
+pub(crate) async fn fetch_body(
+    stream: &mut impl Channel,
+    request: &BlobRequest,
+    max: usize,
+) -> Result<Vec<u8>> {
     write(stream, &request.frame()).await?;
     match read_answer(stream).await? {
         BlobAnswer::Body { len } if len as usize <= max => {
