@@ -6,7 +6,8 @@
 //! the tree finished), and CPU seconds per GiB of the receiving and the serving processes.
 //!
 //! With providers' uploads capped (`--upload-limit`), three providers against one shows how the
-//! download spreads over them.
+//! download spreads over them. One run goes over the party's libp2p connection only
+//! (`--no-direct-transfers`), for comparison with the direct sealed channel.
 //!
 //! `cargo bench -p partyline-tests --bench transfers` (release build). Prints tables; not a test.
 //! `PARTYLINE_BENCH_GIB` changes the game's size.
@@ -36,9 +37,10 @@ fn share(p: &Proc, game: &Path) -> f64 {
     at.elapsed().as_secs_f64()
 }
 
-/// One download of `game` by a new member from `providers` members that share it, each capped
-/// at `cap` MB/s (if given). Returns the run, and how long the first provider took to hash it.
-fn download(game: &Path, providers: usize, cap: Option<&str>) -> (Run, f64) {
+/// One download of `game` by a new member (started with `extra` arguments) from `providers`
+/// members that share it, each capped at `cap` MB/s (if given). Returns the run, and how long
+/// the first provider took to hash it.
+fn download(game: &Path, providers: usize, cap: Option<&str>, extra: &[&str]) -> (Run, f64) {
     let name = game.file_name().unwrap().to_str().unwrap().to_owned();
     let limit: Vec<&str> = cap.map(|c| vec!["--upload-limit", c]).unwrap_or_default();
     let (first, link) = host("p0", &limit);
@@ -52,7 +54,7 @@ fn download(game: &Path, providers: usize, cap: Option<&str>) -> (Run, f64) {
     for p in &serving[1..] {
         share(p, game);
     }
-    let receiver = join("getter", &link, &[]);
+    let receiver = join("getter", &link, extra);
     receiver.wait_event(Duration::from_secs(30), "joined");
     receiver.wait_for(Duration::from_secs(60), "offered", |e| {
         e["event"] == "plugin-panel"
@@ -108,10 +110,11 @@ fn main() {
     );
 
     let cp = copy(&game, dir.path());
-    let (one, hashing) = download(&game, 1, None);
+    let (one, hashing) = download(&game, 1, None, &[]);
     let cp_again = copy(&game, dir.path());
-    let (one_capped, _) = download(&game, 1, Some(CAPPED));
-    let (three_capped, _) = download(&game, 3, Some(CAPPED));
+    let (one_libp2p, _) = download(&game, 1, None, &["--no-direct-transfers"]);
+    let (one_capped, _) = download(&game, 1, Some(CAPPED), &[]);
+    let (three_capped, _) = download(&game, 3, Some(CAPPED), &[]);
 
     let rate = |s: f64| size * 1024.0 / s;
     println!(
@@ -123,7 +126,8 @@ fn main() {
     let cp_best = cp.min(cp_again);
     println!("| cp -r + sync (same disk), best of 2 | {cp_best:.1} | {:.0} | 100% | | | |", rate(cp_best));
     for (label, r) in [
-        ("1 provider", &one),
+        ("1 provider (direct channel)", &one),
+        ("1 provider, party connection only (QUIC)", &one_libp2p),
         (&*format!("1 provider capped at {CAPPED} MB/s"), &one_capped),
         (&*format!("3 providers capped at {CAPPED} MB/s each"), &three_capped),
     ] {

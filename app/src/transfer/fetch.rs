@@ -25,7 +25,7 @@ use tokio::task::JoinSet;
 use super::channel::{Channel, End, Sealed};
 use super::db::{Bitmap, Db};
 use super::disk::{self, Tree};
-use super::writer::{self, Piece, ToWriter, Written};
+use super::writer::{self, Buffers, Piece, ToWriter, Written};
 use super::{BLOBS_PROTOCOL, Members, stream};
 use crate::events::NodeEvent;
 
@@ -427,7 +427,8 @@ async fn pull(
                     if active.insert(peer) {
                         let ips = if ctx.direct { ctx.members.borrow().get(&peer).cloned().unwrap_or_default() } else { Vec::new() };
                         let provider = Provider { peer, ips, control: ctx.control.clone() };
-                        workers.spawn(worker(provider, id, sched.clone(), layout.clone(), w.tx.clone()));
+                        let to = Pipe { tx: w.tx.clone(), buffers: w.buffers.clone() };
+                        workers.spawn(worker(provider, id, sched.clone(), layout.clone(), to));
                     }
                 }
             },
@@ -488,12 +489,18 @@ async fn open_direct(s: &mut libp2p::Stream, provider: &Provider) -> Option<Seal
 
 /// Pulls runs of pieces from one provider into the writer until nothing is left to claim: over
 /// a direct sealed channel if it offers one we can reach, else over the libp2p stream.
+/// Where a worker's pieces go: the writer's queue, in buffers it gives back.
+struct Pipe {
+    tx: mpsc::Sender<ToWriter>,
+    buffers: Buffers,
+}
+
 async fn worker(
     provider: Provider,
     id: ContentId,
     sched: Arc<Mutex<Sched>>,
     layout: Layout,
-    writer: mpsc::Sender<ToWriter>,
+    writer: Pipe,
 ) -> (PeerId, Result<()>) {
     let peer = provider.peer;
     let result = async {
@@ -517,7 +524,7 @@ async fn pull_ranges(
     id: ContentId,
     sched: &Mutex<Sched>,
     layout: &Layout,
-    writer: &mpsc::Sender<ToWriter>,
+    writer: &Pipe,
 ) -> Result<()> {
     let lock = || sched.lock().unwrap_or_else(|e| e.into_inner());
     let mut pending: VecDeque<Range<u64>> = VecDeque::new();
@@ -539,13 +546,13 @@ async fn pull_ranges(
             other => bail!("answered {other:?} for pieces {range:?}"),
         }
         for piece in range {
-            let mut bytes = vec![0u8; layout.piece_len(piece) as usize];
+            let mut bytes = writer.buffers.take(layout.piece_len(piece) as usize);
             stream::read_body(s, &mut bytes).await?;
             if lock().is_dropped(&peer) {
                 bail!("dropped");
             }
             lock().delivered(piece, peer);
-            writer.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
+            writer.tx.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
         }
     }
 }
