@@ -100,9 +100,11 @@ impl Tree {
         Ok(())
     }
 
-    /// Syncs the data of these files (entry indexes) to disk.
-    pub(crate) fn sync_entries(&self, entries: &[usize]) -> std::io::Result<()> {
-        entries.iter().try_for_each(|e| File::open(self.path(*e))?.sync_data())
+    /// Syncs everything written under the tree to disk: one `syncfs` of its file system (one
+    /// journal commit, where a game's thousands of small files would each cost one with fsync).
+    pub(crate) fn sync(&self) -> std::io::Result<()> {
+        rustix::fs::syncfs(File::open(&self.root)?)?;
+        Ok(())
     }
 
     /// Lays out folders and files (full length, space reserved) for writing. Files that already
@@ -147,10 +149,8 @@ impl Tree {
             let path = self.path(i);
             match &entry.kind {
                 EntryKind::File { mode, .. } => {
-                    let file =
-                        File::open(&path).with_context(|| format!("cannot open {}", path.display()))?;
-                    file.sync_all()?;
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))?;
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                        .with_context(|| format!("cannot set the mode of {}", path.display()))?;
                 }
                 EntryKind::Symlink { target } => {
                     let _ = std::fs::remove_file(&path);
@@ -158,14 +158,12 @@ impl Tree {
                         .with_context(|| format!("cannot make the symlink {}", path.display()))?;
                 }
                 EntryKind::Dir { mode } => {
-                    File::open(&path)?.sync_all()?;
                     // Owner keeps write access until the content is moved into place.
                     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o700))?;
                 }
             }
         }
-        File::open(&self.root)?.sync_all()?;
-        Ok(())
+        self.sync().context("cannot sync the download to disk")
     }
 
     /// Gives folders their own modes (after the content is in place).

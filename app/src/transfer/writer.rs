@@ -75,9 +75,8 @@ impl Buffers {
     }
 }
 
-/// Files to sync, then the bitmap to save once they are; `done` hears how it went.
+/// The bitmap to save once what was written is synced; `done` hears how it went.
 struct Commit {
-    entries: Vec<usize>,
     have: Vec<u8>,
     done: Option<oneshot::Sender<Result<()>>>,
 }
@@ -119,7 +118,7 @@ fn sync(
     failed: &Mutex<Option<String>>,
 ) {
     for commit in commits {
-        let result = tree.sync_entries(&commit.entries).context("cannot sync the download to disk");
+        let result = tree.sync().context("cannot sync the download to disk");
         let result = result.and_then(|()| db.set_have(&id, &commit.have));
         if let Err(e) = &result {
             *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
@@ -143,13 +142,12 @@ fn run(
 ) {
     let mut files = tree.writer();
     let mut saved = have.clone();
-    let mut touched = std::collections::BTreeSet::new();
     let mut last_commit = Instant::now();
     // Hands the syncer a commit and waits for it.
-    let commit_now = |entries: Vec<usize>, have: &Bitmap| -> Result<()> {
+    let commit_now = |have: &Bitmap| -> Result<()> {
         let (done, result) = oneshot::channel();
         commits
-            .send(Commit { entries, have: have.bytes().to_vec(), done: Some(done) })
+            .send(Commit { have: have.bytes().to_vec(), done: Some(done) })
             .map_err(|_| anyhow::anyhow!("the sync thread stopped"))?;
         result.blocking_recv().map_err(|_| anyhow::anyhow!("the sync thread stopped"))?
     };
@@ -163,7 +161,6 @@ fn run(
                     match tree.write_piece(&mut files, piece.index, &piece.bytes) {
                         Ok(()) => {
                             have.set(piece.index, true);
-                            touched.extend(tree.layout().segments(piece.index).iter().map(|s| s.entry));
                             Written::Good(piece.index)
                         }
                         Err(e) => Written::Failed(write_error(&e, tree)),
@@ -176,11 +173,10 @@ fn run(
                 }
             }
             ToWriter::Finish(reply) => {
-                let result =
-                    commit_now(std::mem::take(&mut touched).into_iter().collect(), &have).and_then(|()| {
-                        drop(std::mem::replace(&mut files, tree.writer()));
-                        tree.finish()
-                    });
+                let result = commit_now(&have).and_then(|()| {
+                    drop(std::mem::replace(&mut files, tree.writer()));
+                    tree.finish()
+                });
                 let _ = reply.send(result);
                 return;
             }
@@ -190,14 +186,9 @@ fn run(
             return;
         }
         if have != saved && last_commit.elapsed() >= COMMIT_EVERY {
-            let commit = Commit {
-                entries: touched.iter().copied().collect(),
-                have: have.bytes().to_vec(),
-                done: None,
-            };
+            let commit = Commit { have: have.bytes().to_vec(), done: None };
             // The syncer still busy with the last one: try again after the next piece.
             if commits.try_send(commit).is_ok() {
-                touched.clear();
                 saved = have.clone();
                 last_commit = Instant::now();
             }
@@ -205,7 +196,7 @@ fn run(
     }
     // Stopped (cancelled, or the node is going away): keep what is good.
     if have != saved {
-        let _ = commit_now(touched.into_iter().collect(), &have);
+        let _ = commit_now(&have);
     }
 }
 
