@@ -1,8 +1,7 @@
 //! What the transfer engine remembers, in SQLite (`transfers.sqlite3` in the data directory):
 //! every piece of content this Partyline shares, is downloading or has downloaded, with its
-//! manifest and piece list, where it is on disk, and for downloads which pieces are verified and
-//! written (a bitmap, saved only after the pieces are synced to disk, so a restart resumes from
-//! what is really there).
+//! manifest and piece list, where it is on disk, and for downloads which pieces were verified and
+//! written (a bitmap: a restart checks those pieces on disk again before trusting them).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -120,7 +119,9 @@ impl Db {
         let db = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
-        db.pragma_update(None, "synchronous", "FULL")?;
+        // The bitmaps are hints a restart verifies; the rest may lose its last moments to a
+        // power cut (WAL keeps it consistent).
+        db.pragma_update(None, "synchronous", "NORMAL")?;
         db.execute_batch(SCHEMA).context("cannot set up the transfers database")?;
         Ok(Self { db })
     }

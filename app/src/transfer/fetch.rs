@@ -108,6 +108,18 @@ pub(crate) async fn run(ctx: Ctx, job: Job) -> Result<Tree> {
             have.set(piece, false);
         }
     }
+    if have.count() > 0 {
+        let (checking, sums) = (tree.clone(), hashes.clone());
+        let (checked, lost) = tokio::task::spawn_blocking(move || {
+            let lost = verify_saved(&checking, &sums, &mut have);
+            (have, lost)
+        })
+        .await?;
+        have = checked;
+        if lost > 0 {
+            tracing::warn!(content = %id, lost, "pieces saved as good were not on disk; fetching them again");
+        }
+    }
     Db::open(&ctx.db_path)?.set_manifest(
         &id,
         manifest.name(),
@@ -134,6 +146,27 @@ fn space_error(e: &anyhow::Error, tree: &Tree) -> String {
     } else {
         format!("{e:#}")
     }
+}
+
+/// The pieces a saved bitmap names count only if the disk kept them (a machine that crashed may
+/// have lost what was not yet synced): each is read back and checked. Returns how many were not.
+fn verify_saved(tree: &Tree, hashes: &[PieceHash], have: &mut Bitmap) -> usize {
+    let mut files = tree.reader();
+    let mut buf = Vec::new();
+    let mut lost = 0;
+    for piece in 0..have.len() {
+        if have.get(piece) {
+            let kept = tree.read_piece(&mut files, piece, &mut buf).is_ok()
+                && hashes
+                    .get(piece as usize)
+                    .is_some_and(|h| *h == partyline_protocol::content::piece_hash(&buf));
+            if !kept {
+                have.set(piece, false);
+                lost += 1;
+            }
+        }
+    }
+    lost
 }
 
 fn restore(id: &ContentId, saved: &Saved) -> Result<(Manifest, Vec<PieceHash>, Bitmap)> {
@@ -554,5 +587,57 @@ async fn pull_ranges(
             lock().delivered(piece, peer);
             writer.tx.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transfer::index;
+
+    #[test]
+    fn saved_pieces_that_the_disk_lost_are_fetched_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let game = dir.path().join("game");
+        std::fs::create_dir(&game).unwrap();
+        std::fs::write(game.join("a"), vec![1u8; 3 << 20]).unwrap();
+        let indexed = index::hash(index::scan(&game).unwrap(), |_, _| {}).unwrap();
+        let tree = Tree::new(dir.path().to_owned(), indexed.manifest.clone());
+        let mut have = Bitmap::new(3);
+        (0..3).for_each(|p| have.set(p, true));
+        assert_eq!(verify_saved(&tree, &indexed.pieces, &mut have), 0);
+        // A crash lost part of the second piece.
+        let file = std::fs::OpenOptions::new().write(true).open(game.join("a")).unwrap();
+        std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 10], (1 << 20) + 5).unwrap();
+        assert_eq!(verify_saved(&tree, &indexed.pieces, &mut have), 1);
+        assert_eq!(have.missing().collect::<Vec<_>>(), [1]);
+    }
+
+    #[test]
+    fn pieces_go_to_providers_in_runs_and_come_back_when_one_fails() {
+        let m = Manifest {
+            piece_size: partyline_protocol::content::MIN_PIECE,
+            pieces_root: [0; 32],
+            entries: vec![partyline_protocol::content::Entry {
+                path: "f".into(),
+                kind: partyline_protocol::content::EntryKind::File { size: 10 << 20, mode: 0o644 },
+            }],
+        };
+        let layout = Layout::new(&m);
+        let mut have = Bitmap::new(10);
+        have.set(2, true);
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut s = Sched::new(&have, &layout, HashSet::new());
+        assert_eq!(s.claim(a), Some(0..2), "a run stops at a piece already here");
+        assert_eq!(s.claim(b), Some(3..7), "4 MiB at most");
+        s.delivered(3, b);
+        s.good(3);
+        s.release(b);
+        assert_eq!(s.claim(a), Some(4..8), "what b did not deliver goes to others first");
+        assert!(s.drop_peer(b) && !s.drop_peer(b));
+        assert_eq!(s.claim(b), None, "a dropped provider gets nothing");
+        s.give_back(0);
+        assert_eq!(s.claim(a), Some(0..1));
+        assert!(!s.done());
     }
 }

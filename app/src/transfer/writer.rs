@@ -1,7 +1,8 @@
-//! The threads that write one download: each piece is checked against its hash, and only then
-//! written into its files. Every second or so a second thread syncs the files written since
-//! and then saves the bitmap of good pieces (the writer goes on meanwhile), so a download killed
-//! at any point resumes from pieces that are really on disk.
+//! The thread that writes one download: each piece is checked against its hash, and only then
+//! written into its files. About once a second it saves the bitmap of good pieces, without
+//! waiting for the disk: the bitmap is what a restart checks first (it verifies those pieces
+//! on disk before trusting them), and the end of the download syncs everything before the
+//! content is moved into place.
 
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -18,8 +19,8 @@ use super::disk::Tree;
 
 /// Pieces waiting to be checked and written (memory stays bounded whatever the content's size).
 const QUEUE: usize = 8;
-/// How often good pieces are synced and saved.
-const COMMIT_EVERY: Duration = Duration::from_secs(1);
+/// How often the bitmap of good pieces is saved.
+const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 pub(crate) struct Piece {
     pub(crate) index: u64,
@@ -75,12 +76,6 @@ impl Buffers {
     }
 }
 
-/// The bitmap to save once what was written is synced; `done` hears how it went.
-struct Commit {
-    have: Vec<u8>,
-    done: Option<oneshot::Sender<Result<()>>>,
-}
-
 /// Starts the writer of `id` into `tree`, starting from the good pieces in `have`.
 pub(crate) fn spawn(
     id: ContentId,
@@ -92,65 +87,29 @@ pub(crate) fn spawn(
     let db = Db::open(&db_path)?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let (results_tx, results) = mpsc::channel(QUEUE * 8);
-    // One commit waiting at most: the writer does not wait for the disk, it skips a turn.
-    let (commits, to_sync) = std::sync::mpsc::sync_channel(1);
-    let failed = Arc::new(Mutex::new(None));
     let buffers = Buffers::default();
-    let (sync_tree, sync_failed) = (tree.clone(), failed.clone());
-    std::thread::Builder::new()
-        .name(format!("sync {}", id.short()))
-        .spawn(move || sync(id, &sync_tree, db, &to_sync, &sync_failed))
-        .context("cannot start a sync thread")?;
     let pool = buffers.clone();
     std::thread::Builder::new()
         .name(format!("write {}", id.short()))
-        .spawn(move || run(&tree, &hashes, have, &commits, &failed, &pool, rx, &results_tx))
+        .spawn(move || run(id, &tree, &hashes, have, db, &pool, rx, &results_tx))
         .context("cannot start a writer thread")?;
     Ok(Writer { tx, results, buffers })
 }
 
-/// Syncs what the writer wrote and saves which pieces are good, off the writer's path.
-fn sync(
-    id: ContentId,
-    tree: &Tree,
-    mut db: Db,
-    commits: &std::sync::mpsc::Receiver<Commit>,
-    failed: &Mutex<Option<String>>,
-) {
-    for commit in commits {
-        let result = tree.sync().context("cannot sync the download to disk");
-        let result = result.and_then(|()| db.set_have(&id, &commit.have));
-        if let Err(e) = &result {
-            *failed.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{e:#}"));
-        }
-        if let Some(done) = commit.done {
-            let _ = done.send(result);
-        }
-    }
-}
-
 #[allow(clippy::too_many_arguments)]
 fn run(
+    id: ContentId,
     tree: &Tree,
     hashes: &[PieceHash],
     mut have: Bitmap,
-    commits: &std::sync::mpsc::SyncSender<Commit>,
-    failed: &Mutex<Option<String>>,
+    mut db: Db,
     buffers: &Buffers,
     mut rx: mpsc::Receiver<ToWriter>,
     results: &mpsc::Sender<Written>,
 ) {
     let mut files = tree.writer();
     let mut saved = have.clone();
-    let mut last_commit = Instant::now();
-    // Hands the syncer a commit and waits for it.
-    let commit_now = |have: &Bitmap| -> Result<()> {
-        let (done, result) = oneshot::channel();
-        commits
-            .send(Commit { have: have.bytes().to_vec(), done: Some(done) })
-            .map_err(|_| anyhow::anyhow!("the sync thread stopped"))?;
-        result.blocking_recv().map_err(|_| anyhow::anyhow!("the sync thread stopped"))?
-    };
+    let mut last_save = Instant::now();
     while let Some(message) = rx.blocking_recv() {
         match message {
             ToWriter::Piece(piece) => {
@@ -173,30 +132,28 @@ fn run(
                 }
             }
             ToWriter::Finish(reply) => {
-                let result = commit_now(&have).and_then(|()| {
-                    drop(std::mem::replace(&mut files, tree.writer()));
-                    tree.finish()
-                });
+                drop(std::mem::replace(&mut files, tree.writer()));
+                let result = tree
+                    .sync()
+                    .context("cannot sync the download to disk")
+                    .and_then(|()| db.set_have(&id, have.bytes()))
+                    .and_then(|()| tree.finish());
                 let _ = reply.send(result);
                 return;
             }
         }
-        if let Some(why) = failed.lock().unwrap_or_else(|p| p.into_inner()).take() {
-            let _ = results.blocking_send(Written::Failed(why));
-            return;
-        }
-        if have != saved && last_commit.elapsed() >= COMMIT_EVERY {
-            let commit = Commit { have: have.bytes().to_vec(), done: None };
-            // The syncer still busy with the last one: try again after the next piece.
-            if commits.try_send(commit).is_ok() {
-                saved = have.clone();
-                last_commit = Instant::now();
+        if have != saved && last_save.elapsed() >= SAVE_EVERY {
+            if let Err(e) = db.set_have(&id, have.bytes()) {
+                let _ = results.blocking_send(Written::Failed(format!("{e:#}")));
+                return;
             }
+            saved = have.clone();
+            last_save = Instant::now();
         }
     }
     // Stopped (cancelled, or the node is going away): keep what is good.
     if have != saved {
-        let _ = commit_now(&have);
+        let _ = db.set_have(&id, have.bytes());
     }
 }
 
