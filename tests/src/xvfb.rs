@@ -87,7 +87,7 @@ pub fn click(x: &Xvfb, at: (i32, i32)) {
             &cx.to_string(),
             &cy.to_string(),
             "sleep",
-            "0.1",
+            "0.25",
             "click",
             "1",
         ]);

@@ -10,6 +10,7 @@ use tokio::sync::mpsc;
 use super::bindings::partyline::plugin::types::Member;
 use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
 use super::blobs::BlobAccess;
+use super::budget::Budget;
 use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;
@@ -114,6 +115,8 @@ pub(crate) struct HostState {
     fetcher: Option<Fetcher>,
     /// Sharing and downloading, in a running Partyline.
     pub(crate) blob_access: Option<BlobAccess>,
+    /// The time the call under way may still take.
+    pub(crate) budget: Budget,
     messages: TokenBucket,
     toasts: TokenBucket,
     logs: TokenBucket,
@@ -139,6 +142,7 @@ impl HostState {
             out,
             fetcher: None,
             blob_access: None,
+            budget: Budget::default(),
             messages: TokenBucket::new(100, 50.0, now),
             toasts: TokenBucket::new(5, 1.0, now),
             logs: TokenBucket::new(50, 20.0, now),

@@ -5,7 +5,8 @@
 //!
 //! - `manifest`, `permission`: `plugin.toml`, and what a plugin may ask for;
 //! - `runtime`: the shared engine, the compiled-plugin cache, API version checks, the clock;
-//! - `sandbox`: one plugin's store and calls, stopping it when it misbehaves;
+//! - `sandbox`: one plugin's store and calls, stopping it when it misbehaves; `budget`: a call's
+//!   time (CPU time of its thread, so a busy machine does not stop plugins);
 //! - `host_api`: what each host function does (checks, limits, outputs); `fetch`: their HTTP;
 //!   `blobs`: sharing and downloading through the transfer engine;
 //! - `thread`: the plugin's thread, queue and timers;
@@ -16,6 +17,7 @@
 
 pub mod bench;
 mod blobs;
+mod budget;
 mod db;
 mod fetch;
 mod host;

@@ -9,6 +9,7 @@ use wasmtime::{Store, Trap};
 
 use super::bindings::partyline::plugin::types::Event;
 use super::bindings::{Plugin, PluginPre};
+use super::budget::Budget;
 use super::host_api::{Counters, HostState};
 use super::permission::Permission;
 use super::runtime::DEADLINE_TICKS;
@@ -58,6 +59,8 @@ impl Sandbox {
 
     fn instantiate(&mut self) -> Result<(), CallError> {
         self.store.limiter(|s| &mut s.limits);
+        self.store.epoch_deadline_callback(|store| Ok(store.data().budget.check()));
+        self.store.data_mut().budget = Budget::start();
         self.store.set_epoch_deadline(DEADLINE_TICKS);
         match self.pre.instantiate(&mut self.store) {
             Ok(plugin) => self.plugin = Some(plugin),
@@ -93,6 +96,7 @@ impl Sandbox {
         let Some(plugin) = &self.plugin else {
             return Err(CallError::Stopped(self.stopped.clone().unwrap_or_default()));
         };
+        self.store.data_mut().budget = Budget::start();
         self.store.set_epoch_deadline(DEADLINE_TICKS);
         match f(plugin, &mut self.store) {
             Ok(Ok(())) => Ok(()),
@@ -108,10 +112,7 @@ impl Sandbox {
         let refused = self.store.data_mut().limits.refused.take();
         let reason = match (trap, refused) {
             (Some(Trap::Interrupt), _) => {
-                format!(
-                    "it ran past its {} ms deadline",
-                    DEADLINE_TICKS * super::runtime::TICK.as_millis() as u64
-                )
+                format!("it ran past its {} ms deadline", super::budget::CPU.as_millis())
             }
             (Some(Trap::StackOverflow), _) => "it overflowed its stack (too deep a recursion)".to_owned(),
             (_, Some(refused)) => refused,
