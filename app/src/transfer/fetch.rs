@@ -420,7 +420,8 @@ async fn pull(
     let sched = Arc::new(Mutex::new(Sched::new(&have, &layout, dropped)));
     let lock = |s: &Arc<Mutex<Sched>>| s.lock().unwrap_or_else(|e| e.into_inner()).done();
     let direct = |s: &Arc<Mutex<Sched>>| s.lock().unwrap_or_else(|e| e.into_inner()).direct.len();
-    let mut w = writer::spawn(id, tree.clone(), hashes, have, ctx.db_path.clone())?;
+    let hashes = Arc::new(hashes);
+    let mut w = writer::spawn(id, tree.clone(), have, ctx.db_path.clone())?;
     let mut workers: JoinSet<(PeerId, Result<()>)> = JoinSet::new();
     let mut active: HashSet<PeerId> = HashSet::new();
     let mut looking: Option<tokio::task::JoinHandle<Vec<PeerId>>> = None;
@@ -460,7 +461,7 @@ async fn pull(
                     if active.insert(peer) {
                         let ips = if ctx.direct { ctx.members.borrow().get(&peer).cloned().unwrap_or_default() } else { Vec::new() };
                         let provider = Provider { peer, ips, control: ctx.control.clone() };
-                        let to = Pipe { tx: w.tx.clone(), buffers: w.buffers.clone() };
+                        let to = Pipe { tx: w.tx.clone(), buffers: w.buffers.clone(), hashes: hashes.clone() };
                         workers.spawn(worker(provider, id, sched.clone(), layout.clone(), to));
                     }
                 }
@@ -522,10 +523,12 @@ async fn open_direct(s: &mut libp2p::Stream, provider: &Provider) -> Option<Seal
 
 /// Pulls runs of pieces from one provider into the writer until nothing is left to claim: over
 /// a direct sealed channel if it offers one we can reach, else over the libp2p stream.
-/// Where a worker's pieces go: the writer's queue, in buffers it gives back.
+/// Where a worker's pieces go: checked against `hashes`, into the writer's queue, in buffers it
+/// gives back.
 struct Pipe {
     tx: mpsc::Sender<ToWriter>,
     buffers: Buffers,
+    hashes: Arc<Vec<PieceHash>>,
 }
 
 async fn worker(
@@ -584,8 +587,12 @@ async fn pull_ranges(
             if lock().is_dropped(&peer) {
                 bail!("dropped");
             }
+            let matches = writer
+                .hashes
+                .get(piece as usize)
+                .is_some_and(|h| *h == partyline_protocol::content::piece_hash(&bytes));
             lock().delivered(piece, peer);
-            writer.tx.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes })).await?;
+            writer.tx.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes, matches })).await?;
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The thread that writes one download: each piece is checked against its hash, and only then
-//! written into its files. About once a second it saves the bitmap of good pieces, without
+//! The thread that writes one download: a piece is written into its files only if it matched
+//! its hash (checked by the worker that read it). About once a second it saves the bitmap of good pieces, without
 //! waiting for the disk: the bitmap is what a restart checks first (it verifies those pieces
 //! on disk before trusting them), and the end of the download syncs everything before the
 //! content is moved into place.
@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use libp2p::PeerId;
 use partyline_protocol::ContentId;
-use partyline_protocol::content::{PieceHash, piece_hash};
 use tokio::sync::{mpsc, oneshot};
 
 use super::db::{Bitmap, Db};
@@ -22,10 +21,13 @@ const QUEUE: usize = 8;
 /// How often the bitmap of good pieces is saved.
 const SAVE_EVERY: Duration = Duration::from_secs(1);
 
+/// A piece as it came from a provider, and whether it matched its hash (checked where it was
+/// read, so that hashing and writing run on different cores).
 pub(crate) struct Piece {
     pub(crate) index: u64,
     pub(crate) from: PeerId,
     pub(crate) bytes: Vec<u8>,
+    pub(crate) matches: bool,
 }
 
 #[derive(Debug)]
@@ -77,13 +79,7 @@ impl Buffers {
 }
 
 /// Starts the writer of `id` into `tree`, starting from the good pieces in `have`.
-pub(crate) fn spawn(
-    id: ContentId,
-    tree: Tree,
-    hashes: Vec<PieceHash>,
-    have: Bitmap,
-    db_path: PathBuf,
-) -> Result<Writer> {
+pub(crate) fn spawn(id: ContentId, tree: Tree, have: Bitmap, db_path: PathBuf) -> Result<Writer> {
     let db = Db::open(&db_path)?;
     let (tx, rx) = mpsc::channel(QUEUE);
     let (results_tx, results) = mpsc::channel(QUEUE * 8);
@@ -91,7 +87,7 @@ pub(crate) fn spawn(
     let pool = buffers.clone();
     std::thread::Builder::new()
         .name(format!("write {}", id.short()))
-        .spawn(move || run(id, &tree, &hashes, have, db, &pool, rx, &results_tx))
+        .spawn(move || run(id, &tree, have, db, &pool, rx, &results_tx))
         .context("cannot start a writer thread")?;
     Ok(Writer { tx, results, buffers })
 }
@@ -100,7 +96,6 @@ pub(crate) fn spawn(
 fn run(
     id: ContentId,
     tree: &Tree,
-    hashes: &[PieceHash],
     mut have: Bitmap,
     mut db: Db,
     buffers: &Buffers,
@@ -113,8 +108,7 @@ fn run(
     while let Some(message) = rx.blocking_recv() {
         match message {
             ToWriter::Piece(piece) => {
-                let good = hashes.get(piece.index as usize).is_some_and(|h| *h == piece_hash(&piece.bytes));
-                let result = if !good {
+                let result = if !piece.matches {
                     Written::Bad { index: piece.index, from: piece.from }
                 } else {
                     match tree.write_piece(&mut files, piece.index, &piece.bytes) {
