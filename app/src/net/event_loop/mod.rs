@@ -4,6 +4,8 @@
 //! message or status from the link tasks, a swarm event, or the timer. Then it carries out the
 //! actions the engine queued.
 
+mod commands;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -13,7 +15,7 @@ use libp2p::core::transport::ListenerId;
 use libp2p::multiaddr::Protocol;
 use libp2p::swarm::{ConnectionId, SwarmEvent};
 use libp2p::{Multiaddr, PeerId, Swarm, dcutr, identify, mdns, ping, relay};
-use partyline_protocol::wire::{Message, Presence};
+use partyline_protocol::wire::Message;
 use tokio::sync::{mpsc, oneshot};
 
 use super::Command;
@@ -21,7 +23,7 @@ use super::addrs::{Connections, OwnAddrs, Ports, TCP_PORT_KEY, UDP_PORT_KEY};
 use super::links::{LinkEvent, Links};
 use super::members::MemberSet;
 use super::swarm::{Behaviour, BehaviourEvent, learn_kad_peer};
-use super::voice_bridge::{VoiceBridge, VoiceControl};
+use super::voice_bridge::VoiceBridge;
 use crate::events::{NodeEvent, Path};
 use crate::party::{Action, Engine};
 use crate::stats::Counters;
@@ -250,101 +252,6 @@ impl EventLoop {
         if let Some(members) = &mut self.members {
             members.connected(peer, self.connections.direct_ips(&peer));
         }
-    }
-
-    fn on_command(&mut self, command: Command) {
-        let now = Instant::now();
-        match command {
-            Command::WaitReady(reply) => match &mut self.ready {
-                Some(waiters) => waiters.push(reply),
-                None => drop(reply.send(())),
-            },
-            Command::Host { fresh, reply } => {
-                let _ = reply.send(self.engine.host(fresh));
-            }
-            Command::Join { link, reply } => {
-                let _ = reply.send(self.engine.join(*link, now));
-            }
-            Command::Chat { text, reply } => {
-                let _ = reply.send(self.engine.chat(text));
-            }
-            Command::Invite { terms, reply } => {
-                let _ = reply.send(self.engine.invite(terms));
-            }
-            Command::Revoke { target, reply } => {
-                let _ = reply.send(self.engine.revoke(target));
-            }
-            Command::Kick { name, ban, reply } => {
-                let _ = reply.send(self.engine.kick(&name, ban));
-            }
-            Command::Presence { presence, reply } => {
-                let result = self.engine.set_presence(presence);
-                if result.is_ok() && self.voice.is_some() {
-                    let _ = self.voice_control(VoiceControl::Muted(presence == Presence::Muted));
-                }
-                let _ = reply.send(result);
-            }
-            Command::Voice { control, reply } => {
-                let _ = reply.send(self.voice_control(control));
-            }
-            // The voice thread answers; the caller waits for it, not this loop.
-            Command::VoiceStats(reply) => match &self.voice {
-                Some(voice) => voice.stats(reply),
-                None => drop(reply.send(Err(anyhow::anyhow!("voice is off")))),
-            },
-            Command::Plugin { to, plugin, data, reply } => {
-                let _ = reply.send(self.plugin_message(to, plugin, data));
-            }
-            Command::Members(reply) => {
-                let members = self.engine.members().map(|mut members| {
-                    for m in members.iter_mut().filter(|m| !m.me) {
-                        m.path = self.connections.path(&m.peer);
-                    }
-                    members
-                });
-                let _ = reply.send(members);
-            }
-            Command::Stats(reply) => {
-                let _ = reply.send(self.counters.snapshot());
-            }
-            Command::Addrs(reply) => {
-                let _ = reply.send(self.own.all());
-            }
-            Command::Leave(reply) => {
-                let _ = reply.send(self.engine.leave());
-            }
-            Command::End(reply) => {
-                let _ = reply.send(self.engine.end());
-            }
-            Command::Shutdown(reply) => self.begin_shutdown(Some(reply)),
-        }
-    }
-
-    fn voice_control(&mut self, control: VoiceControl) -> anyhow::Result<()> {
-        let members = self.engine.members().unwrap_or_default();
-        match &mut self.voice {
-            Some(voice) => voice.control(control, &members),
-            None => Err(anyhow::anyhow!("voice is off")),
-        }
-    }
-
-    fn plugin_message(&mut self, to: Option<PeerId>, plugin: String, data: Vec<u8>) -> anyhow::Result<()> {
-        let others: Vec<PeerId> =
-            self.engine.members()?.into_iter().filter(|m| !m.me).map(|m| m.peer).collect();
-        let to = match to {
-            Some(peer) if others.contains(&peer) => vec![peer],
-            Some(peer) => anyhow::bail!("{peer} is not in the party"),
-            None => others,
-        };
-        for peer in to {
-            self.links.send(peer, Message::Plugin { plugin: plugin.clone(), data: data.clone() });
-        }
-        Ok(())
-    }
-
-    /// Whether `peer` is another member of our party.
-    fn is_member(&self, peer: PeerId) -> bool {
-        self.engine.members().is_ok_and(|ms| ms.iter().any(|m| m.peer == peer && !m.me))
     }
 
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
