@@ -5,9 +5,7 @@
 //! its hash is dropped and its pieces go to the others; providers that leave are replaced by
 //! asking the party again.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
-use std::net::IpAddr;
-use std::ops::Range;
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -16,16 +14,16 @@ use anyhow::{Context, Result, bail};
 use libp2p::PeerId;
 use partyline_protocol::blobs::{BlobAnswer, BlobRequest};
 use partyline_protocol::content::{
-    ContentId, Layout, MAX_MANIFEST_LEN, MAX_PIECES, Manifest, PieceHash, decode_piece_list,
+    ContentId, MAX_MANIFEST_LEN, MAX_PIECES, Manifest, PieceHash, decode_piece_list,
 };
-use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinSet;
 
-use super::channel::{Channel, End, Sealed};
 use super::db::{Bitmap, Db};
 use super::disk::{self, Tree};
-use super::writer::{self, Buffers, Piece, ToWriter, Written};
+use super::sched::Sched;
+use super::worker::{Pipe, Provider, worker};
+use super::writer::{self, ToWriter, Written};
 use super::{BLOBS_PROTOCOL, Members, stream};
 use crate::events::NodeEvent;
 
@@ -36,9 +34,6 @@ const REDISCOVER: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// While nothing moves, progress is said again this often.
 const QUIET_PROGRESS: Duration = Duration::from_secs(5);
-/// Bytes asked for in one request, and requests outstanding per provider.
-const REQUEST_BYTES: u64 = 4 << 20;
-const PIPELINE: usize = 2;
 /// Kept free beyond what the download needs.
 const SPACE_MARGIN: u64 = 16 << 20;
 
@@ -294,116 +289,6 @@ async fn learn_from(ctx: &Ctx, id: &ContentId, peer: PeerId) -> Result<(Manifest
     Ok((manifest, hashes))
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Slot {
-    Missing,
-    Claimed(PeerId),
-    /// Handed to the writer, which has not said yet whether it is good.
-    Delivered(PeerId),
-    Have,
-}
-
-/// Which piece goes to which provider.
-struct Sched {
-    slots: Vec<Slot>,
-    /// Pieces before this were all claimed once; pieces given back are in `again`.
-    cursor: u64,
-    again: BTreeSet<u64>,
-    per_request: u64,
-    dropped: HashSet<PeerId>,
-    /// Providers pulled from over a direct channel right now.
-    direct: HashSet<PeerId>,
-    have: u64,
-}
-
-impl Sched {
-    fn new(have: &Bitmap, layout: &Layout, dropped: HashSet<PeerId>) -> Self {
-        let slots: Vec<Slot> =
-            (0..have.len()).map(|i| if have.get(i) { Slot::Have } else { Slot::Missing }).collect();
-        let piece = layout.piece_len(0).max(1);
-        Self {
-            slots,
-            cursor: 0,
-            again: BTreeSet::new(),
-            per_request: (REQUEST_BYTES / piece).max(1),
-            dropped,
-            direct: HashSet::new(),
-            have: have.count(),
-        }
-    }
-
-    fn claim(&mut self, peer: PeerId) -> Option<Range<u64>> {
-        if self.dropped.contains(&peer) {
-            return None;
-        }
-        let start = match self.again.pop_first() {
-            Some(p) => p,
-            None => {
-                while (self.cursor as usize) < self.slots.len()
-                    && self.slots[self.cursor as usize] != Slot::Missing
-                {
-                    self.cursor += 1;
-                }
-                if self.cursor as usize >= self.slots.len() {
-                    return None;
-                }
-                self.cursor
-            }
-        };
-        let mut end = start;
-        while end < start + self.per_request
-            && (end as usize) < self.slots.len()
-            && self.slots[end as usize] == Slot::Missing
-        {
-            self.slots[end as usize] = Slot::Claimed(peer);
-            self.again.remove(&end);
-            end += 1;
-        }
-        Some(start..end)
-    }
-
-    fn delivered(&mut self, piece: u64, peer: PeerId) {
-        self.slots[piece as usize] = Slot::Delivered(peer);
-    }
-
-    fn good(&mut self, piece: u64) {
-        if self.slots[piece as usize] != Slot::Have {
-            self.slots[piece as usize] = Slot::Have;
-            self.have += 1;
-        }
-    }
-
-    fn give_back(&mut self, piece: u64) {
-        self.slots[piece as usize] = Slot::Missing;
-        self.again.insert(piece);
-    }
-
-    /// Pieces `peer` claimed and did not deliver go to others.
-    fn release(&mut self, peer: PeerId) {
-        self.direct.remove(&peer);
-        for i in 0..self.slots.len() as u64 {
-            if self.slots[i as usize] == Slot::Claimed(peer) {
-                self.give_back(i);
-            }
-        }
-    }
-
-    /// True the first time `peer` is dropped.
-    fn drop_peer(&mut self, peer: PeerId) -> bool {
-        let first = self.dropped.insert(peer);
-        self.release(peer);
-        first
-    }
-
-    fn is_dropped(&self, peer: &PeerId) -> bool {
-        self.dropped.contains(peer)
-    }
-
-    fn done(&self) -> bool {
-        self.have == self.slots.len() as u64
-    }
-}
-
 /// Pulls every missing piece from every provider found, until all are written.
 async fn pull(
     ctx: &Ctx,
@@ -493,110 +378,6 @@ async fn wait_look(looking: &mut Option<tokio::task::JoinHandle<Vec<PeerId>>>) -
     }
 }
 
-/// A provider, and how to reach it.
-struct Provider {
-    peer: PeerId,
-    /// Where it can be reached directly (empty: libp2p streams only).
-    ips: Vec<IpAddr>,
-    control: libp2p_stream::Control,
-}
-
-/// How long to wait for a direct connection to a provider before using libp2p.
-const DIRECT_CONNECT: Duration = Duration::from_secs(2);
-
-/// Asks `provider` for a direct sealed channel over `s`, and opens it; `None` if it offers none
-/// or cannot be reached that way.
-async fn open_direct(s: &mut libp2p::Stream, provider: &Provider) -> Option<Sealed> {
-    stream::write(s, &BlobRequest::Direct.frame()).await.ok()?;
-    let BlobAnswer::Direct { port, key, token } = stream::read_answer(s).await.ok()? else { return None };
-    for ip in &provider.ips {
-        let connect = tokio::net::TcpStream::connect((*ip, port));
-        let Ok(Ok(mut tcp)) = tokio::time::timeout(DIRECT_CONNECT, connect).await else { continue };
-        let _ = tcp.set_nodelay(true);
-        if tcp.write_all(&token).await.is_ok() {
-            tracing::debug!(peer = %provider.peer, %ip, port, "direct channel open");
-            return Some(Sealed::new(tcp, &key, End::Asker));
-        }
-    }
-    None
-}
-
-/// Pulls runs of pieces from one provider into the writer until nothing is left to claim: over
-/// a direct sealed channel if it offers one we can reach, else over the libp2p stream.
-/// Where a worker's pieces go: checked against `hashes`, into the writer's queue, in buffers it
-/// gives back.
-struct Pipe {
-    tx: mpsc::Sender<ToWriter>,
-    buffers: Buffers,
-    hashes: Arc<Vec<PieceHash>>,
-}
-
-async fn worker(
-    provider: Provider,
-    id: ContentId,
-    sched: Arc<Mutex<Sched>>,
-    layout: Layout,
-    writer: Pipe,
-) -> (PeerId, Result<()>) {
-    let peer = provider.peer;
-    let result = async {
-        let mut s = provider.control.clone().open_stream(peer, BLOBS_PROTOCOL).await?;
-        if !provider.ips.is_empty()
-            && let Some(mut sealed) = open_direct(&mut s, &provider).await
-        {
-            sched.lock().unwrap_or_else(|e| e.into_inner()).direct.insert(peer);
-            return pull_ranges(&mut sealed, peer, id, &sched, &layout, &writer).await;
-        }
-        pull_ranges(&mut s, peer, id, &sched, &layout, &writer).await
-    }
-    .await;
-    sched.lock().unwrap_or_else(|e| e.into_inner()).release(peer);
-    (peer, result)
-}
-
-async fn pull_ranges(
-    s: &mut impl Channel,
-    peer: PeerId,
-    id: ContentId,
-    sched: &Mutex<Sched>,
-    layout: &Layout,
-    writer: &Pipe,
-) -> Result<()> {
-    let lock = || sched.lock().unwrap_or_else(|e| e.into_inner());
-    let mut pending: VecDeque<Range<u64>> = VecDeque::new();
-    loop {
-        while pending.len() < PIPELINE {
-            let Some(range) = lock().claim(peer) else { break };
-            let count = (range.end - range.start) as u32;
-            stream::write(s, &BlobRequest::Range { id, first: range.start, count }.frame()).await?;
-            pending.push_back(range);
-        }
-        let Some(range) = pending.pop_front() else { return Ok(()) };
-        let expected: u64 = range.clone().map(|p| layout.piece_len(p)).sum();
-        match stream::read_answer(s).await? {
-            BlobAnswer::Body { len } if len == expected => {}
-            BlobAnswer::Busy => {
-                tokio::time::sleep(Duration::from_secs(1)).await;
-                bail!("busy");
-            }
-            other => bail!("answered {other:?} for pieces {range:?}"),
-        }
-        for piece in range {
-            let mut bytes = writer.buffers.take(layout.piece_len(piece) as usize);
-            stream::read_body(s, &mut bytes).await?;
-            if lock().is_dropped(&peer) {
-                bail!("dropped");
-            }
-            let matches = writer
-                .hashes
-                .get(piece as usize)
-                .is_some_and(|h| *h == partyline_protocol::content::piece_hash(&bytes));
-            lock().delivered(piece, peer);
-            writer.tx.send(ToWriter::Piece(Piece { index: piece, from: peer, bytes, matches })).await?;
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -618,33 +399,5 @@ mod tests {
         std::os::unix::fs::FileExt::write_all_at(&file, &[0u8; 10], (1 << 20) + 5).unwrap();
         assert_eq!(verify_saved(&tree, &indexed.pieces, &mut have), 1);
         assert_eq!(have.missing().collect::<Vec<_>>(), [1]);
-    }
-
-    #[test]
-    fn pieces_go_to_providers_in_runs_and_come_back_when_one_fails() {
-        let m = Manifest {
-            piece_size: partyline_protocol::content::MIN_PIECE,
-            pieces_root: [0; 32],
-            entries: vec![partyline_protocol::content::Entry {
-                path: "f".into(),
-                kind: partyline_protocol::content::EntryKind::File { size: 10 << 20, mode: 0o644 },
-            }],
-        };
-        let layout = Layout::new(&m);
-        let mut have = Bitmap::new(10);
-        have.set(2, true);
-        let (a, b) = (PeerId::random(), PeerId::random());
-        let mut s = Sched::new(&have, &layout, HashSet::new());
-        assert_eq!(s.claim(a), Some(0..2), "a run stops at a piece already here");
-        assert_eq!(s.claim(b), Some(3..7), "4 MiB at most");
-        s.delivered(3, b);
-        s.good(3);
-        s.release(b);
-        assert_eq!(s.claim(a), Some(4..8), "what b did not deliver goes to others first");
-        assert!(s.drop_peer(b) && !s.drop_peer(b));
-        assert_eq!(s.claim(b), None, "a dropped provider gets nothing");
-        s.give_back(0);
-        assert_eq!(s.claim(a), Some(0..1));
-        assert!(!s.done());
     }
 }

@@ -18,8 +18,10 @@ pub(crate) mod disk;
 mod engine;
 mod fetch;
 pub(crate) mod index;
+mod sched;
 mod serve;
 mod stream;
+mod worker;
 mod writer;
 
 use std::collections::HashMap;
