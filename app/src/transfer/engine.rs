@@ -15,7 +15,7 @@ use super::db::{Db, Row, State};
 use super::disk::{self, Tree};
 use super::fetch::{self, Job, Saved};
 use super::index;
-use super::serve::{self, Catalog, ServeCounters, Served};
+use super::serve::{self, Catalog, Served};
 use super::{BLOBS_PROTOCOL, Members};
 use crate::events::NodeEvent;
 
@@ -59,7 +59,6 @@ pub struct ContentInfo {
 #[derive(Clone)]
 pub struct Transfers {
     tx: mpsc::Sender<Command>,
-    counters: Arc<ServeCounters>,
 }
 
 type Reply<T> = oneshot::Sender<Result<T>>;
@@ -88,7 +87,6 @@ impl Transfers {
         let db_path = config.dir.join("transfers.sqlite3");
         let db = Db::open(&db_path)?;
         let (catalog, catalog_rx) = watch::channel(Catalog::default());
-        let counters = Arc::new(ServeCounters::default());
         let incoming = control.accept(BLOBS_PROTOCOL).context("the blobs protocol is registered once")?;
         let door = match config.direct {
             Some(ip) => match std::net::TcpListener::bind((ip, 0)).and_then(|l| {
@@ -103,14 +101,7 @@ impl Transfers {
             },
             None => None,
         };
-        tokio::spawn(serve::serve(
-            incoming,
-            door,
-            catalog_rx,
-            members.clone(),
-            config.upload_limit,
-            counters.clone(),
-        ));
+        tokio::spawn(serve::serve(incoming, door, catalog_rx, members.clone(), config.upload_limit));
         let (tx, commands) = mpsc::channel(COMMANDS);
         let (changes_tx, changes) = mpsc::channel(COMMANDS);
         let ctx = fetch::Ctx {
@@ -134,7 +125,7 @@ impl Transfers {
         engine.publish();
         engine.resume()?;
         tokio::spawn(engine.run(commands, changes));
-        Ok(Self { tx, counters })
+        Ok(Self { tx })
     }
 
     async fn call<T>(&self, command: impl FnOnce(Reply<T>) -> Command) -> Result<T> {
@@ -167,11 +158,6 @@ impl Transfers {
 
     pub async fn list(&self) -> Result<Vec<ContentInfo>> {
         self.call(Command::List).await
-    }
-
-    /// Bytes uploaded to members so far.
-    pub fn uploaded(&self) -> u64 {
-        self.counters.bytes_out.load(std::sync::atomic::Ordering::Relaxed)
     }
 }
 
@@ -514,11 +500,5 @@ fn complete_event(row: &Row) -> NodeEvent {
         files: info.files,
         path: info.path.unwrap_or_default(),
         plugin: info.plugin,
-    }
-}
-
-impl std::fmt::Debug for Transfers {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Transfers")
     }
 }

@@ -5,7 +5,6 @@
 //! served (the asker would only find the pieces wrong).
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,18 +44,11 @@ pub(crate) struct Served {
 
 pub(crate) type Catalog = Arc<HashMap<ContentId, Arc<Served>>>;
 
-#[derive(Default, Debug)]
-pub(crate) struct ServeCounters {
-    pub(crate) bytes_out: AtomicU64,
-    pub(crate) refused: AtomicU64,
-}
-
 #[derive(Clone)]
 struct Shared {
     catalog: watch::Receiver<Catalog>,
     members: watch::Receiver<Members>,
     rate: Option<Arc<Mutex<ByteRate>>>,
-    counters: Arc<ServeCounters>,
     open: Arc<Mutex<HashMap<PeerId, usize>>>,
     door: Option<Arc<Door>>,
 }
@@ -100,7 +92,7 @@ impl Shared {
         let total: usize = open.values().sum();
         let mine = *open.get(&peer).unwrap_or(&0);
         if mine >= STREAMS_PER_PEER || total >= STREAMS_TOTAL || !self.members.borrow().contains_key(&peer) {
-            self.counters.refused.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(%peer, "blob stream refused (not a member, or too many streams)");
             return false;
         }
         open.insert(peer, mine + 1);
@@ -134,12 +126,11 @@ pub(crate) async fn serve(
     catalog: watch::Receiver<Catalog>,
     members: watch::Receiver<Members>,
     upload_limit: Option<u64>,
-    counters: Arc<ServeCounters>,
 ) {
     let rate = upload_limit.map(|l| Arc::new(Mutex::new(ByteRate::new(l, Instant::now()))));
     let port = door.as_ref().and_then(|l| l.local_addr().ok()).map(|a| a.port());
     let offers = port.map(|port| Arc::new(Door { port, offered: Mutex::new(HashMap::new()) }));
-    let shared = Shared { catalog, members, rate, counters, open: Arc::default(), door: offers };
+    let shared = Shared { catalog, members, rate, open: Arc::default(), door: offers };
     if let Some(listener) = door {
         tokio::spawn(direct_loop(listener, shared.clone()));
     }
@@ -160,7 +151,6 @@ async fn direct_loop(listener: TcpListener, shared: Shared) {
             let named = tokio::time::timeout(TOKEN_WAIT, tcp.read_exact(&mut token)).await;
             let Some((peer, key)) = named.ok().and_then(Result::ok).and_then(|_| door.take(&token)) else {
                 tracing::debug!(%from, "a direct connection without a valid token");
-                shared.counters.refused.fetch_add(1, Ordering::Relaxed);
                 return;
             };
             let _ = tcp.set_nodelay(true);
@@ -205,7 +195,7 @@ async fn serve_stream(peer: PeerId, s: &mut impl Channel, shared: &Shared) -> an
                 let end = first.checked_add(u64::from(count)).filter(|&e| e <= layout.pieces() && count > 0);
                 let len: u64 = (first..end.unwrap_or(first)).map(|p| layout.piece_len(p)).sum();
                 if end.is_none() || len > MAX_RANGE_BYTES {
-                    shared.counters.refused.fetch_add(1, Ordering::Relaxed);
+                    tracing::debug!(%peer, "refused a range that does not exist");
                     stream::write(s, &BlobAnswer::Refused("no such range".into()).frame()).await?;
                     return Ok(());
                 }
@@ -280,7 +270,6 @@ async fn send_paced(s: &mut impl Channel, bytes: &[u8], shared: &Shared) -> anyh
             }
         }
         stream::write(s, chunk).await?;
-        shared.counters.bytes_out.fetch_add(chunk.len() as u64, Ordering::Relaxed);
     }
     Ok(())
 }

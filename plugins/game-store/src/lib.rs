@@ -338,9 +338,10 @@ impl Guest for GameStore {
         with(|state| {
             state.feed = partyline_plugin_sdk::config(&config, "feed").unwrap_or("").to_owned();
             load(state)?;
-            for (id, name) in &state.pending {
+            // Partyline resumes unfinished downloads by itself, and tells again of finished ones
+            // not yet placed: only their progress bars are shown here.
+            for id in state.pending.keys() {
                 state.progress.insert(id.clone(), (0, 0, 0));
-                let _ = blobs::get(id, name);
             }
             if let Err(e) = fetch_feed(state) {
                 state.note = Some(format!("cannot read the store: {e}"));
