@@ -110,7 +110,7 @@ fn the_template_plugin_talks_to_itself_on_another_member_and_remembers() {
     alice_args.extend_from_slice(NO_VOICE);
     let mut alice = Proc::start_in("alice", alice_home.path(), &alice_args, None, &[]);
     let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
-    let stopped = alice.wait_for(Duration::from_secs(20), "the hostile plugin stopped", |e| {
+    let stopped = alice.seen_or_wait(Duration::from_secs(20), "the hostile plugin stopped", |e| {
         e["event"] == "plugin-stopped" && e["plugin"] == "hostile-loop"
     });
     assert!(stopped["reason"].as_str().unwrap().contains("deadline"), "{stopped}");
