@@ -66,6 +66,9 @@ pub struct VoiceStats {
     pub output: Option<String>,
     /// The microphone's recent level, dBFS.
     pub input_level_db: f32,
+    /// The largest block of samples the microphone delivered at once since the last statistics
+    /// (ms): frames leave no more evenly than this.
+    pub input_block_ms: f32,
     pub mode: String,
     pub talking: bool,
     /// What we send to each member, voice frames and their framing, kbit/s.
@@ -86,6 +89,11 @@ pub struct VoiceStats {
     pub dropped_queue_full: u64,
     pub dropped_inbound: u64,
     pub streams_refused: u64,
+    /// Frames received and sent as datagrams, and members reached that way now (the others
+    /// over streams).
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    pub datagram_paths: usize,
     pub members: Vec<MemberVoiceStats>,
 }
 
@@ -108,6 +116,10 @@ pub struct MemberVoiceStats {
     pub concealed: u64,
     pub late: u64,
     pub dropped: u64,
+    /// Audio taken out of this member's voice to play it faster (ms) and put in to play it
+    /// slower, following the jitter buffer's target.
+    pub faster_ms: u64,
+    pub slower_ms: u64,
     pub underruns: u64,
     pub speaking: bool,
 }

@@ -16,6 +16,11 @@ impl TokenBucket {
         Self { tokens: f64::from(burst), burst: f64::from(burst), per_sec, last: now }
     }
 
+    /// How long since a token was last asked for.
+    pub(crate) fn idle(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.last)
+    }
+
     /// Takes one token if there is one.
     pub(crate) fn take(&mut self, now: Instant) -> bool {
         let elapsed = now.saturating_duration_since(self.last).as_secs_f64();

@@ -132,6 +132,7 @@ fn message() -> impl Strategy<Value = Message> {
             .prop_map(|(loss_permille, jitter_ms)| Message::VoiceReport { loss_permille, jitter_ms }),
         ("[a-z][a-z0-9-]{0,63}", prop::collection::vec(any::<u8>(), 0..2000))
             .prop_map(|(plugin, data)| Message::Plugin { plugin, data }),
+        (1u16..).prop_map(|port| Message::VoiceEndpoint { port }),
     ]
 }
 
@@ -174,6 +175,7 @@ proptest! {
     #[test]
     fn voice_frames_round_trip_and_garbage_never_panics(
         seq in any::<u32>(), ts in any::<u32>(), talking in any::<bool>(), end in any::<bool>(),
+        lookback in any::<bool>(),
         pose in prop::option::of((-1e6f32..1e6, -1e6f32..1e6, -1e6f32..1e6, -7f32..7f32)),
         opus in prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET),
         redundant in prop::option::of(prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET)),
@@ -182,7 +184,7 @@ proptest! {
         use crate::voice::{Pose, VoiceFrame};
         let pose = pose.map(|(x, y, z, yaw)| Pose { x, y, z, yaw });
         let redundant = redundant.as_deref();
-        let frame = VoiceFrame { seq, ts, talking, end, pose, opus: &opus, redundant };
+        let frame = VoiceFrame { seq, ts, talking, end, lookback, pose, opus: &opus, redundant };
         let framed = frame.to_framed();
         prop_assert_eq!(VoiceFrame::decode(&framed[2..]).unwrap(), frame);
         let _ = VoiceFrame::decode(&garbage);

@@ -3,7 +3,9 @@
 //! ```text
 //! u8   version (1)
 //! u8   flags: bit 0 talking (the sender's gate is open), bit 1 last frame of a talk spurt,
-//!             bit 2 a pose follows, bit 3 the previous frame's Opus packet follows
+//!             bit 2 a pose follows, bit 3 the previous frame's Opus packet follows,
+//!             bit 4 look-back: audio from before the sender's gate opened, sent late on purpose
+//!             (its arrival says nothing about the network's delay)
 //! u32  sequence number (big-endian), +1 per frame sent: gaps are losses
 //! u32  timestamp in 48 kHz samples of the frame's first sample (big-endian, wraps)
 //! [pose: 4 × f32 big-endian: x, y, z in metres, yaw in radians]   if flag bit 2
@@ -27,6 +29,7 @@ const TALKING: u8 = 1;
 const END: u8 = 2;
 const HAS_POSE: u8 = 4;
 const HAS_REDUNDANT: u8 = 8;
+const LOOKBACK: u8 = 16;
 
 /// Where a speaker stands and which way it faces, in the game's coordinates: metres, and yaw in
 /// radians around the vertical (y) axis, 0 facing -z.
@@ -52,6 +55,9 @@ pub struct VoiceFrame<'a> {
     pub talking: bool,
     /// The last frame before the sender's gate closed.
     pub end: bool,
+    /// Held back while the gate was closed and sent when it opened (the start of a talk spurt):
+    /// late by design, not by the network.
+    pub lookback: bool,
     pub pose: Option<Pose>,
     pub opus: &'a [u8],
     /// The previous frame's (`seq - 1`) Opus packet again, sent while receivers report loss: a
@@ -89,6 +95,9 @@ impl<'a> VoiceFrame<'a> {
         }
         if self.redundant.is_some() {
             flags |= HAS_REDUNDANT;
+        }
+        if self.lookback {
+            flags |= LOOKBACK;
         }
         out.push(VOICE_VERSION);
         out.push(flags);
@@ -157,8 +166,8 @@ impl<'a> VoiceFrame<'a> {
         if rest.len() > MAX_OPUS_PACKET {
             return Err(VoiceError::Long(bytes.len()));
         }
-        let (talking, end) = (flags & TALKING != 0, flags & END != 0);
-        Ok(Self { seq, ts, talking, end, pose, opus: rest, redundant })
+        let (talking, end, lookback) = (flags & TALKING != 0, flags & END != 0, flags & LOOKBACK != 0);
+        Ok(Self { seq, ts, talking, end, lookback, pose, opus: rest, redundant })
     }
 }
 
@@ -186,6 +195,7 @@ mod tests {
                 ts: 123_456,
                 talking: true,
                 end: pose.is_some(),
+                lookback: redundant.is_none(),
                 pose,
                 opus: &opus,
                 redundant,
@@ -196,8 +206,16 @@ mod tests {
             assert_eq!(VoiceFrame::decode(&framed[2..]).unwrap(), frame);
         }
         // Header overhead: 10 bytes, 26 with a pose.
-        let plain =
-            VoiceFrame { seq: 1, ts: 2, talking: true, end: false, pose: None, opus: &opus, redundant: None };
+        let plain = VoiceFrame {
+            seq: 1,
+            ts: 2,
+            talking: true,
+            end: false,
+            lookback: false,
+            pose: None,
+            opus: &opus,
+            redundant: None,
+        };
         assert_eq!(plain.to_framed().len(), 2 + 10 + 60);
         // Redundancy: 2 bytes and the previous packet.
         let red = VoiceFrame { redundant: Some(&previous), ..plain };

@@ -14,6 +14,7 @@
 //! owner -> members  Roster, Chat, ChatPage, Kicked, PartyEnded
 //! member -> owner   ChatSubmit, ChatSync, Presence, Leave
 //! member -> member  VoiceReport     (how the sender's voice arrives)
+//! member -> member  VoiceEndpoint   (where its voice datagrams are received)
 //! member -> member  Plugin          (a plugin's bytes for the same plugin there)
 //! ```
 
@@ -86,6 +87,11 @@ pub enum Message {
         plugin: String,
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+    },
+    /// The UDP port of the sender's voice datagram endpoint, at the IPs the receiver reaches it
+    /// directly: voice then goes over datagrams instead of streams.
+    VoiceEndpoint {
+        port: u16,
     },
 }
 
@@ -324,6 +330,7 @@ fn validate(msg: &Message) -> Result<(), WireError> {
         Message::VoiceReport { loss_permille, .. } => {
             check(*loss_permille <= 1000, "loss above 1000 permille")
         }
+        Message::VoiceEndpoint { port } => check(*port != 0, "voice endpoint port 0"),
         Message::Plugin { plugin, data } => {
             check(valid_plugin_id(plugin), "plugin id")?;
             check(data.len() <= MAX_PLUGIN_DATA, "plugin message over 16 KiB")

@@ -9,23 +9,22 @@ use std::process::Command;
 use std::time::Duration;
 
 use partyline_tests::audio;
-use partyline_tests::impair::{Impairment, UdpProxy};
-use partyline_tests::pulse::Pulse;
+use partyline_tests::device_talk::{Devices, device_talk};
+use partyline_tests::impair::Impairment;
 use partyline_tests::talk::{Rate, Setup, Talk, member, talk};
-use partyline_tests::{LOOPBACK, Proc};
 
 const DELAY: Duration = Duration::from_millis(20);
 
 fn impairment(loss: f64, jitter_ms: u64, seed: u64) -> Impairment {
-    Impairment { loss, delay: DELAY, jitter: Duration::from_millis(jitter_ms), seed }
+    Impairment { loss, delay: DELAY, jitter: Duration::from_millis(jitter_ms), seed, burst: 1.0 }
 }
 
 /// PESQ-WB (P.862.2, MOS-LQO) of a recording against the speech, by `scripts/pesq_score.py`.
-fn pesq(recording: &Path, lag_ms: f64) -> Option<f64> {
+fn pesq(recording: &Path, lag_ms: f64, reference: &Path) -> Option<f64> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../scripts/pesq_score.py");
     let out = Command::new("python3")
         .arg(script)
-        .arg(audio::speech_wav())
+        .arg(reference)
         .arg(recording)
         .arg(format!("{lag_ms:.2}"))
         .output()
@@ -58,7 +57,7 @@ fn run(c: &Condition) -> (Talk, Option<f64>) {
         setup.talker_args = vec!["--voice-streams".into(), k.to_string()];
     }
     let t = talk(&setup);
-    let score = pesq(&t.recording, t.alignment.lag_ms);
+    let score = pesq(&t.recording, t.alignment.lag_ms, audio::speech_wav());
     (t, score)
 }
 
@@ -148,86 +147,95 @@ fn latency_table() {
     );
 }
 
-/// Where the speech starts in two recordings of PulseAudio sources, started one after the other.
-fn record_pair(pulse: &Pulse, first: &str, second: &str, play_into: &str) -> (f64, f64) {
-    let dir = tempfile::tempdir().unwrap();
-    let (a, b) = (dir.path().join("a.wav"), dir.path().join("b.wav"));
-    let (ra, rb) = (pulse.record(first, &a), pulse.record(second, &b));
-    std::thread::sleep(Duration::from_millis(500));
-    pulse.play(play_into, audio::speech_wav()).wait().unwrap();
-    std::thread::sleep(Duration::from_secs(2));
-    ra.stop();
-    rb.stop();
-    let speech = audio::read_mono(audio::speech_wav());
-    (audio::align(&speech, &audio::read_mono(&a)).lag_ms, audio::align(&speech, &audio::read_mono(&b)).lag_ms)
+/// Through PulseAudio devices, as a player hears it: speech (about 21 s) into Alice's virtual
+/// microphone, Bob's virtual speakers recorded; PESQ-WB of what they played, mouth-to-ear
+/// latency, how steady it stayed. `PARTYLINE_BENCH_RUNS` runs per condition (3).
+fn device_table() {
+    let _exclusive = partyline_tests::exclusive();
+    let runs: usize = std::env::var("PARTYLINE_BENCH_RUNS").ok().and_then(|r| r.parse().ok()).unwrap_or(3);
+    let mut devices = Devices::start();
+    devices.measure_skew();
+    let speech = audio::long_speech_wav();
+    let conditions: [(&str, bool, Impairment); 7] = [
+        ("open mic", true, impairment(0.0, 0, 1)),
+        ("voice activation", false, impairment(0.0, 0, 1)),
+        ("voice activation", false, impairment(0.05, 0, 2)),
+        ("voice activation", false, impairment(0.10, 0, 3)),
+        ("voice activation", false, impairment(0.20, 0, 4)),
+        ("voice activation", false, Impairment { burst: 3.0, ..impairment(0.10, 0, 5) }),
+        ("voice activation", false, impairment(0.0, 30, 6)),
+    ];
+    println!(
+        "\nthrough PulseAudio devices (null sinks via the default device), ~21 s of speech, 20 ms one-way delay, {runs} runs each; recorder skew {:.1} ms",
+        devices.recorder_skew_ms
+    );
+    println!(
+        "| mode             | network                 | PESQ-WB median (min-max) | mouth-to-ear ms median (runs) | spread p95-p5 ms | largest step ms | underruns | dropped | concealed | kbit/s with IP+UDP |"
+    );
+    println!(
+        "|------------------|-------------------------|--------------------------|-------------------------------|------------------|-----------------|-----------|---------|-----------|--------------------|"
+    );
+    for (mode, open_mic, imp) in conditions {
+        let network = describe(&imp);
+        let mut scores = Vec::new();
+        let mut delays = Vec::new();
+        let (mut spread, mut step) = (Vec::new(), Vec::new());
+        let (mut underruns, mut dropped, mut concealed, mut kbps) = (0, 0, 0, Vec::new());
+        for run in 0..runs {
+            let dir = tempfile::tempdir().unwrap();
+            let imp = Impairment { seed: imp.seed * 100 + run as u64, ..imp };
+            let t = device_talk(&devices, speech, Some(imp), open_mic, dir.path());
+            if let Some(score) = pesq(&t.recording, t.heard.lag_ms, speech) {
+                scores.push(score);
+            }
+            delays.push(t.mouth_to_ear_ms);
+            let (s, st) = t.heard.steadiness(0.4);
+            spread.push(s);
+            step.push(st);
+            let alice = member(&t.listener, "alice");
+            underruns += alice["underruns"].as_u64().unwrap_or(0);
+            dropped += alice["dropped"].as_u64().unwrap_or(0);
+            concealed += alice["concealed"].as_u64().unwrap_or(0);
+            kbps.extend(t.wire.map(|w| w.kbps_with_headers));
+        }
+        let range = |v: &[f64]| {
+            let min = v.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = v.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            (min, max)
+        };
+        let (lo, hi) = range(&scores);
+        println!(
+            "| {mode:<16} | {network:<23} | {:>24} | {:>29} | {:>16.0} | {:>15.0} | {:>9} | {:>7} | {:>9} | {:>18.1} |",
+            if scores.is_empty() {
+                "n/a".into()
+            } else {
+                format!("{:.2} ({lo:.2}-{hi:.2})", median(scores.clone()))
+            },
+            format!(
+                "{:.0} ({})",
+                median(delays.clone()),
+                delays.iter().map(|d| format!("{d:.0}")).collect::<Vec<_>>().join(", ")
+            ),
+            median(spread),
+            median(step),
+            underruns,
+            dropped,
+            concealed,
+            if kbps.is_empty() { f64::NAN } else { median(kbps) },
+        );
+    }
 }
 
-/// Device to device: speech played into a virtual microphone, heard on virtual speakers, both
-/// recorded; the latency is the time between the two recordings. Two recorders never start at
-/// exactly the same time: their skew is measured by recording one source twice, and subtracted.
-fn device_latency() {
-    let _exclusive = partyline_tests::exclusive();
-    let pulse = Pulse::start();
-    let mic = pulse.microphone("mic");
-    pulse.speaker("spk");
-    pulse.speaker("nowhere");
-
-    let skews: Vec<f64> = (0..3)
-        .map(|_| {
-            let (a, b) = record_pair(&pulse, "mic_in.monitor", "mic_in.monitor", "mic_in");
-            b - a
-        })
-        .collect();
-
-    let alice_port = std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let proxy =
-        UdpProxy::start(format!("127.0.0.1:{alice_port}").parse().unwrap(), impairment(0.0, 0, 20)).unwrap();
-    let listen = format!("/ip4/127.0.0.1/udp/{alice_port}/quic-v1");
-    let announce = format!("/ip4/127.0.0.1/udp/{}/quic-v1", proxy.addr.port());
-    let alice_args = [
-        "host",
-        "--name",
-        "alice",
-        "--no-mdns",
-        "--listen",
-        &listen,
-        "--announce",
-        &announce,
-        "--voice-mode",
-        "ptt",
-    ];
-    let mut alice = Proc::start_env(
-        "alice",
-        &alice_args,
-        &pulse.env_with(&[("PULSE_SOURCE", mic.as_str()), ("PULSE_SINK", "nowhere")]),
-    );
-    let link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
-    alice.send("/ptt down");
-    let mut bob_args = vec!["join", link.as_str(), "--name", "bob", "--mic-device", "none"];
-    bob_args.extend_from_slice(LOOPBACK);
-    let bob = Proc::start_env("bob", &bob_args, &pulse.env_with(&[("PULSE_SINK", "spk")]));
-    bob.wait_event(Duration::from_secs(20), "joined");
-    std::thread::sleep(Duration::from_secs(1));
-
-    let runs: Vec<f64> = (0..3)
-        .map(|_| {
-            let (said, heard) = record_pair(&pulse, "mic_in.monitor", "spk.monitor", "mic_in");
-            heard - said
-        })
-        .collect();
-    let skew = median(skews.clone());
-    println!(
-        "\nmouth-to-ear latency, device to device (PulseAudio null sinks through ALSA), 20 ms one-way delay"
-    );
-    println!("| runs | raw ms (median) | recorder skew ms (3 runs) | corrected ms |");
-    println!("|------|-----------------|---------------------------|--------------|");
-    println!(
-        "| {:>4} | {:>15.1} | {:>25} | {:>12.1} |",
-        runs.len(),
-        median(runs.clone()),
-        skews.iter().map(|s| format!("{s:.1}")).collect::<Vec<_>>().join(", "),
-        median(runs) - skew
-    );
+fn describe(imp: &Impairment) -> String {
+    let mut parts = Vec::new();
+    if imp.loss > 0.0 {
+        let bursts = if imp.burst > 1.0 { format!(" in bursts of {:.0}", imp.burst) } else { String::new() };
+        parts.push(format!("{:.0}% loss{bursts}", imp.loss * 100.0));
+    }
+    if !imp.jitter.is_zero() {
+        parts.push(format!("±{} ms jitter", imp.jitter.as_millis() / 2));
+    }
+    if parts.is_empty() { "clean".into() } else { parts.join(", ") }
 }
 
 fn wire_table(wire: &[(&str, &str, Rate, Rate)]) {
@@ -262,7 +270,7 @@ fn codec_table() {
             let path = dir.path().join("codec.wav");
             audio::write_mono(&path, &out);
             let lag = audio::align(&speech, &out).lag_ms;
-            pesq(&path, lag).map_or("n/a".into(), |s| format!("{s:.2}"))
+            pesq(&path, lag, audio::speech_wav()).map_or("n/a".into(), |s| format!("{s:.2}"))
         };
         println!(
             "| {:>9.0}% | {:>16} | {:>11} | {:>28} |",
@@ -312,7 +320,7 @@ fn main() {
         latency_table();
     }
     if run("devices") {
-        device_latency();
+        device_table();
     }
     if run("quality") {
         let wire = quality_table();

@@ -4,7 +4,9 @@
 
 use std::time::Duration;
 
+use partyline_tests::device_talk::{Devices, device_talk};
 use partyline_tests::pulse::Pulse;
+use partyline_tests::talk::member;
 use partyline_tests::{LOOPBACK, Proc, audio};
 
 /// Alice (microphone `mic`) and Bob (speakers `spk`), each with these extra arguments.
@@ -62,12 +64,28 @@ fn speech_from_alice_reaches_bob(pulse: &Pulse, alice: &mut Proc, bob: &mut Proc
     assert!(a.windows_found > 0.8, "{a:?}");
 }
 
+/// A clean call through devices, with the default settings (voice activation): the speech is
+/// heard, and the delay holds still: it may differ from one talk spurt to the next by a few ms,
+/// but never jumps by a frame the way a jitter buffer that drops or repeats frames makes it.
 #[test]
-fn speech_from_a_microphone_reaches_the_other_speakers() {
+fn speech_from_a_microphone_reaches_the_other_speakers_at_a_steady_delay() {
     let _exclusive = partyline_tests::exclusive();
-    let pulse = Pulse::start();
-    let (mut alice, mut bob) = party(&pulse, &[], &[]);
-    speech_from_alice_reaches_bob(&pulse, &mut alice, &mut bob);
+    let devices = Devices::start();
+    let dir = tempfile::tempdir().unwrap();
+    let t = device_talk(&devices, audio::long_speech_wav(), None, false, dir.path());
+    let alice = member(&t.listener, "alice");
+    let (spread, step) = t.heard.steadiness(0.4);
+    println!(
+        "devices, clean: {:?}; delay spread {spread:.1} ms, largest step {step:.1} ms; delays {:?}; talker {}; listener {alice}",
+        t.heard,
+        t.delays_over(0.4).iter().map(|d| d.round()).collect::<Vec<_>>(),
+        t.talker,
+    );
+    println!("{}", t.stream_latencies.join("\n"));
+    assert!(t.talker["input"].as_str().is_some(), "alice captured from the virtual microphone: {}", t.talker);
+    assert!(t.heard.median_correlation > 0.8 && t.heard.windows_found > 0.8, "{:?}", t.heard);
+    assert!(step <= 5.0, "the delay stepped by {step:.1} ms within a clean call");
+    assert!(spread <= 10.0, "the delay spread over {spread:.1} ms within a clean call");
 }
 
 #[test]

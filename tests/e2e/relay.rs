@@ -45,9 +45,14 @@ fn start_in(ns: &Netns, name: &str, args: &[&str]) -> Proc {
     Proc::start_in(name, &path, &full, Some(home), &ns.prefix())
 }
 
-/// Hosts in `ns` with `relay`, waiting for a link that carries a relayed address.
+/// Hosts in `ns` with `relay`, waiting for a link that carries a relayed address. Alice talks
+/// (speech from a file, then silence, with her microphone open all along).
 fn host_with_relay(ns: &Netns, relay: &str) -> (Proc, String) {
-    let mut alice = start_in(ns, "alice", &["host", "--relay", relay]);
+    let speech = partyline_tests::audio::long_speech_wav().to_str().unwrap();
+    let args =
+        ["host", "--relay", relay, "--mic-file", speech, "--speaker-device", "none", "--voice-mode", "ptt"];
+    let mut alice = start_in(ns, "alice", &args);
+    alice.send("/ptt down");
     let mut link = alice.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
     if !relayed(&link) {
         // The first link may predate the reservation; ask again once it is there.
@@ -65,6 +70,15 @@ fn host_with_relay(ns: &Netns, relay: &str) -> (Proc, String) {
 fn relayed(link: &str) -> bool {
     let link: JoinLink = link.parse().unwrap();
     link.addrs().iter().any(|a: &Multiaddr| a.to_string().contains("p2p-circuit"))
+}
+
+/// How Alice's voice reaches Bob, once the party formed and DCUtR had its chance.
+struct Reached {
+    /// `direct` or `relayed`.
+    path: String,
+    punch: Option<Value>,
+    /// Bob's voice statistics a few seconds after that.
+    voice: Value,
 }
 
 /// Joins, chats both ways, and returns the path (`direct` or `relayed`) bob sees to alice once
@@ -97,17 +111,24 @@ fn form_party(alice: &mut Proc, bob: &mut Proc) -> (String, Option<Value>) {
 
 /// Runs a relay in `relay_ns`; alice hosts in `a` with the relay's address `a_sees`, bob joins
 /// from `b` with its address `b_sees`; they form a party through the relay (see [`form_party`]).
-fn meet_through_relay(
-    relay_ns: &Netns,
-    (a, a_sees): (&Netns, &str),
-    (b, b_sees): (&Netns, &str),
-) -> (String, Option<Value>) {
+fn meet_through_relay(relay_ns: &Netns, (a, a_sees): (&Netns, &str), (b, b_sees): (&Netns, &str)) -> Reached {
     let (relay, addrs) = start_relay(relay_ns);
     let (mut alice, invite) = host_with_relay(a, &relay_addr(&addrs, a_sees));
-    let mut bob = start_in(b, "bob", &["join", &invite, "--relay", &relay_addr(&addrs, b_sees)]);
-    let outcome = form_party(&mut alice, &mut bob);
+    let relay_arg = relay_addr(&addrs, b_sees);
+    let bob_args =
+        ["join", &invite, "--relay", &relay_arg, "--mic-device", "none", "--speaker-device", "none"];
+    let mut bob = start_in(b, "bob", &bob_args);
+    let (path, punch) = form_party(&mut alice, &mut bob);
     relay.wait_event(Duration::from_secs(5), "circuit");
-    outcome
+    // Voice has a few seconds to find its way (datagrams where the two reach each other).
+    std::thread::sleep(Duration::from_secs(4));
+    let voice = partyline_tests::talk::voice_stats(&mut bob);
+    Reached { path, punch, voice }
+}
+
+/// Frames Bob received from Alice.
+fn heard(voice: &Value) -> u64 {
+    partyline_tests::talk::member(voice, "alice")["received"].as_u64().unwrap_or(0)
 }
 
 #[test]
@@ -121,12 +142,16 @@ fn relay_only_party_forms_through_the_relay() {
     a.route("10.99.2.0/24", "10.99.1.1");
     b.route("10.99.1.0/24", "10.99.2.1");
 
-    let (path, punch) = meet_through_relay(&r, (&a, "10.99.1.1"), (&b, "10.99.2.1"));
-    println!("relay only: party formed over the relay; path {path}; hole punch: {punch:?}");
+    let Reached { path, punch, voice } = meet_through_relay(&r, (&a, "10.99.1.1"), (&b, "10.99.2.1"));
+    println!("relay only: party formed over the relay; path {path}; hole punch: {punch:?}; voice {voice}");
     assert_eq!(path, "relayed", "A and B cannot reach each other directly here");
     if let Some(punch) = punch {
         assert_eq!(punch["ok"], false, "no direct path exists, so DCUtR cannot have succeeded: {punch}");
     }
+    // Voice falls back to streams through the relay.
+    assert_eq!(voice["datagram_paths"], 0, "{voice}");
+    assert_eq!(voice["datagrams_in"], 0, "{voice}");
+    assert!(heard(&voice) > 50, "alice is heard through the relay: {voice}");
 }
 
 #[test]
@@ -147,9 +172,13 @@ fn peers_behind_nats_meet_through_a_relay_and_hole_punch() {
     a.default_route("192.168.1.1");
     b.default_route("192.168.2.1");
 
-    let (path, punch) = meet_through_relay(&i, (&a, "203.0.113.1"), (&b, "198.51.100.1"));
-    println!("behind NATs: party formed; path {path}; hole punch: {punch:?}");
+    let Reached { path, punch, voice } = meet_through_relay(&i, (&a, "203.0.113.1"), (&b, "198.51.100.1"));
+    println!("behind NATs: party formed; path {path}; hole punch: {punch:?}; voice {voice}");
     let punch = punch.expect("DCUtR reports a hole punch attempt");
     assert_eq!(punch["ok"], true, "DCUtR upgraded the relayed connection: {punch}");
     assert_eq!(path, "direct");
+    // Voice then goes over datagrams through both NATs (both sides dial each other at once).
+    assert_eq!(voice["datagram_paths"], 1, "{voice}");
+    assert!(voice["datagrams_in"].as_u64().unwrap() > 20, "{voice}");
+    assert!(heard(&voice) > 50, "{voice}");
 }

@@ -36,6 +36,25 @@ pub fn speech_wav() -> &'static Path {
     })
 }
 
+/// About 21 s: the speech, a second of silence, and the speech again (for calls long enough to
+/// show how steady the delay is).
+pub fn long_speech_wav() -> &'static Path {
+    static LONG: OnceLock<PathBuf> = OnceLock::new();
+    LONG.get_or_init(|| {
+        let out = speech_wav().with_file_name("speech-long-v1.wav");
+        if !out.exists() {
+            let speech = read_mono(speech_wav());
+            let mut long = speech.clone();
+            long.extend(std::iter::repeat_n(0.0, RATE as usize));
+            long.extend(&speech);
+            let tmp = out.with_extension(format!("{}.wav", std::process::id()));
+            write_mono(&tmp, &long);
+            std::fs::rename(&tmp, &out).unwrap();
+        }
+        out
+    })
+}
+
 /// Samples of a WAV file mixed down to mono, in -1..=1.
 pub fn read_mono(path: &Path) -> Vec<f32> {
     let mut reader = hound::WavReader::open(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
@@ -67,7 +86,7 @@ pub fn write_mono(path: &Path, samples: &[f32]) {
 }
 
 /// How a recording lines up with the speech that was sent.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Alignment {
     /// Where the speech starts in the recording (its first window found), in ms.
     pub lag_ms: f64,
@@ -80,6 +99,34 @@ pub struct Alignment {
     /// How far from `lag_ms` speech was found at most: what the listener's jitter buffer added
     /// after a delay spike before it caught up again.
     pub drift_ms: f64,
+    /// Where each speech window found was: (its start in the reference in s, its lag in ms).
+    pub windows: Vec<(f64, f64)>,
+}
+
+impl Alignment {
+    /// The lag over windows of `seconds` of speech (the mean of the windows found in each).
+    pub fn lags_over(&self, seconds: f64) -> Vec<f64> {
+        let mut groups: Vec<(i64, f64, u32)> = Vec::new();
+        for &(at, lag) in &self.windows {
+            let group = (at / seconds).floor() as i64;
+            match groups.last_mut() {
+                Some((g, sum, n)) if *g == group => (*sum, *n) = (*sum + lag, *n + 1),
+                _ => groups.push((group, lag, 1)),
+            }
+        }
+        groups.into_iter().map(|(_, sum, n)| sum / f64::from(n)).collect()
+    }
+
+    /// How steady the lag was: the 95th minus the 5th percentile of it over `seconds` windows,
+    /// and the largest step between neighbouring windows (ms).
+    pub fn steadiness(&self, seconds: f64) -> (f64, f64) {
+        let lags = self.lags_over(seconds);
+        let step = lags.windows(2).map(|w| (w[1] - w[0]).abs()).fold(0.0, f64::max);
+        let mut sorted = lags.clone();
+        sorted.sort_by(f64::total_cmp);
+        let at = |q: f64| sorted.get(((sorted.len().max(1) - 1) as f64 * q).round() as usize).copied();
+        (at(0.95).zip(at(0.05)).map_or(0.0, |(hi, lo)| hi - lo), step)
+    }
 }
 
 /// The correlation above which a window of speech counts as found.
@@ -150,6 +197,7 @@ pub fn align(reference: &[f32], recording: &[f32]) -> Alignment {
     let mut track = lag;
     let (mut first, mut drift) = (None, 0isize);
     let mut scores = Vec::new();
+    let mut windows = Vec::new();
     for w in 0..r.len() / window {
         let seg = &r[w * window..(w + 1) * window];
         if (seg.iter().map(|s| s * s).sum::<f32>() / window as f32).sqrt() <= 0.02 {
@@ -161,6 +209,7 @@ pub fn align(reference: &[f32], recording: &[f32]) -> Alignment {
         }
         if best.1 > FOUND {
             track = best.0;
+            windows.push(((w * window) as f64 / RATE16 as f64, track as f64 * 1000.0 / RATE16 as f64));
             let first = *first.get_or_insert(track);
             drift = drift.max((track - first).abs());
         }
@@ -174,6 +223,7 @@ pub fn align(reference: &[f32], recording: &[f32]) -> Alignment {
         median_correlation: median,
         windows_found: found,
         drift_ms: drift as f64 * 1000.0 / RATE16 as f64,
+        windows,
     }
 }
 
@@ -216,5 +266,9 @@ mod tests {
         assert!((a.lag_ms - 250.0).abs() < 1.0, "{a:?}");
         assert!(a.windows_found > 0.9, "{a:?}");
         assert!((a.drift_ms - 150.0).abs() < 1.0, "{a:?}");
+        let (spread, step) = a.steadiness(0.4);
+        assert!((step - 150.0).abs() < 1.0 && spread > 149.0, "{spread} {step}");
+        let steady = align(&speech, &stalled[..(RATE / 4) as usize + half]);
+        assert_eq!(steady.steadiness(0.4), (0.0, 0.0), "no stall, no spread");
     }
 }

@@ -23,12 +23,44 @@ pub struct Impairment {
     pub delay: Duration,
     /// Extra delay drawn uniformly from 0 to this, per packet (which also reorders).
     pub jitter: Duration,
+    /// Mean length of a run of lost packets: above 1, losses come in bursts (a two-state
+    /// Gilbert model: every packet is lost in the bad state, none in the good one, with the
+    /// long-run loss rate `loss`); 1 or less, each packet is lost on its own.
+    pub burst: f64,
     pub seed: u64,
 }
 
 impl Impairment {
     pub fn none() -> Self {
-        Self { loss: 0.0, delay: Duration::ZERO, jitter: Duration::ZERO, seed: 1 }
+        Self { loss: 0.0, delay: Duration::ZERO, jitter: Duration::ZERO, burst: 1.0, seed: 1 }
+    }
+}
+
+/// Decides which packets of one direction are lost.
+struct Dropper {
+    rng: StdRng,
+    /// In the Gilbert model's bad state.
+    bad: bool,
+}
+
+impl Dropper {
+    fn new(seed: u64) -> Self {
+        Self { rng: StdRng::seed_from_u64(seed), bad: false }
+    }
+
+    fn drops(&mut self, imp: &Impairment) -> bool {
+        let loss = imp.loss.clamp(0.0, 0.99);
+        if imp.burst <= 1.0 {
+            return self.rng.random_bool(loss);
+        }
+        // Leave the bad state after `burst` packets on average; enter it so that the share of
+        // packets spent there is `loss`.
+        let (enter, leave) = (loss / (imp.burst * (1.0 - loss)), 1.0 / imp.burst);
+        let flip = if self.bad { leave } else { enter };
+        if self.rng.random_bool(flip.clamp(0.0, 1.0)) {
+            self.bad = !self.bad;
+        }
+        self.bad
     }
 }
 
@@ -99,18 +131,18 @@ impl Shared {
     /// Drops or schedules one packet.
     fn offer(
         &self,
-        rng: &mut StdRng,
+        dropper: &mut Dropper,
         socket: &Arc<UdpSocket>,
         to: SocketAddr,
         payload: &[u8],
         towards_target: bool,
     ) {
         let imp = self.impairment;
-        if rng.random_bool(imp.loss.clamp(0.0, 1.0)) {
+        if dropper.drops(&imp) {
             self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        let jitter = imp.jitter.mul_f64(rng.random::<f64>());
+        let jitter = imp.jitter.mul_f64(dropper.rng.random::<f64>());
         let at = Instant::now() + imp.delay + jitter;
         let mut guard = self.queue.lock().unwrap();
         if guard.0.len() >= MAX_IN_FLIGHT {
@@ -180,7 +212,7 @@ impl Drop for UdpProxy {
 
 /// Client → target: one upstream socket per client address, whose replies go back to it.
 fn relay_front(front: &Arc<UdpSocket>, target: SocketAddr, shared: &Arc<Shared>) {
-    let mut rng = StdRng::seed_from_u64(shared.impairment.seed);
+    let mut dropper = Dropper::new(shared.impairment.seed);
     let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut replies = Vec::new();
     let mut buf = vec![0u8; 65_536];
@@ -197,18 +229,18 @@ fn relay_front(front: &Arc<UdpSocket>, target: SocketAddr, shared: &Arc<Shared>)
                     (front.clone(), shared.clone(), shared.impairment.seed ^ u64::from(client.port()));
                 let reader = u.clone();
                 replies.push(std::thread::spawn(move || {
-                    let mut rng = StdRng::seed_from_u64(seed);
+                    let mut dropper = Dropper::new(seed);
                     let mut buf = vec![0u8; 65_536];
                     while !shared.stop.load(Ordering::Relaxed) {
                         if let Ok(n) = reader.recv(&mut buf) {
-                            shared.offer(&mut rng, &front, client, &buf[..n], false);
+                            shared.offer(&mut dropper, &front, client, &buf[..n], false);
                         }
                     }
                 }));
                 u
             }
         };
-        shared.offer(&mut rng, &upstream, target, &buf[..n], true);
+        shared.offer(&mut dropper, &upstream, target, &buf[..n], true);
     }
     for r in replies {
         let _ = r.join();
@@ -247,7 +279,7 @@ mod tests {
     fn forwards_both_ways_with_seeded_loss_and_delay() {
         let server = UdpSocket::bind("127.0.0.1:0").unwrap();
         server.set_read_timeout(Some(Duration::from_secs(2))).unwrap();
-        let imp = Impairment { loss: 0.2, delay: Duration::from_millis(20), jitter: Duration::ZERO, seed: 7 };
+        let imp = Impairment { loss: 0.2, delay: Duration::from_millis(20), ..Impairment::none() };
         let proxy = UdpProxy::start(server.local_addr().unwrap(), imp).unwrap();
         let client = Arc::new(UdpSocket::bind("127.0.0.1:0").unwrap());
         let started = Instant::now();
@@ -287,5 +319,21 @@ mod tests {
             dropped + got == 500 || dropped + got == 501,
             "{dropped} dropped, {got} arrived, {forwarded} forwarded"
         );
+    }
+
+    #[test]
+    fn bursts_keep_the_loss_rate_and_lengthen_the_runs() {
+        let runs = |burst: f64| {
+            let imp = Impairment { loss: 0.1, burst, ..Impairment::none() };
+            let mut dropper = Dropper::new(3);
+            let lost: Vec<bool> = (0..200_000).map(|_| dropper.drops(&imp)).collect();
+            let rate = lost.iter().filter(|l| **l).count() as f64 / lost.len() as f64;
+            let starts = lost.windows(2).filter(|w| !w[0] && w[1]).count() as f64;
+            (rate, lost.iter().filter(|l| **l).count() as f64 / starts)
+        };
+        let (rate, mean_run) = runs(1.0);
+        assert!((rate - 0.1).abs() < 0.005 && (mean_run - 1.11).abs() < 0.05, "{rate} {mean_run}");
+        let (rate, mean_run) = runs(3.0);
+        assert!((rate - 0.1).abs() < 0.01 && (mean_run - 3.0).abs() < 0.15, "{rate} {mean_run}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod attacker;
 pub mod audio;
+pub mod device_talk;
 pub mod games;
 pub mod impair;
 pub mod netns;
@@ -410,5 +411,8 @@ pub fn loopback_config(home: &Path, name: &str) -> partyline::NodeConfig {
         announce: vec![],
         upload_limit: None,
         direct_transfers: true,
+        voice_datagrams: true,
+        voice_port: 0,
+        announce_voice_port: None,
     }
 }

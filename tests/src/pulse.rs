@@ -89,6 +89,27 @@ impl Pulse {
         )
     }
 
+    /// The latencies PulseAudio reports for its clients' streams (`pactl list` of sink inputs and
+    /// source outputs: buffer and device latency per stream), for latency budgets.
+    pub fn stream_latencies(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for kind in ["sink-inputs", "source-outputs"] {
+            let (_, text) = self.pactl(&["list", kind]);
+            let mut name = String::new();
+            for line in text.lines().map(str::trim) {
+                if let Some(n) = line.strip_prefix("application.name = ") {
+                    name = n.trim_matches('"').to_owned();
+                } else if line.starts_with("Buffer Latency:")
+                    || line.starts_with("Sink Latency:")
+                    || line.starts_with("Source Latency:")
+                {
+                    lines.push(format!("{kind} {name}: {line}"));
+                }
+            }
+        }
+        lines
+    }
+
     /// Loads a module; returns its index.
     pub fn load(&self, module: &str, args: &str) -> String {
         let mut all = vec!["load-module", module];

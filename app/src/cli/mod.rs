@@ -121,6 +121,16 @@ struct NodeArgs {
     /// Transfers only over the party connection, never a direct channel of their own.
     #[arg(long)]
     no_direct_transfers: bool,
+    /// Voice only over the party connection's streams, never as datagrams of its own.
+    #[arg(long)]
+    no_voice_datagrams: bool,
+    /// UDP port for voice datagrams (default: any free one).
+    #[arg(long, value_name = "PORT")]
+    voice_port: Option<u16>,
+    /// Tell members this port for voice datagrams instead of the one bound: a port forward, a
+    /// proxy.
+    #[arg(long, value_name = "PORT")]
+    announce_voice_port: Option<u16>,
     #[command(flatten)]
     voice: VoiceArgs,
 }
@@ -429,6 +439,9 @@ fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeCo
     }
     config.mdns &= !args.no_mdns;
     config.direct_transfers &= !args.no_direct_transfers;
+    config.voice_datagrams &= !args.no_voice_datagrams;
+    config.voice_port = args.voice_port.unwrap_or(config.voice_port);
+    config.announce_voice_port = args.announce_voice_port;
     if let Some(limit) = args.upload_limit {
         anyhow::ensure!(limit.is_finite() && limit >= 0.0, "--upload-limit must be 0 (none) or more");
         config.upload_limit = (limit > 0.0).then_some((limit * 1e6) as u64);

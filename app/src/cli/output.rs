@@ -167,17 +167,20 @@ fn voice_stats_json(v: &VoiceStats) -> Value {
                 "peer": m.peer.to_string(), "name": m.name, "loss": m.loss, "jitter_ms": m.jitter_ms,
                 "buffer_ms": m.buffer_ms, "kbps": m.kbps, "received": m.received, "lost": m.lost,
                 "fec": m.fec, "recovered": m.recovered, "concealed": m.concealed, "late": m.late, "dropped": m.dropped,
-                "underruns": m.underruns, "speaking": m.speaking,
+                "faster_ms": m.faster_ms, "slower_ms": m.slower_ms, "underruns": m.underruns, "speaking": m.speaking,
             })
         })
         .collect();
     json!({
-        "event": "voice-stats", "input": v.input, "output": v.output, "input_level_db": v.input_level_db, "mode": v.mode,
+        "event": "voice-stats", "input": v.input, "output": v.output, "input_level_db": v.input_level_db,
+        "input_block_ms": v.input_block_ms, "mode": v.mode,
         "talking": v.talking,
         "sent_kbps": v.sent_kbps, "fec_loss_percent": v.fec_loss_percent, "redundancy": v.redundancy,
         "unknown_frames": v.unknown_frames, "malformed_frames": v.malformed_frames,
         "frames_in": v.frames_in, "dropped_stale": v.dropped_stale, "dropped_queue_full": v.dropped_queue_full,
-        "dropped_inbound": v.dropped_inbound, "streams_refused": v.streams_refused, "members": members,
+        "dropped_inbound": v.dropped_inbound, "streams_refused": v.streams_refused,
+        "datagrams_in": v.datagrams_in, "datagrams_out": v.datagrams_out, "datagram_paths": v.datagram_paths,
+        "members": members,
     })
 }
 

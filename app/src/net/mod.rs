@@ -7,6 +7,7 @@ mod event_loop;
 mod links;
 mod members;
 mod voice_bridge;
+mod voice_dgram;
 mod voice_links;
 
 pub use links::PARTY_PROTOCOL;
@@ -61,6 +62,13 @@ pub struct NodeConfig {
     /// Transfers between members who reach each other directly go over a sealed TCP channel of
     /// their own (faster than libp2p's QUIC); off: libp2p streams only.
     pub direct_transfers: bool,
+    /// Voice to members who reach each other directly goes over datagrams (a QUIC endpoint of its
+    /// own on `voice_port`, 0: any); off: libp2p streams only.
+    pub voice_datagrams: bool,
+    pub voice_port: u16,
+    /// Tell members this port for voice datagrams instead of the one bound (a proxy or a port
+    /// forward in front of it).
+    pub announce_voice_port: Option<u16>,
 }
 
 impl NodeConfig {
@@ -77,7 +85,25 @@ impl NodeConfig {
             announce: Vec::new(),
             upload_limit: settings.transfers.upload_limit(),
             direct_transfers: settings.transfers.direct,
+            voice_datagrams: true,
+            voice_port: 0,
+            announce_voice_port: None,
         }
+    }
+
+    /// Where the voice datagram endpoint listens: the IP of the first QUIC address this node
+    /// listens on (every interface by default; loopback in tests).
+    fn voice_addr(&self) -> std::net::SocketAddr {
+        let ip = self.listen_addrs().iter().find_map(|addr| {
+            let mut parts = addr.iter();
+            let ip = match parts.next()? {
+                Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
+                Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
+                _ => return None,
+            };
+            matches!(parts.next()?, Protocol::Udp(_)).then_some(ip)
+        });
+        std::net::SocketAddr::new(ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()), self.voice_port)
     }
 
     /// Where direct transfer channels listen: the IP of the first TCP address this node listens
@@ -196,6 +222,7 @@ impl Node {
         let relays =
             config.relays.iter().map(|r| Ok((relay_peer(r)?, r.clone()))).collect::<Result<Vec<_>>>()?;
 
+        let identity = key.clone();
         let mut swarm = swarm::build(key, config.mdns)?;
         let mut listeners = std::collections::HashSet::new();
         for addr in config.listen_addrs() {
@@ -215,17 +242,36 @@ impl Node {
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let swarm_control = swarm.behaviour().stream.new_control();
         let links = links::Links::new(swarm.behaviour().stream.new_control(), link_tx, counters.clone());
+        let (members, members_rx) = members::MemberSet::new(peer_id);
         let voice = match config.voice.clone() {
             Some(mut voice_config) => {
                 voice_config.me = peer_id;
                 voice_config.my_name = config.name.clone();
                 let voice = Voice::start(voice_config, events_tx.clone())?;
+                let (buckets, counters) = (voice_links::PeerBuckets::default(), Arc::default());
                 let voice_links = voice_links::VoiceLinks::new(
                     swarm.behaviour().stream.new_control(),
                     voice.streams_per_peer,
                     voice.inbound_sender(),
+                    buckets.clone(),
+                    Arc::clone(&counters),
                 );
-                Some(voice_bridge::VoiceBridge::new(voice, voice_links, peer_id))
+                let datagrams = if config.voice_datagrams {
+                    let started = voice_dgram::VoiceDatagrams::start(
+                        config.voice_addr(),
+                        config.announce_voice_port,
+                        &identity,
+                        members_rx.clone(),
+                        voice.inbound_sender(),
+                        buckets,
+                        counters,
+                    );
+                    // Without it voice still goes over streams.
+                    started.map_err(|e| tracing::warn!("voice datagrams are off: {e:#}")).ok()
+                } else {
+                    None
+                };
+                Some(voice_bridge::VoiceBridge::new(voice, voice_links, datagrams, peer_id))
             }
             None => None,
         };
@@ -241,7 +287,6 @@ impl Node {
             listeners,
             relays,
         );
-        let (members, members_rx) = members::MemberSet::new(peer_id);
         let transfers = Transfers::start(
             swarm_control,
             members_rx,

@@ -10,6 +10,7 @@ use partyline_protocol::wire::Message;
 use tokio::sync::oneshot;
 
 use super::links::Links;
+use super::voice_dgram::VoiceDatagrams;
 use super::voice_links::VoiceLinks;
 use crate::events::{MemberInfo, NodeEvent, VoiceStats};
 use crate::voice::{MicSource, SpeakerSink, Voice, VoiceCommand, VoiceMode, VoiceOut};
@@ -47,9 +48,16 @@ pub enum VoiceControl {
     Output(String),
 }
 
+/// How often at most a member is told our datagram endpoint again when it tells us its own.
+const RETELL_AFTER: std::time::Duration = std::time::Duration::from_secs(5);
+
 pub(crate) struct VoiceBridge {
     voice: Voice,
     pub(crate) links: VoiceLinks,
+    /// Voice over datagrams to the members reached directly (`None`: streams only).
+    datagrams: Option<VoiceDatagrams>,
+    /// When each member was last told our datagram endpoint.
+    told: std::collections::HashMap<PeerId, std::time::Instant>,
     members: HashSet<PeerId>,
     me: PeerId,
     muted: bool,
@@ -57,37 +65,78 @@ pub(crate) struct VoiceBridge {
 }
 
 impl VoiceBridge {
-    pub(crate) fn new(voice: Voice, links: VoiceLinks, me: PeerId) -> Self {
-        Self { voice, links, members: HashSet::new(), me, muted: false, deafened: false }
+    pub(crate) fn new(
+        voice: Voice,
+        links: VoiceLinks,
+        datagrams: Option<VoiceDatagrams>,
+        me: PeerId,
+    ) -> Self {
+        Self {
+            voice,
+            links,
+            datagrams,
+            told: Default::default(),
+            members: HashSet::new(),
+            me,
+            muted: false,
+            deafened: false,
+        }
     }
 
     pub(crate) fn voice_mut(&mut self) -> &mut Voice {
         &mut self.voice
     }
 
-    fn add(&mut self, peer: PeerId, name: &str) {
+    fn add(&mut self, peer: PeerId, name: &str, links: &mut Links) {
         if peer != self.me && self.members.insert(peer) {
             self.links.add_peer(peer);
             self.voice.command(VoiceCommand::AddMember { peer, name: name.to_owned() });
+            self.tell_endpoint(peer, links);
         }
     }
 
     fn remove(&mut self, peer: &PeerId) {
         if self.members.remove(peer) {
             self.links.remove_peer(peer);
+            self.told.remove(peer);
+            if let Some(d) = &mut self.datagrams {
+                d.remove_peer(peer);
+            }
             self.voice.command(VoiceCommand::RemoveMember(*peer));
         }
     }
 
+    /// Tells a member where our voice datagrams are received.
+    fn tell_endpoint(&mut self, peer: PeerId, links: &mut Links) {
+        if let Some(d) = &self.datagrams {
+            links.send(peer, Message::VoiceEndpoint { port: d.port() });
+            self.told.insert(peer, std::time::Instant::now());
+        }
+    }
+
+    /// A member told us where its voice datagrams are received; false if `peer` is not a member.
+    /// It hears ours back unless it was told lately (it may have restarted since).
+    pub(crate) fn on_endpoint(&mut self, peer: PeerId, port: u16, links: &mut Links) -> bool {
+        if !self.members.contains(&peer) {
+            return false;
+        }
+        let Some(d) = &mut self.datagrams else { return true };
+        d.announced(peer, port);
+        if self.told.get(&peer).is_none_or(|at| at.elapsed() > RETELL_AFTER) {
+            self.tell_endpoint(peer, links);
+        }
+        true
+    }
+
     /// Follows membership through the party engine's events.
-    pub(crate) fn on_event(&mut self, event: &NodeEvent) {
+    pub(crate) fn on_event(&mut self, event: &NodeEvent, links: &mut Links) {
         match event {
             NodeEvent::Joined { members, .. } => {
                 for m in members {
-                    self.add(m.peer, &m.name);
+                    self.add(m.peer, &m.name, links);
                 }
             }
-            NodeEvent::MemberJoined { peer, name } => self.add(*peer, name),
+            NodeEvent::MemberJoined { peer, name } => self.add(*peer, name, links),
             NodeEvent::MemberLeft { peer, .. } => self.remove(peer),
             e if e.is_terminal() => {
                 let peers: Vec<PeerId> = self.members.iter().copied().collect();
@@ -102,7 +151,11 @@ impl VoiceBridge {
     /// Sends what the voice thread produced: frames to every member, a report to its member.
     pub(crate) fn on_out(&mut self, out: VoiceOut, links: &mut Links) {
         match out {
-            VoiceOut::Frame { seq, bytes, created } => self.links.send(seq, bytes, created),
+            VoiceOut::Frame { seq, bytes, created } => {
+                let datagrams = self.datagrams.as_ref();
+                let sent = |peer: &PeerId| datagrams.is_some_and(|d| d.send(peer, &bytes));
+                self.links.send(seq, bytes.clone(), created, sent);
+            }
             VoiceOut::Report { peer, loss_permille, jitter_ms } => {
                 if self.members.contains(&peer) {
                     links.send(peer, Message::VoiceReport { loss_permille, jitter_ms });
@@ -154,6 +207,7 @@ impl VoiceBridge {
         let (tx, rx) = oneshot::channel();
         self.voice.command(VoiceCommand::Stats(tx));
         let counters = self.links.counters.clone();
+        let datagram_paths = self.datagrams.as_ref().map_or(0, VoiceDatagrams::paths);
         tokio::spawn(async move {
             let stats = rx.await.map_err(|_| anyhow!("voice has stopped")).map(|mut stats| {
                 let get = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
@@ -162,6 +216,9 @@ impl VoiceBridge {
                 stats.dropped_queue_full = get(&counters.dropped_queue_full);
                 stats.dropped_inbound = get(&counters.dropped_inbound);
                 stats.streams_refused = get(&counters.refused);
+                stats.datagrams_in = get(&counters.datagrams_in);
+                stats.datagrams_out = get(&counters.datagrams_out);
+                stats.datagram_paths = datagram_paths;
                 stats
             });
             let _ = reply.send(stats);

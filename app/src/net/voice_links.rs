@@ -1,4 +1,6 @@
-//! Voice frames between members, over libp2p streams on `/partyline/voice/1`.
+//! Voice frames between members, over libp2p streams on `/partyline/voice/1`: the path to members
+//! that are not reached directly (through a relay), and whenever a datagram path (`voice_dgram`)
+//! is not there.
 //!
 //! libp2p's QUIC offers no unreliable datagrams, and one ordered stream stalls behind every lost
 //! packet until it is retransmitted. So each member's frames are spread round-robin over several
@@ -39,10 +41,31 @@ const PEER_PER_SEC: f64 = 120.0;
 #[derive(Default, Debug)]
 pub(crate) struct VoiceCounters {
     pub(crate) frames_in: AtomicU64,
+    /// Frames sent and received as datagrams (see `voice_dgram`).
+    pub(crate) datagrams_in: AtomicU64,
+    pub(crate) datagrams_out: AtomicU64,
     pub(crate) dropped_stale: AtomicU64,
     pub(crate) dropped_queue_full: AtomicU64,
     pub(crate) dropped_inbound: AtomicU64,
     pub(crate) refused: AtomicU64,
+}
+
+/// Each peer's voice rate limit, shared by all its streams and its datagrams.
+#[derive(Clone, Default)]
+pub(crate) struct PeerBuckets(Arc<Mutex<HashMap<PeerId, TokenBucket>>>);
+
+/// Peers whose buckets are kept; past this, those idle for a while are forgotten.
+const BUCKETS: usize = 256;
+
+impl PeerBuckets {
+    /// Whether `peer` may send one more frame now.
+    pub(crate) fn take(&self, peer: PeerId, now: Instant) -> bool {
+        let mut buckets = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= BUCKETS && !buckets.contains_key(&peer) {
+            buckets.retain(|_, b| b.idle(now) < Duration::from_secs(10));
+        }
+        buckets.entry(peer).or_insert_with(|| TokenBucket::new(PEER_BURST, PEER_PER_SEC, now)).take(now)
+    }
 }
 
 struct Outgoing {
@@ -62,10 +85,11 @@ impl VoiceLinks {
         mut control: libp2p_stream::Control,
         streams: usize,
         inbound: SyncSender<Inbound>,
+        buckets: PeerBuckets,
+        counters: Arc<VoiceCounters>,
     ) -> Self {
-        let counters = Arc::new(VoiceCounters::default());
         let incoming = control.accept(VOICE_PROTOCOL).expect("the voice protocol is registered once");
-        tokio::spawn(accept_loop(incoming, inbound, counters.clone()));
+        tokio::spawn(accept_loop(incoming, inbound, buckets, counters.clone()));
         Self { control, streams, peers: HashMap::new(), counters }
     }
 
@@ -89,9 +113,18 @@ impl VoiceLinks {
         self.peers.remove(peer);
     }
 
-    /// Queues frame `seq` for every member.
-    pub(crate) fn send(&self, seq: u32, bytes: Arc<[u8]>, created: Instant) {
-        for queues in self.peers.values() {
+    /// Queues frame `seq` for every member but those `elsewhere` sent it to another way.
+    pub(crate) fn send(
+        &self,
+        seq: u32,
+        bytes: Arc<[u8]>,
+        created: Instant,
+        elsewhere: impl Fn(&PeerId) -> bool,
+    ) {
+        for (peer, queues) in &self.peers {
+            if elsewhere(peer) {
+                continue;
+            }
             let queue = &queues[seq as usize % queues.len()];
             if queue.try_send(Outgoing { bytes: bytes.clone(), created }).is_err() {
                 self.counters.dropped_queue_full.fetch_add(1, Ordering::Relaxed);
@@ -140,34 +173,33 @@ async fn write_loop(
     }
 }
 
-/// Per peer: its open voice streams, and the rate limit they share.
-type Readers = Arc<Mutex<HashMap<PeerId, (usize, Arc<Mutex<TokenBucket>>)>>>;
+/// Per peer: its open voice streams.
+type Readers = Arc<Mutex<HashMap<PeerId, usize>>>;
 
 async fn accept_loop(
     mut incoming: libp2p_stream::IncomingStreams,
     inbound: SyncSender<Inbound>,
+    buckets: PeerBuckets,
     counters: Arc<VoiceCounters>,
 ) {
     let readers: Readers = Arc::default();
     while let Some((peer, stream)) = incoming.next().await {
-        let bucket = {
+        {
             let mut readers = readers.lock().unwrap_or_else(|e| e.into_inner());
-            let total: usize = readers.values().map(|(n, _)| n).sum();
-            let (count, bucket) = readers.entry(peer).or_insert_with(|| {
-                (0, Arc::new(Mutex::new(TokenBucket::new(PEER_BURST, PEER_PER_SEC, Instant::now()))))
-            });
+            let total: usize = readers.values().sum();
+            let count = readers.entry(peer).or_insert(0);
             if *count >= READERS_PER_PEER || total >= READERS_TOTAL {
                 counters.refused.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
             *count += 1;
-            bucket.clone()
-        };
-        let (inbound, counters, readers) = (inbound.clone(), counters.clone(), readers.clone());
+        }
+        let (inbound, counters, readers, buckets) =
+            (inbound.clone(), counters.clone(), readers.clone(), buckets.clone());
         tokio::spawn(async move {
-            read_loop(peer, stream, &bucket, &inbound, &counters).await;
+            read_loop(peer, stream, &buckets, &inbound, &counters).await;
             let mut readers = readers.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some((n, _)) = readers.get_mut(&peer) {
+            if let Some(n) = readers.get_mut(&peer) {
                 *n -= 1;
                 if *n == 0 {
                     readers.remove(&peer);
@@ -182,7 +214,7 @@ async fn accept_loop(
 async fn read_loop(
     peer: PeerId,
     mut stream: Stream,
-    bucket: &Mutex<TokenBucket>,
+    buckets: &PeerBuckets,
     inbound: &SyncSender<Inbound>,
     counters: &VoiceCounters,
 ) {
@@ -201,7 +233,7 @@ async fn read_loop(
         }
         let arrival = Instant::now();
         counters.frames_in.fetch_add(1, Ordering::Relaxed);
-        let allowed = bucket.lock().unwrap_or_else(|e| e.into_inner()).take(arrival);
+        let allowed = buckets.take(peer, arrival);
         if !allowed || inbound.try_send(Inbound { peer, bytes, arrival }).is_err() {
             counters.dropped_inbound.fetch_add(1, Ordering::Relaxed);
         }

@@ -380,5 +380,6 @@ pub(crate) fn message_kind(msg: &Message) -> &'static str {
         Message::PartyEnded => "party-ended",
         Message::VoiceReport { .. } => "voice-report",
         Message::Plugin { .. } => "plugin",
+        Message::VoiceEndpoint { .. } => "voice-endpoint",
     }
 }

@@ -96,6 +96,7 @@ pub fn mix_cost(speech: &[f32], members: usize, speakers: usize, seconds: f64) -
                 ts: n * frame_samples as u32,
                 talking: true,
                 end: false,
+                lookback: false,
                 pose: Some(*pose),
                 opus,
                 redundant: None,

@@ -19,6 +19,8 @@ const RING: usize = 48_000;
 /// A device that delivers nothing for this long has stopped, even if it reported no error (a
 /// sound server that vanished leaves ALSA's PulseAudio plugin waiting).
 const STALLED_AFTER: Duration = Duration::from_secs(2);
+/// Capture block sizes tried, smallest first (ms).
+const CAPTURE_BLOCKS_MS: [u32; 2] = [10, 20];
 /// Failed devices being closed at once, at most (see [`Capture::close_failed`]).
 const MAX_CLOSING: usize = 4;
 
@@ -30,6 +32,9 @@ pub(crate) struct CaptureStatus {
     pub(crate) error: Mutex<Option<String>>,
     /// Samples the voice thread did not take in time.
     pub(crate) overflow: AtomicU64,
+    /// The largest block the device delivered at once since the voice thread last looked
+    /// (frames): how bursty capture is.
+    pub(crate) largest_block: AtomicUsize,
     /// The file source reached its end.
     pub(crate) ended: AtomicBool,
     /// Wall-clock time of the first sample (file sources), for latency measurements.
@@ -95,6 +100,48 @@ impl Capture {
         if supports_48k {
             config.sample_rate = 48_000;
         }
+        // Small fixed blocks, so that frames leave as the microphone delivers them and not in
+        // bursts (left to choose, ALSA's PulseAudio plugin delivered irregular blocks of up to
+        // ~100 ms): the smallest of these the device accepts, else whatever it picks.
+        let mut blocks: Vec<cpal::BufferSize> = CAPTURE_BLOCKS_MS
+            .iter()
+            .map(|ms| config.sample_rate * ms / 1000)
+            .filter(|frames| match default.buffer_size() {
+                cpal::SupportedBufferSize::Range { min, max } => (*min..=*max).contains(frames),
+                cpal::SupportedBufferSize::Unknown => true,
+            })
+            .map(cpal::BufferSize::Fixed)
+            .collect();
+        blocks.push(cpal::BufferSize::Default);
+        let mut failure = None;
+        for block in blocks {
+            config.buffer_size = block;
+            match Self::stream(&device, default.sample_format(), &config) {
+                Ok((keep, consumer, status)) => {
+                    return Ok(Self {
+                        consumer,
+                        rate: config.sample_rate,
+                        status,
+                        description,
+                        heard_at: Instant::now(),
+                        keep: Keep::Stream(keep),
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(?block, "the input device refused: {e:#}");
+                    failure = Some(e);
+                }
+            }
+        }
+        Err(failure.unwrap_or_else(|| anyhow!("the input device has no usable format")))
+    }
+
+    /// Opens and starts a capture stream with `config`.
+    fn stream(
+        device: &cpal::Device,
+        format: cpal::SampleFormat,
+        config: &cpal::StreamConfig,
+    ) -> Result<(cpal::Stream, rtrb::Consumer<f32>, Arc<CaptureStatus>)> {
         let channels = usize::from(config.channels.max(1));
         let (producer, consumer) = rtrb::RingBuffer::new(RING);
         let status = Arc::new(CaptureStatus::default());
@@ -105,30 +152,16 @@ impl Capture {
                 status.failed.store(true, Ordering::Relaxed);
             }
         };
-        let stream = match default.sample_format() {
-            cpal::SampleFormat::F32 => {
-                build::<f32>(&device, &config, channels, producer, status.clone(), on_error)?
-            }
-            cpal::SampleFormat::I16 => {
-                build::<i16>(&device, &config, channels, producer, status.clone(), on_error)?
-            }
-            cpal::SampleFormat::I32 => {
-                build::<i32>(&device, &config, channels, producer, status.clone(), on_error)?
-            }
-            cpal::SampleFormat::U16 => {
-                build::<u16>(&device, &config, channels, producer, status.clone(), on_error)?
-            }
+        let (device, status2) = (device, status.clone());
+        let stream = match format {
+            cpal::SampleFormat::F32 => build::<f32>(device, config, channels, producer, status2, on_error)?,
+            cpal::SampleFormat::I16 => build::<i16>(device, config, channels, producer, status2, on_error)?,
+            cpal::SampleFormat::I32 => build::<i32>(device, config, channels, producer, status2, on_error)?,
+            cpal::SampleFormat::U16 => build::<u16>(device, config, channels, producer, status2, on_error)?,
             other => bail!("unsupported input sample format {other:?}"),
         };
         stream.play().context("cannot start the input device")?;
-        Ok(Self {
-            consumer,
-            rate: config.sample_rate,
-            status,
-            description,
-            heard_at: Instant::now(),
-            keep: Keep::Stream(stream),
-        })
+        Ok((stream, consumer, status))
     }
 
     /// Plays a WAV file as the microphone, in real time, then silence; it starts when
@@ -256,6 +289,7 @@ where
         .build_input_stream::<T, _, _>(
             *config,
             move |data: &[T], _| {
+                status.largest_block.fetch_max(data.len() / channels, Ordering::Relaxed);
                 for frame in data.chunks(channels) {
                     let sum: f32 = frame.iter().map(|s| <f32 as cpal::FromSample<T>>::from_sample_(*s)).sum();
                     if producer.push(sum / channels as f32).is_err() {

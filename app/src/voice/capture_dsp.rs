@@ -21,6 +21,10 @@ pub(crate) struct GatedFrame<'a> {
     pub(crate) send: bool,
     /// The gate closed during this frame: it is the last of the talk spurt.
     pub(crate) end: bool,
+    /// Held back, it may still go out as the look-back of a spurt that starts just after: voice
+    /// activation, not muted. Audio from while muted, or before push-to-talk was pressed, never
+    /// goes out.
+    pub(crate) may_look_back: bool,
 }
 
 pub(crate) struct CaptureDsp {
@@ -95,7 +99,13 @@ impl CaptureDsp {
             if self.frame.len() >= self.frame_samples {
                 let send = self.frame_open;
                 let end = self.was_sending && !self.gate.is_open();
-                on_frame(GatedFrame { pcm: &self.frame[..self.frame_samples], send: send || end, end });
+                let may_look_back = self.gate.may_look_back();
+                on_frame(GatedFrame {
+                    pcm: &self.frame[..self.frame_samples],
+                    send: send || end,
+                    end,
+                    may_look_back,
+                });
                 self.was_sending = send && !end;
                 self.frame.clear();
                 self.frame_open = false;

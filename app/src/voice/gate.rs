@@ -146,6 +146,12 @@ impl Gate {
     pub(crate) fn is_open(&self) -> bool {
         self.open
     }
+
+    /// Whether audio held back now may be sent when the gate opens: only in voice activation
+    /// (push-to-talk sends from the press on) and never while muted.
+    pub(crate) fn may_look_back(&self) -> bool {
+        self.settings.mode == VoiceMode::VoiceActivation && !self.muted
+    }
 }
 
 #[cfg(test)]
@@ -168,6 +174,7 @@ mod tests {
         let mut gate =
             Gate::new(GateSettings { mode: VoiceMode::PushToTalk, release_ms: 20, ..Default::default() });
         assert!(!gate.step(1.0), "speech alone does not open push-to-talk");
+        assert!(!gate.may_look_back(), "nothing from before the press goes out");
         gate.key(true);
         assert!(gate.step(0.0));
         gate.key(false);
@@ -189,7 +196,9 @@ mod tests {
     #[test]
     fn mute_wins() {
         let mut gate = Gate::new(GateSettings::default());
+        assert!(gate.may_look_back());
         gate.set_muted(true);
+        assert!(!gate.may_look_back(), "nothing from while muted goes out later");
         assert!(!gate.step(1.0));
         gate.set_muted(false);
         assert!(gate.step(1.0));

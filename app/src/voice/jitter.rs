@@ -8,9 +8,11 @@
 //! How much to buffer follows the network, in the spirit of WebRTC NetEq: each frame's *relative
 //! delay* (its transit time minus the smallest transit time seen lately) goes into a histogram that
 //! slowly forgets; the target delay is its 95th percentile. When more is buffered than the target
-//! (after a delay spike, or when the sender's clock runs fast) frames are dropped to catch up; when
-//! the buffer runs dry without a loss (a spike, or a slow sender clock) it stretches with
-//! concealment instead of skipping ahead.
+//! (after a delay spike, a talk spurt that began with the audio from before the gate opened, or a
+//! sender's clock that runs fast) the buffer asks to play [`Pace::Faster`]; when less (a spike, a
+//! slow sender clock) [`Pace::Slower`]: the member's decoder then takes a pitch period out of the
+//! audio or puts one in (`stretch`), so the delay moves in steps no one hears. Only far over its
+//! target, when that was not enough, does it drop whole frames.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -20,14 +22,26 @@ use super::delay::DelayEstimator;
 /// Frames buffered per member at most (two seconds of 20 ms frames): a flooding sender cannot
 /// grow it further.
 pub(crate) const CAPACITY: usize = 100;
-/// Extra frames tolerated above the target before dropping frames to catch up, and over how many
-/// frame periods the buffer must stay that full (its minimum level) to count.
-const CATCHUP_MARGIN: u64 = 1;
-const CATCHUP_WINDOW: u32 = 10;
+/// Extra frames tolerated above the target before playing faster, and over how many frame periods
+/// the buffer must stay that full (its minimum level) to count.
+const FASTER_MARGIN: u64 = 1;
+const LEVEL_WINDOW: usize = 10;
+/// Frames above the target, over a whole window, past which frames are dropped to catch up.
+const DROP_MARGIN: u64 = 4;
 /// Concealed frames in a row when nothing arrives before giving up (silence until the next frame).
 const MAX_EXPAND: u32 = 5;
 /// A gap this long (frames) before the next frame here is skipped at once rather than concealed.
 const MAX_GAP: u64 = 25;
+
+/// How fast to play what the buffer holds, for its level to meet the target.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Pace {
+    Steady,
+    /// More is buffered than needed: shorten what is played.
+    Faster,
+    /// Less is buffered than needed: lengthen it.
+    Slower,
+}
 
 /// What to play for the next frame period.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,7 +68,7 @@ pub(crate) struct JitterStats {
     /// Arrived after their turn to play.
     pub(crate) late: u64,
     pub(crate) duplicates: u64,
-    /// Dropped to catch up after a delay spike or a fast sender clock.
+    /// Dropped to catch up when playing faster was not enough.
     pub(crate) dropped: u64,
     /// Dropped because the buffer was full.
     pub(crate) overflow: u64,
@@ -83,11 +97,8 @@ pub(crate) struct JitterBuffer {
     /// When the first frame buffered while idle arrived.
     spurt_arrival: Option<Instant>,
     missing_in_a_row: u32,
-    /// The last period was a stretch: never two in a row, so adapting never mutes a talker.
-    stretched: bool,
-    /// Lowest level over the current catch-up window, and periods into it.
-    recent_min: u64,
-    since_check: u32,
+    /// Levels at the last pops (a sliding window), to tell a lasting excess from a burst.
+    levels: std::collections::VecDeque<u64>,
     delay: DelayEstimator,
     stats: JitterStats,
 }
@@ -103,9 +114,7 @@ impl JitterBuffer {
             state: State::Idle,
             spurt_arrival: None,
             missing_in_a_row: 0,
-            stretched: false,
-            recent_min: u64::MAX,
-            since_check: 0,
+            levels: std::collections::VecDeque::with_capacity(LEVEL_WINDOW),
             delay: DelayEstimator::new(),
             stats: JitterStats::default(),
         }
@@ -127,6 +136,25 @@ impl JitterBuffer {
 
     fn target_frames(&self) -> u64 {
         ((self.target_ms() / self.frame_ms).ceil() as u64).clamp(1, CAPACITY as u64 / 2)
+    }
+
+    /// The least buffered over the last window of pops (0 until the window is full).
+    fn lowest_recent_level(&self) -> u64 {
+        if self.levels.len() < LEVEL_WINDOW { 0 } else { self.levels.iter().copied().min().unwrap_or(0) }
+    }
+
+    /// How fast the next frames should play: faster while the buffer has stayed above its target
+    /// for a window of frames, slower while it is below.
+    pub(crate) fn pace(&self) -> Pace {
+        if self.state != State::Playing {
+            Pace::Steady
+        } else if self.lowest_recent_level() > self.target_frames() + FASTER_MARGIN {
+            Pace::Faster
+        } else if self.level() + 1 < self.target_frames() {
+            Pace::Slower
+        } else {
+            Pace::Steady
+        }
     }
 
     /// Frames buffered ahead of the playout point, holes included.
@@ -153,7 +181,17 @@ impl JitterBuffer {
             .expect("three candidates")
     }
 
-    pub(crate) fn push(&mut self, seq: u32, ts: u32, payload: &[u8], end: bool, arrival: Instant) {
+    /// Files a frame that arrived at `arrival`. `timed`: its arrival tells the network's delay
+    /// (not so for the look-back a talker sends late on purpose).
+    pub(crate) fn push(
+        &mut self,
+        seq: u32,
+        ts: u32,
+        payload: &[u8],
+        end: bool,
+        arrival: Instant,
+        timed: bool,
+    ) {
         let mut seq = self.extend(seq);
         // Far behind what was played: the sender started over (it restarted). Start afresh.
         if self.state == State::Playing && seq + (CAPACITY as u64) < self.next {
@@ -170,7 +208,7 @@ impl JitterBuffer {
         // waiting for such frames would add a round trip to every voice. Those count as lost;
         // the next frame's FEC covers them.
         let overtaken = self.highest.is_some_and(|h| h >= seq + 2);
-        if !overtaken {
+        if timed && !overtaken {
             self.delay.observe(ts, arrival, self.samples_per_ms);
         }
         if self.state == State::Playing && seq < self.next {
@@ -213,26 +251,19 @@ impl JitterBuffer {
             self.stats.lost += (lowest - self.next).min(CAPACITY as u64);
             self.next = lowest;
         }
-        // Too much buffered for a while (not just a burst of arrivals): drop a frame to bring
-        // the delay back down (a frame that is here; a missing one is a loss, handled below).
-        let level = self.level();
-        self.recent_min = self.recent_min.min(level);
-        self.since_check += 1;
-        if self.since_check >= CATCHUP_WINDOW {
-            let excess = self.recent_min > self.target_frames() + CATCHUP_MARGIN;
-            (self.recent_min, self.since_check) = (u64::MAX, 0);
-            if excess && self.packets.remove(&self.next).is_some() {
-                self.stats.dropped += 1;
-                self.next += 1;
-            }
+        // Far too much buffered for a while, though playing faster: drop a frame to catch up (a
+        // frame that is here; a missing one is a loss, handled below).
+        if self.lowest_recent_level() > self.target_frames() + DROP_MARGIN
+            && self.packets.remove(&self.next).is_some()
+        {
+            self.stats.dropped += 1;
+            self.next += 1;
+            self.levels.clear();
         }
-        // Too little buffered for the jitter seen (frames came late): stretch by one frame.
-        if self.level() + 1 < self.target_frames() && !self.stretched {
-            self.stretched = true;
-            self.stats.concealed += 1;
-            return Playout::Conceal;
+        if self.levels.len() == LEVEL_WINDOW {
+            self.levels.pop_front();
         }
-        self.stretched = false;
+        self.levels.push_back(self.level());
         if let Some(packet) = self.packets.remove(&self.next) {
             self.next += 1;
             self.missing_in_a_row = 0;
@@ -298,6 +329,10 @@ impl JitterBuffer {
         self.next = first;
         self.state = State::Playing;
         self.missing_in_a_row = 0;
+        // What is here at the start is no burst: it is the look-back a talker sends when its
+        // gate opens, to be played faster at once.
+        self.levels.clear();
+        self.levels.extend(std::iter::repeat_n(buffered, LEVEL_WINDOW));
         true
     }
 }
@@ -313,16 +348,24 @@ mod tests {
     /// Drives a buffer with frames sent every 20 ms × `clock` of the sender's clock, delivered after
     /// `delay(seq)` ms (None: lost), played every 20 ms of the receiver's. Returns what was played.
     fn run(frames: u32, clock: f64, delay: impl Fn(u32) -> Option<f64>) -> (Vec<Playout>, JitterBuffer) {
-        drive(frames, clock, delay, false)
+        let (played, jb) = drive(frames, clock, delay, false);
+        (played.into_iter().map(|(_, p)| p).collect(), jb)
     }
 
-    /// As [`run`]; with `redundant` every frame carries a copy of the one before.
+    /// How many frames were played faster and slower.
+    fn paces(played: &[(Pace, Playout)]) -> (usize, usize) {
+        let count = |pace| played.iter().filter(|(p, _)| *p == pace).count();
+        (count(Pace::Faster), count(Pace::Slower))
+    }
+
+    /// As [`run`], with the pace of each frame played; with `redundant` every frame carries a
+    /// copy of the one before.
     fn drive(
         frames: u32,
         clock: f64,
         delay: impl Fn(u32) -> Option<f64>,
         redundant: bool,
-    ) -> (Vec<Playout>, JitterBuffer) {
+    ) -> (Vec<(Pace, Playout)>, JitterBuffer) {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(FRAME);
         let mut arrivals: Vec<(f64, u32)> = (0..frames)
@@ -337,14 +380,21 @@ mod tests {
             while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= now_ms {
                 let (at, seq) = arrivals[next_arrival];
                 let at = t0 + Duration::from_secs_f64(at / 1e3);
-                jb.push(seq, seq * 960, &seq.to_be_bytes(), false, at);
+                jb.push(seq, seq * 960, &seq.to_be_bytes(), false, at, true);
                 if redundant && seq > 0 {
                     jb.push_redundant(seq - 1, &(seq - 1).to_be_bytes());
                 }
                 next_arrival += 1;
             }
-            played.push(jb.pop(t0 + Duration::from_secs_f64(now_ms / 1e3)));
-            now_ms += 20.0;
+            // The member's decoder takes about 8 ms (a pitch period) out of a frame played faster
+            // and puts as much into one played slower.
+            let pace = jb.pace();
+            played.push((pace, jb.pop(t0 + Duration::from_secs_f64(now_ms / 1e3))));
+            now_ms += match pace {
+                Pace::Steady => 20.0,
+                Pace::Faster => 12.0,
+                Pace::Slower => 28.0,
+            };
         }
         (played, jb)
     }
@@ -412,6 +462,7 @@ mod tests {
         // The same losses as above, with every frame carrying the one before.
         let lost = |seq: u32| (seq % 20 == 7 && seq < 400) || (400..403).contains(&seq);
         let (played, jb) = drive(500, 1.0, |seq| if lost(seq) { None } else { Some(25.0) }, true);
+        let played: Vec<Playout> = played.into_iter().map(|(_, p)| p).collect();
         let s = jb.stats();
         // Isolated losses and the last of the burst come back from the copies; the first two of
         // the burst had no surviving copy and fall to FEC (the second) and concealment (the first).
@@ -425,8 +476,8 @@ mod tests {
         // A copy of a frame that is here or already played changes nothing.
         let mut jb = JitterBuffer::new(FRAME);
         let now = Instant::now();
-        jb.push(0, 0, &[0], false, now);
-        jb.push(1, 960, &[1], false, now);
+        jb.push(0, 0, &[0], false, now, true);
+        jb.push(1, 960, &[1], false, now, true);
         jb.push_redundant(0, &[9]);
         assert_eq!(jb.stats().recovered, 0);
         while jb.pop(now + Duration::from_millis(100)) != Playout::Frame(vec![1]) {}
@@ -447,34 +498,87 @@ mod tests {
     }
 
     #[test]
-    fn sender_clock_drift_stays_bounded() {
+    fn sender_clock_drift_is_absorbed_by_playing_faster_or_slower() {
         for clock in [0.99, 1.01] {
-            let (played, jb) = run(3000, clock, |_| Some(30.0));
+            let (played, jb) = drive(3000, clock, |_| Some(30.0), false);
             let s = jb.stats();
-            let frames = frames_played(&played).len() as u64;
-            // A fast sender's surplus is dropped, a slow sender's shortfall stretched; nothing is
-            // late and the delay does not grow.
-            assert_eq!(s.late, 0, "clock {clock}: {s:?}");
-            assert!(frames + s.dropped == 3000, "clock {clock}: {frames} played, {s:?}");
-            assert!(s.dropped <= 40, "clock {clock}: {s:?}");
-            assert!(jb.level() <= 4, "clock {clock}: level {}", jb.level());
+            let (faster, slower) = paces(&played);
+            let played: Vec<Playout> = played.into_iter().map(|(_, p)| p).collect();
+            // A fast sender's surplus is played faster, a slow sender's shortfall slower: every
+            // frame is played, none is late or dropped.
+            assert_eq!((s.late, s.dropped), (0, 0), "clock {clock}: {s:?}");
+            assert_eq!(frames_played(&played).len(), 3000, "clock {clock}: {s:?}");
+            if clock < 1.0 {
+                assert!(faster >= 30 && slower <= 5, "clock {clock}: {faster} faster, {slower} slower");
+            } else {
+                assert!(slower >= 30 && faster <= 5, "clock {clock}: {faster} faster, {slower} slower");
+            }
         }
     }
 
     #[test]
     fn catches_up_after_a_delay_spike() {
         // Frames 200..215 are held up until 300 ms, then arrive at once.
-        let (played, jb) = run(1000, 1.0, |seq| {
-            Some(if (200..215).contains(&seq) { 30.0 + 300.0 - f64::from(seq - 200) * 20.0 } else { 30.0 })
-        });
+        let (played, jb) = drive(
+            1000,
+            1.0,
+            |seq| {
+                Some(if (200..215).contains(&seq) {
+                    30.0 + 300.0 - f64::from(seq - 200) * 20.0
+                } else {
+                    30.0
+                })
+            },
+            false,
+        );
         let s = jb.stats();
+        let (faster, _) = paces(&played);
         assert_eq!(s.lost + s.late, 0, "a spike is a delay, not a loss: {s:?}");
-        assert!(s.dropped > 0 && s.dropped < 20, "caught up by dropping a few frames: {s:?}");
-        assert!(jb.level() <= 4, "back to a small delay: {}", jb.level());
+        assert!(faster >= 5, "caught up by playing faster: {faster}");
+        assert!(s.dropped < 10, "and dropping few frames if any: {s:?}");
         assert!(
-            played.iter().filter(|p| matches!(p, Playout::Conceal)).count() >= 3,
+            played.iter().filter(|(_, p)| matches!(p, Playout::Conceal)).count() >= 3,
             "stretched during the spike"
         );
+        // Back to a small delay: the last frames play steadily.
+        assert!(played[played.len() - 150..played.len() - 110].iter().all(|(p, _)| *p == Pace::Steady));
+    }
+
+    #[test]
+    fn a_look_back_plays_faster_and_does_not_raise_the_delay() {
+        // Five talk spurts of 40 frames, 2 s apart; each starts with 3 frames of look-back sent
+        // at once with the first live frame. Played every 20 ms, 12 ms when faster (as above).
+        let t0 = Instant::now();
+        let mut jb = JitterBuffer::new(FRAME);
+        let mut arrivals = Vec::new();
+        let mut seq = 0u32;
+        for spurt in 0..5u32 {
+            let start = f64::from(spurt) * 2000.0;
+            for i in 0..43u32 {
+                let lookback = i < 3;
+                let sent = if lookback { start + 60.0 } else { start + f64::from(i - 3) * 20.0 + 60.0 };
+                let ts = (spurt * 100 + i) * 960;
+                arrivals.push((sent + 25.0, seq, ts, lookback, i == 42));
+                seq += 1;
+            }
+        }
+        let (mut now, mut next, mut faster, mut played) = (0.0, 0, 0, 0);
+        while now < 10_500.0 {
+            while next < arrivals.len() && arrivals[next].0 <= now {
+                let (at, seq, ts, lookback, end) = arrivals[next];
+                jb.push(seq, ts, &[0], end, t0 + Duration::from_secs_f64(at / 1e3), !lookback);
+                next += 1;
+            }
+            let pace = jb.pace();
+            faster += usize::from(pace == Pace::Faster);
+            played +=
+                usize::from(matches!(jb.pop(t0 + Duration::from_secs_f64(now / 1e3)), Playout::Frame(_)));
+            now += if pace == Pace::Faster { 12.0 } else { 20.0 };
+        }
+        assert_eq!(played, 5 * 43, "every frame played");
+        assert!(jb.target_ms() <= 25.0, "the look-back is not jitter: target {} ms", jb.target_ms());
+        assert!(faster >= 5, "the backlog was played faster: {faster}");
+        assert_eq!(jb.stats().dropped, 0);
     }
 
     #[test]
@@ -482,7 +586,7 @@ mod tests {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(FRAME);
         for seq in 0..10_000 {
-            jb.push(seq, seq * 960, &[0; 100], false, t0);
+            jb.push(seq, seq * 960, &[0; 100], false, t0, true);
         }
         assert!(jb.packets.len() <= CAPACITY);
         assert_eq!(jb.stats().overflow, 10_000 - CAPACITY as u64);
@@ -495,7 +599,7 @@ mod tests {
         let mut order = Vec::new();
         for (i, seq) in (u32::MAX - 3..=u32::MAX).chain(0..4).enumerate() {
             let at = t0 + Duration::from_millis(20 * i as u64);
-            jb.push(seq, seq.wrapping_mul(960), &[i as u8], false, at);
+            jb.push(seq, seq.wrapping_mul(960), &[i as u8], false, at, true);
             if let Playout::Frame(b) = jb.pop(at + Duration::from_millis(10)) {
                 order.push(b[0]);
             }
@@ -509,13 +613,13 @@ mod tests {
         let mut jb = JitterBuffer::new(FRAME);
         let at = |ms: u64| t0 + Duration::from_millis(ms);
         for i in 0..200u32 {
-            jb.push(5000 + i, (5000 + i) * 960, &[1], false, at(20 * u64::from(i)));
+            jb.push(5000 + i, (5000 + i) * 960, &[1], false, at(20 * u64::from(i)), true);
             let _ = jb.pop(at(20 * u64::from(i) + 10));
         }
         // The sender restarts: its numbers begin at 0 again.
         let mut heard = 0;
         for i in 0..20u32 {
-            jb.push(i, i * 960, &[2], false, at(4000 + 20 * u64::from(i)));
+            jb.push(i, i * 960, &[2], false, at(4000 + 20 * u64::from(i)), true);
             if jb.pop(at(4000 + 20 * u64::from(i) + 10)) == Playout::Frame(vec![2]) {
                 heard += 1;
             }
@@ -527,9 +631,9 @@ mod tests {
     fn a_jump_ahead_is_skipped_not_concealed() {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(FRAME);
-        jb.push(0, 0, &[0], false, t0);
+        jb.push(0, 0, &[0], false, t0, true);
         assert_eq!(jb.pop(t0 + Duration::from_millis(30)), Playout::Frame(vec![0]));
-        jb.push(1_000_000, 0, &[9], false, t0 + Duration::from_millis(40));
+        jb.push(1_000_000, 0, &[9], false, t0 + Duration::from_millis(40), true);
         let outs: Vec<Playout> = (0..3).map(|i| jb.pop(t0 + Duration::from_millis(50 + 20 * i))).collect();
         assert!(outs.contains(&Playout::Frame(vec![9])), "{outs:?}");
         assert!(jb.level() <= 2);
@@ -539,8 +643,8 @@ mod tests {
     fn end_of_talk_returns_to_silence() {
         let t0 = Instant::now();
         let mut jb = JitterBuffer::new(FRAME);
-        jb.push(0, 0, &[1], false, t0);
-        jb.push(1, 960, &[2], true, t0);
+        jb.push(0, 0, &[1], false, t0, true);
+        jb.push(1, 960, &[2], true, t0, true);
         let outs: Vec<Playout> = (0..4).map(|i| jb.pop(t0 + Duration::from_millis(100 + 20 * i))).collect();
         assert_eq!(
             outs,

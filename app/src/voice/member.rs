@@ -9,8 +9,9 @@ use anyhow::Result;
 use partyline_protocol::voice::{Pose, VoiceFrame};
 
 use super::codec::{Decoder, SAMPLE_RATE};
-use super::jitter::{JitterBuffer, JitterStats, Playout};
+use super::jitter::{JitterBuffer, JitterStats, Pace, Playout};
 use super::mix::PlaybackCounters;
+use super::stretch;
 
 /// Talking shows for this long after the last talking frame, unless the talker said it stopped.
 const TALKING_TIMEOUT: Duration = Duration::from_millis(250);
@@ -39,6 +40,10 @@ pub(crate) struct MemberVoice {
     pub(crate) placed: Option<Pose>,
     bytes: u64,
     window: Window,
+    /// Decoded audio on its way to the ring (one or two frames).
+    pcm: Vec<f32>,
+    /// Samples taken out (played faster) and put in (slower).
+    time_scaled: (u64, u64),
 }
 
 /// Counts at the start of the current report window.
@@ -113,18 +118,26 @@ impl MemberVoice {
             placed: None,
             bytes: 0,
             window: Window::default(),
+            pcm: Vec::with_capacity(4 * frame_samples),
+            time_scaled: (0, 0),
         })
     }
 
     /// Decodes into another mixer's ring from now on (the speakers changed).
-    pub(crate) fn reattach(&mut self, producer: rtrb::Producer<f32>, counters: Arc<PlaybackCounters>) {
+    /// `ready`: the least decoded audio to keep ready for this mixer.
+    pub(crate) fn reattach(
+        &mut self,
+        producer: rtrb::Producer<f32>,
+        counters: Arc<PlaybackCounters>,
+        ready: usize,
+    ) {
         (self.producer, self.counters) = (producer, counters);
-        self.ready.underruns = 0;
+        self.ready = Ready { least: ready, target: ready, underruns: 0, playing: false, last_raise: None };
     }
 
     pub(crate) fn receive(&mut self, frame: &VoiceFrame<'_>, framed_len: usize, arrival: Instant) {
         self.bytes += framed_len as u64;
-        self.jitter.push(frame.seq, frame.ts, frame.opus, frame.end, arrival);
+        self.jitter.push(frame.seq, frame.ts, frame.opus, frame.end, arrival, !frame.lookback);
         if let Some(previous) = frame.redundant {
             self.jitter.push_redundant(frame.seq.wrapping_sub(1), previous);
         }
@@ -150,23 +163,51 @@ impl MemberVoice {
     fn decode_ahead(&mut self, now: Instant) {
         let capacity = self.producer.buffer().capacity();
         while capacity - self.producer.slots() < self.ready.target {
-            let pcm = match self.jitter.pop(now) {
-                Playout::Frame(packet) => self.decoder.decode(&packet),
-                Playout::Fec(next) => self.decoder.decode_fec(&next),
-                Playout::Conceal => self.decoder.conceal(),
-                // Not talking: let the ring run dry (the mixer plays silence), so the next talk
-                // spurt starts with no backlog.
-                Playout::Silence => return,
-            };
-            for s in pcm {
-                if self.producer.push(*s).is_err() {
+            let pace = self.jitter.pace();
+            // Not talking: let the ring run dry (the mixer plays silence), so the next talk
+            // spurt starts with no backlog.
+            if !self.decode_next(now) {
+                return;
+            }
+            // Playing faster cuts a pitch period from this frame and the next (two frames, so
+            // that the longest periods fit); slower adds one to this frame.
+            match pace {
+                Pace::Faster if self.jitter.level() > 0 && self.decode_next(now) => {
+                    self.time_scaled.0 += stretch::accelerate(&mut self.pcm) as u64;
+                }
+                Pace::Slower => self.time_scaled.1 += stretch::expand(&mut self.pcm) as u64,
+                _ => {}
+            }
+            let short = self.pcm.len() < self.frame_samples / 2;
+            for s in self.pcm.drain(..) {
+                if self.producer.push(s).is_err() {
                     break;
                 }
             }
-            if pcm.len() < self.frame_samples / 2 {
+            self.pcm.clear();
+            if short {
                 return;
             }
         }
+    }
+
+    /// Decodes what the jitter buffer says to play next onto `pcm`; false when it says silence.
+    fn decode_next(&mut self, now: Instant) -> bool {
+        let pcm = match self.jitter.pop(now) {
+            Playout::Frame(packet) => self.decoder.decode(&packet),
+            Playout::Fec(next) => self.decoder.decode_fec(&next),
+            Playout::Conceal => self.decoder.conceal(),
+            Playout::Silence => return false,
+        };
+        self.pcm.extend_from_slice(pcm);
+        true
+    }
+
+    /// Samples taken out of and put into this member's voice to follow the jitter buffer's
+    /// target: (faster, slower), in ms.
+    pub(crate) fn time_scaled_ms(&self) -> (u64, u64) {
+        let per_ms = u64::from(SAMPLE_RATE / 1000);
+        (self.time_scaled.0 / per_ms, self.time_scaled.1 / per_ms)
     }
 
     /// Whether there is audio to mix: a talk spurt plays, or its end still waits in the ring.

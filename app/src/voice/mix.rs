@@ -102,6 +102,11 @@ impl Mixer {
         Ok(Self { manager, listener, listener_pose: None, members: HashMap::new(), settings })
     }
 
+    /// The most audio the output takes at once (48 kHz samples): what must wait ready for it.
+    pub(crate) fn block_samples(&mut self) -> usize {
+        self.manager.backend_mut().block_samples()
+    }
+
     /// Adds a member; returns where to push its decoded 48 kHz audio.
     pub(crate) fn add_member(
         &mut self,

@@ -20,6 +20,8 @@ mod member;
 mod mix;
 mod output;
 mod positions;
+mod send;
+mod stretch;
 
 use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError};

@@ -36,7 +36,8 @@ pub(crate) enum OutputTarget {
 }
 
 pub(crate) enum OutputBackend {
-    Device(Box<CpalBackend>),
+    /// A device, and the most it asks for at once (frames).
+    Device(Box<CpalBackend>, usize),
     Rendered {
         target: OutputTarget,
         thread: Option<JoinHandle<()>>,
@@ -91,6 +92,16 @@ pub(crate) fn find_output_device(name: &str) -> Result<cpal::Device> {
         .ok_or_else(|| anyhow!("no output device named like {name:?}; `partyline devices` lists them"))
 }
 
+impl OutputBackend {
+    /// The most audio the output takes at once (48 kHz samples).
+    pub(crate) fn block_samples(&self) -> usize {
+        match self {
+            Self::Device(_, frames) => *frames,
+            Self::Rendered { .. } => RENDER_CHUNK,
+        }
+    }
+}
+
 impl Backend for OutputBackend {
     type Settings = OutputTarget;
     type Error = anyhow::Error;
@@ -104,15 +115,21 @@ impl Backend for OutputBackend {
                 return Ok((Self::Rendered { target, thread: None, stop }, SAMPLE_RATE));
             }
         };
-        let settings = CpalBackendSettings { config: preferred_config(device.as_ref()), device };
+        let config = preferred_config(device.as_ref());
+        // Left to choose, a device may ask for a lot at once; 40 ms is assumed until it shows.
+        let block = match config.as_ref().map(|c| c.buffer_size) {
+            Some(cpal::BufferSize::Fixed(frames)) => frames as usize,
+            _ => SAMPLE_RATE as usize / 25,
+        };
+        let settings = CpalBackendSettings { config, device };
         let (backend, rate) = CpalBackend::setup(settings, internal_buffer_size)
             .map_err(|e| anyhow!("cannot open the output device: {e}"))?;
-        Ok((Self::Device(Box::new(backend)), rate))
+        Ok((Self::Device(Box::new(backend), block), rate))
     }
 
     fn start(&mut self, renderer: Renderer) -> Result<()> {
         match self {
-            Self::Device(backend) => {
+            Self::Device(backend, _) => {
                 backend.start(renderer).map_err(|e| anyhow!("cannot start audio output: {e}"))
             }
             Self::Rendered { target, thread, stop } => {
@@ -155,10 +172,12 @@ impl Sink {
     }
 }
 
+/// What the file and null outputs render at a time: 10 ms.
+const RENDER_CHUNK: usize = SAMPLE_RATE as usize / 100;
+
 /// Renders 10 ms at a time, paced by the wall clock, until stopped.
 fn render_in_real_time(mut renderer: Renderer, mut sink: Sink, stop: &std::sync::atomic::AtomicBool) {
-    const CHUNK: usize = SAMPLE_RATE as usize / 100;
-    let mut buffer = vec![0.0f32; CHUNK * 2];
+    let mut buffer = vec![0.0f32; RENDER_CHUNK * 2];
     let start = Instant::now();
     let mut chunks: u32 = 0;
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {

@@ -236,7 +236,7 @@ impl EventLoop {
                 }
                 Action::Emit(event) => {
                     if let Some(voice) = &mut self.voice {
-                        voice.on_event(&event);
+                        voice.on_event(&event, &mut self.links);
                     }
                     if let Some(members) = &self.members {
                         members.on_event(&event);
@@ -307,6 +307,12 @@ impl EventLoop {
             LinkEvent::Message { peer, msg: Message::VoiceReport { loss_permille, .. } } => {
                 // Voice quality is the voice thread's business, not the party's.
                 let taken = self.voice.as_mut().is_some_and(|v| v.on_report(peer, loss_permille));
+                if !taken {
+                    Counters::bump(&self.counters.dropped_unauthorized);
+                }
+            }
+            LinkEvent::Message { peer, msg: Message::VoiceEndpoint { port } } => {
+                let taken = self.voice.as_mut().is_some_and(|v| v.on_endpoint(peer, port, &mut self.links));
                 if !taken {
                     Counters::bump(&self.counters.dropped_unauthorized);
                 }

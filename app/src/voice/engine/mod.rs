@@ -20,6 +20,7 @@ use super::codec::{Encoder, SAMPLE_RATE};
 use super::member::{MemberVoice, Reception};
 use super::mix::Mixer;
 use super::positions::{MumbleLink, PositionsReport};
+use super::send::Sender;
 use super::{Inbound, MicSource, SpeakerSink, VoiceCommand, VoiceConfig, VoiceOut};
 use crate::events::{MemberPose, NodeEvent};
 
@@ -34,10 +35,13 @@ const POSE_EVERY: Duration = Duration::from_millis(50);
 /// Frames repeat the previous one while the worst loss members report is at least this.
 const REDUNDANCY_FROM_PERCENT: u8 = 1;
 const FILE_START_DELAY: Duration = Duration::from_millis(500);
-/// Decoded audio kept ready for the audio thread to begin with (samples): the file and null
-/// outputs pull 10 ms at a time and this thread wakes every tick. Each member's grows if a device
-/// pulls more at a time (see `member::Ready`).
-const READY: usize = SAMPLE_RATE as usize * (10 + TICK.as_millis() as usize) / 1000;
+/// Decoded audio kept ready for the audio thread to begin with (samples): what the output takes at
+/// once, and what it plays while this thread sleeps for a tick. Each member's grows if that was
+/// not enough (see `member::Ready`).
+fn ready(mixer: Option<&mut Mixer>) -> usize {
+    let block = mixer.map_or(SAMPLE_RATE as usize / 100, |m| m.block_samples());
+    block + SAMPLE_RATE as usize * TICK.as_millis() as usize / 1000
+}
 
 pub(super) struct Engine {
     config: VoiceConfig,
@@ -53,15 +57,9 @@ pub(super) struct Engine {
     /// The other side's reports on how our voice reaches them: (loss ‰, when).
     reports: HashMap<PeerId, (u16, Instant)>,
     last_reception: HashMap<PeerId, Reception>,
-    seq: u32,
-    ts: u32,
+    /// Numbers, stamps and sends our frames.
+    sender: Sender,
     talking: bool,
-    /// The last frame encoded but not sent, and whether the previous frame was sent.
-    preroll: Vec<u8>,
-    sending: bool,
-    /// The last frame sent (its sequence number and Opus packet), for the next one to repeat
-    /// while members report loss.
-    last_sent: (Option<u32>, Vec<u8>),
     /// The user muted themselves, or deafened (which mutes too); the gate follows both.
     muted: bool,
     deafened: bool,
@@ -71,7 +69,6 @@ pub(super) struct Engine {
     positions: PositionsReport,
     reopen_at: Option<Instant>,
     scratch: Vec<f32>,
-    sent_bytes: u64,
     sent_window: (u64, Instant),
     sent_kbps: f32,
     unknown_frames: u64,
@@ -105,12 +102,8 @@ impl Engine {
             members: HashMap::new(),
             reports: HashMap::new(),
             last_reception: HashMap::new(),
-            seq: 0,
-            ts: 0,
+            sender: Sender::new(config.codec.frame_samples()),
             talking: false,
-            preroll: Vec::with_capacity(partyline_protocol::voice::MAX_OPUS_PACKET),
-            sending: false,
-            last_sent: (None, Vec::with_capacity(partyline_protocol::voice::MAX_OPUS_PACKET)),
             muted: false,
             deafened: false,
             typed_pose: None,
@@ -119,7 +112,6 @@ impl Engine {
             positions: PositionsReport::default(),
             reopen_at: None,
             scratch: Vec::with_capacity(SAMPLE_RATE as usize),
-            sent_bytes: 0,
             sent_window: (0, Instant::now()),
             sent_kbps: 0.0,
             unknown_frames: 0,
@@ -315,7 +307,7 @@ impl Engine {
                         capture.close();
                     }
                     self.set_talking(false);
-                    self.sending = false;
+                    self.sender.stop();
                     self.config.input = source;
                     self.reopen_at = None;
                     self.open_input();
@@ -338,8 +330,9 @@ impl Engine {
             self.file_start_at = Some(Instant::now() + FILE_START_DELAY);
         }
         let frame_ms = self.config.codec.frame_ms;
+        let ready = ready(self.mixer.as_mut());
         match ring_for(self.mixer.as_mut(), peer)
-            .and_then(|(producer, counters)| MemberVoice::new(name, frame_ms, READY, producer, counters))
+            .and_then(|(producer, counters)| MemberVoice::new(name, frame_ms, ready, producer, counters))
         {
             Ok(m) => {
                 self.members.insert(peer, m);
@@ -361,9 +354,10 @@ impl Engine {
             }
         };
         mixer.set_deafened(self.deafened);
+        let ready = ready(Some(&mut mixer));
         for (peer, member) in &mut self.members {
             match mixer.add_member(*peer) {
-                Ok((producer, counters)) => member.reattach(producer, counters),
+                Ok((producer, counters)) => member.reattach(producer, counters, ready),
                 Err(e) => tracing::warn!(member = %member.name, "cannot play a member's voice: {e:#}"),
             }
             mixer.set_member_pose(peer, member.pose.or(member.placed));
@@ -403,51 +397,18 @@ impl Engine {
         let (Some(capture), Some(dsp)) = (&mut self.capture, &mut self.dsp) else { return };
         self.scratch.clear();
         capture.drain(&mut self.scratch, now);
-        let pose = self.pose;
-        let frame_samples = self.config.codec.frame_samples() as u32;
-        let (encoder, out, seq, ts) = (&mut self.encoder, &self.out, &mut self.seq, &mut self.ts);
-        let (preroll, was_sending) = (&mut self.preroll, &mut self.sending);
-        let last_sent = &mut self.last_sent;
+        let (pose, encoder, sender, out) = (self.pose, &mut self.encoder, &mut self.sender, &self.out);
         // Each frame repeats the one before while anyone reports loss: a lost frame is rebuilt
         // exactly from the next one (FEC alone rebuilds a rough version, and only at higher loss).
         let redundancy = encoder.expected_loss() >= REDUNDANCY_FROM_PERCENT;
-        let mut sent = 0u64;
         let mut talking = None;
         dsp.push(&self.scratch, |frame| {
-            let frame_ts = *ts;
-            *ts = ts.wrapping_add(frame_samples);
             talking = Some(frame.send && !frame.end);
-            // Every frame is encoded, sent or not, so the encoder's state runs on and the frame
-            // before a talk spurt can go out with it: the detector needs a moment to hear speech,
-            // and without it the first syllable would be clipped.
-            let Ok(opus) = encoder.encode(frame.pcm) else { return };
-            if !frame.send {
-                preroll.clear();
-                preroll.extend_from_slice(opus);
-                *was_sending = false;
-                last_sent.0 = None;
-                return;
-            }
-            let mut send = |packet: &[u8], ts: u32, end: bool| {
-                let follows = last_sent.0 == Some(seq.wrapping_sub(1));
-                let redundant = (redundancy && follows).then_some(&last_sent.1[..]);
-                let voice = VoiceFrame { seq: *seq, ts, talking: !end, end, pose, opus: packet, redundant };
-                let bytes = voice.to_framed();
-                sent += bytes.len() as u64;
-                let _ =
-                    out.try_send(VoiceOut::Frame { seq: *seq, bytes: bytes.into(), created: Instant::now() });
-                last_sent.0 = Some(*seq);
-                last_sent.1.clear();
-                last_sent.1.extend_from_slice(packet);
-                *seq = seq.wrapping_add(1);
-            };
-            if !*was_sending && !preroll.is_empty() {
-                send(preroll, frame_ts.wrapping_sub(frame_samples), false);
-            }
-            send(opus, frame_ts, frame.end);
-            *was_sending = !frame.end;
+            // Every frame is encoded, sent or not, so the encoder's state runs on and the frames
+            // before a talk spurt can go out with it.
+            let opus = encoder.encode(frame.pcm).ok();
+            sender.frame(&frame, opus, pose, redundancy, out);
         });
-        self.sent_bytes += sent;
         if let Some(talking) = talking {
             self.set_talking(talking);
         }

@@ -32,8 +32,8 @@ impl Engine {
         }
         let (bytes, since) = self.sent_window;
         let seconds = now.duration_since(since).as_secs_f32().max(0.001);
-        self.sent_kbps = (self.sent_bytes - bytes) as f32 * 8.0 / 1000.0 / seconds;
-        self.sent_window = (self.sent_bytes, now);
+        self.sent_kbps = (self.sender.sent_bytes - bytes) as f32 * 8.0 / 1000.0 / seconds;
+        self.sent_window = (self.sender.sent_bytes, now);
     }
 
     pub(super) fn stats(&self) -> VoiceStats {
@@ -43,6 +43,7 @@ impl Engine {
             .map(|(peer, m)| {
                 let s = m.stats();
                 let r = self.last_reception.get(peer).copied().unwrap_or_default();
+                let (faster_ms, slower_ms) = m.time_scaled_ms();
                 MemberVoiceStats {
                     peer: *peer,
                     name: m.name.clone(),
@@ -57,6 +58,8 @@ impl Engine {
                     concealed: s.concealed,
                     late: s.late,
                     dropped: s.dropped + s.overflow,
+                    faster_ms,
+                    slower_ms,
                     underruns: m.underruns(),
                     speaking: m.speaking,
                 }
@@ -66,6 +69,10 @@ impl Engine {
             input: self.capture.as_ref().map(|c| c.description.clone()),
             output: self.mixer.as_ref().map(|_| self.config.output.describe()),
             input_level_db: self.dsp.as_ref().map_or(-90.0, |d| d.level_db()),
+            input_block_ms: self.capture.as_ref().map_or(0.0, |c| {
+                c.status.largest_block.swap(0, std::sync::atomic::Ordering::Relaxed) as f32 * 1000.0
+                    / c.rate as f32
+            }),
             mode: self.config.gate.mode.as_str().to_owned(),
             talking: self.talking,
             sent_kbps: self.sent_kbps,
