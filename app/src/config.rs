@@ -147,6 +147,8 @@ pub struct VoiceSettings {
     pub mumble_link: bool,
     /// Short tones when push-to-talk opens and closes your microphone.
     pub cues: bool,
+    /// In a big party, how many of the members talking at once are heard: the loudest.
+    pub mix_loudest: usize,
     /// Positional audio: voices fade from full volume at `min_distance` to silence at
     /// `max_distance` (metres); `rolloff` 1 fades linearly in decibels.
     pub min_distance: f32,
@@ -172,6 +174,7 @@ impl Default for VoiceSettings {
             streams_per_peer: 8,
             mumble_link: true,
             cues: true,
+            mix_loudest: VoiceConfig::default().mix_loudest,
             min_distance: spatial.min_distance,
             max_distance: spatial.max_distance,
             rolloff: spatial.rolloff,
@@ -205,6 +208,7 @@ impl VoiceSettings {
             mumble_link: self.mumble_link,
             streams_per_peer: self.streams_per_peer,
             cues: self.cues,
+            mix_loudest: self.mix_loudest,
             ..defaults
         }
     }
@@ -213,6 +217,7 @@ impl VoiceSettings {
         self.mode.parse::<VoiceMode>().map_err(anyhow::Error::msg).context("voice.mode")?;
         anyhow::ensure!((0.0..=1.0).contains(&self.threshold), "voice.threshold must be between 0 and 1");
         anyhow::ensure!(matches!(self.frame.as_millis(), 10 | 20), "voice.frame must be 10ms or 20ms");
+        anyhow::ensure!((1..=64).contains(&self.mix_loudest), "voice.mix_loudest must be 1 to 64");
         anyhow::ensure!((6_000..=128_000).contains(&self.bitrate), "voice.bitrate must be 6000 to 128000");
         anyhow::ensure!((1..=8).contains(&self.streams_per_peer), "voice.streams_per_peer must be 1 to 8");
         anyhow::ensure!(

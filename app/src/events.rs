@@ -105,8 +105,9 @@ pub struct MemberVoiceStats {
     /// Fraction of frames the network lost over the last report window (rebuilt or not).
     pub loss: f32,
     pub jitter_ms: f32,
-    /// Audio waiting to be heard: jitter buffer and mixer ring.
+    /// Audio waiting to be heard: jitter buffer and mixer ring; and in the ring alone.
     pub buffer_ms: f32,
+    pub ring_ms: f32,
     pub kbps: f32,
     pub received: u64,
     pub lost: u64,

@@ -175,7 +175,7 @@ proptest! {
     #[test]
     fn voice_frames_round_trip_and_garbage_never_panics(
         seq in any::<u32>(), ts in any::<u32>(), talking in any::<bool>(), end in any::<bool>(),
-        lookback in any::<bool>(),
+        lookback in any::<bool>(), level in prop::option::of(0u8..=127),
         pose in prop::option::of((-1e6f32..1e6, -1e6f32..1e6, -1e6f32..1e6, -7f32..7f32)),
         opus in prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET),
         redundant in prop::option::of(prop::collection::vec(any::<u8>(), 1..=crate::voice::MAX_OPUS_PACKET)),
@@ -184,7 +184,7 @@ proptest! {
         use crate::voice::{Pose, VoiceFrame};
         let pose = pose.map(|(x, y, z, yaw)| Pose { x, y, z, yaw });
         let redundant = redundant.as_deref();
-        let frame = VoiceFrame { seq, ts, talking, end, lookback, pose, opus: &opus, redundant };
+        let frame = VoiceFrame { seq, ts, talking, end, lookback, level, pose, opus: &opus, redundant };
         let framed = frame.to_framed();
         prop_assert_eq!(VoiceFrame::decode(&framed[2..]).unwrap(), frame);
         let _ = VoiceFrame::decode(&garbage);

@@ -5,9 +5,11 @@
 //! u8   flags: bit 0 talking (the sender's gate is open), bit 1 last frame of a talk spurt,
 //!             bit 2 a pose follows, bit 3 the previous frame's Opus packet follows,
 //!             bit 4 look-back: audio from before the sender's gate opened, sent late on purpose
-//!             (its arrival says nothing about the network's delay)
+//!             (its arrival says nothing about the network's delay), bit 5 a level follows
 //! u32  sequence number (big-endian), +1 per frame sent: gaps are losses
 //! u32  timestamp in 48 kHz samples of the frame's first sample (big-endian, wraps)
+//! [u8  speech level: -dBov of the frame, 0 (loudest) to 127 (silence), as RTP's audio level
+//!      header extension (RFC 6464) carries it]                          if flag bit 5
 //! [pose: 4 × f32 big-endian: x, y, z in metres, yaw in radians]   if flag bit 2
 //! [u16 length (big-endian) + the Opus packet of frame seq - 1]     if flag bit 3 (redundancy)
 //! ..   Opus packet (1..=1275 bytes)
@@ -22,14 +24,17 @@ pub const VOICE_VERSION: u8 = 1;
 pub const MAX_OPUS_PACKET: usize = 1275;
 const HEADER: usize = 10;
 const POSE: usize = 16;
-/// Largest encoded frame, header, pose and redundancy included.
-pub const MAX_VOICE_FRAME: usize = HEADER + POSE + 2 + 2 * MAX_OPUS_PACKET;
+/// Largest encoded frame, header, level, pose and redundancy included.
+pub const MAX_VOICE_FRAME: usize = HEADER + 1 + POSE + 2 + 2 * MAX_OPUS_PACKET;
 
 const TALKING: u8 = 1;
 const END: u8 = 2;
 const HAS_POSE: u8 = 4;
 const HAS_REDUNDANT: u8 = 8;
 const LOOKBACK: u8 = 16;
+const HAS_LEVEL: u8 = 32;
+/// The quietest speech level: silence.
+pub const SILENT: u8 = 127;
 
 /// Where a speaker stands and which way it faces, in the game's coordinates: metres, and yaw in
 /// radians around the vertical (y) axis, 0 facing -z.
@@ -58,6 +63,9 @@ pub struct VoiceFrame<'a> {
     /// Held back while the gate was closed and sent when it opened (the start of a talk spurt):
     /// late by design, not by the network.
     pub lookback: bool,
+    /// How loud the frame is: -dBov, 0 (loudest) to [`SILENT`]. Receivers of big parties decode
+    /// only the loudest members.
+    pub level: Option<u8>,
     pub pose: Option<Pose>,
     pub opus: &'a [u8],
     /// The previous frame's (`seq - 1`) Opus packet again, sent while receivers report loss: a
@@ -79,6 +87,8 @@ pub enum VoiceError {
     BadPose,
     #[error("voice frame redundancy has a bad length")]
     BadRedundancy,
+    #[error("voice frame level above 127")]
+    BadLevel,
 }
 
 impl<'a> VoiceFrame<'a> {
@@ -99,10 +109,16 @@ impl<'a> VoiceFrame<'a> {
         if self.lookback {
             flags |= LOOKBACK;
         }
+        if self.level.is_some() {
+            flags |= HAS_LEVEL;
+        }
         out.push(VOICE_VERSION);
         out.push(flags);
         out.extend_from_slice(&self.seq.to_be_bytes());
         out.extend_from_slice(&self.ts.to_be_bytes());
+        if let Some(level) = self.level {
+            out.push(level.min(SILENT));
+        }
         if let Some(p) = self.pose {
             for v in [p.x, p.y, p.z, p.yaw] {
                 out.extend_from_slice(&v.to_be_bytes());
@@ -137,18 +153,27 @@ impl<'a> VoiceFrame<'a> {
         let flags = bytes[1];
         let word = |at: usize| u32::from_be_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]]);
         let (seq, ts) = (word(2), word(6));
+        let (level, at) = if flags & HAS_LEVEL != 0 {
+            match bytes.get(HEADER) {
+                Some(level) if *level <= SILENT => (Some(*level), HEADER + 1),
+                Some(_) => return Err(VoiceError::BadLevel),
+                None => return Err(VoiceError::Short(bytes.len())),
+            }
+        } else {
+            (None, HEADER)
+        };
         let (pose, rest) = if flags & HAS_POSE != 0 {
-            if bytes.len() < HEADER + POSE {
+            if bytes.len() < at + POSE {
                 return Err(VoiceError::Short(bytes.len()));
             }
             let f = |at: usize| f32::from_bits(word(at));
-            let pose = Pose { x: f(10), y: f(14), z: f(18), yaw: f(22) };
+            let pose = Pose { x: f(at), y: f(at + 4), z: f(at + 8), yaw: f(at + 12) };
             if !pose.is_finite() {
                 return Err(VoiceError::BadPose);
             }
-            (Some(pose), &bytes[HEADER + POSE..])
+            (Some(pose), &bytes[at + POSE..])
         } else {
-            (None, &bytes[HEADER..])
+            (None, &bytes[at..])
         };
         let (redundant, rest) = if flags & HAS_REDUNDANT != 0 {
             let [a, b, rest @ ..] = rest else { return Err(VoiceError::Short(bytes.len())) };
@@ -167,7 +192,7 @@ impl<'a> VoiceFrame<'a> {
             return Err(VoiceError::Long(bytes.len()));
         }
         let (talking, end, lookback) = (flags & TALKING != 0, flags & END != 0, flags & LOOKBACK != 0);
-        Ok(Self { seq, ts, talking, end, lookback, pose, opus: rest, redundant })
+        Ok(Self { seq, ts, talking, end, lookback, level, pose, opus: rest, redundant })
     }
 }
 
@@ -196,6 +221,7 @@ mod tests {
                 talking: true,
                 end: pose.is_some(),
                 lookback: redundant.is_none(),
+                level: pose.map(|_| 42),
                 pose,
                 opus: &opus,
                 redundant,
@@ -212,11 +238,19 @@ mod tests {
             talking: true,
             end: false,
             lookback: false,
+            level: None,
             pose: None,
             opus: &opus,
             redundant: None,
         };
         assert_eq!(plain.to_framed().len(), 2 + 10 + 60);
+        // A level: one byte; one above 127 is refused.
+        let loud = VoiceFrame { level: Some(3), ..plain };
+        let framed = loud.to_framed();
+        assert_eq!(framed.len(), 2 + 11 + 60);
+        let mut bad = framed[2..].to_vec();
+        bad[10] = 128;
+        assert_eq!(VoiceFrame::decode(&bad), Err(VoiceError::BadLevel));
         // Redundancy: 2 bytes and the previous packet.
         let red = VoiceFrame { redundant: Some(&previous), ..plain };
         assert_eq!(red.to_framed().len(), 2 + 10 + 2 + 41 + 60);

@@ -175,6 +175,7 @@ fn device_table() {
     println!(
         "|------------------|-------------------------|--------------------------|-------------------------------|------------------|-----------------|-----------|---------|-----------|--------------------|"
     );
+    let mut budget = Vec::new();
     for (mode, open_mic, imp) in conditions {
         let network = describe(&imp);
         let mut scores = Vec::new();
@@ -185,6 +186,9 @@ fn device_table() {
             let dir = tempfile::tempdir().unwrap();
             let imp = Impairment { seed: imp.seed * 100 + run as u64, ..imp };
             let t = device_talk(&devices, speech, Some(imp), open_mic, dir.path());
+            if run == 0 && imp.loss == 0.0 && imp.jitter.is_zero() {
+                budget.push(latency_pieces(mode, &t));
+            }
             if let Some(score) = pesq(&t.recording, t.heard.lag_ms, speech) {
                 scores.push(score);
             }
@@ -224,6 +228,24 @@ fn device_table() {
             if kbps.is_empty() { f64::NAN } else { median(kbps) },
         );
     }
+    println!("\nwhere the delay is, clean calls (first run):");
+    for line in budget {
+        println!("- {line}");
+    }
+}
+
+/// What one clean call through devices says of where the delay is.
+fn latency_pieces(mode: &str, t: &partyline_tests::device_talk::DeviceTalk) -> String {
+    let alice = member(&t.listener, "alice");
+    format!(
+        "{mode}: mouth-to-ear {:.0} ms; talker's microphone blocks up to {:.1} ms; listener's jitter buffer + ring {:.0} ms (ring {:.0} ms, jitter estimate {:.0} ms); PulseAudio: {}",
+        t.mouth_to_ear_ms,
+        t.talker["input_block_ms"].as_f64().unwrap_or(f64::NAN),
+        alice["buffer_ms"].as_f64().unwrap_or(f64::NAN),
+        alice["ring_ms"].as_f64().unwrap_or(f64::NAN),
+        alice["jitter_ms"].as_f64().unwrap_or(f64::NAN),
+        t.stream_latencies.join("; ")
+    )
 }
 
 fn describe(imp: &Impairment) -> String {
@@ -286,17 +308,19 @@ fn mix_table() {
     let speech = audio::read_mono(audio::speech_wav());
     println!("\nreceiving: jitter buffer + Opus decode + kira spatial mix, 20 s, in one thread");
     println!(
-        "| members | talking | share of one core | of which decoding | of which mixing | ms per 20 ms |"
+        "| members | talking | mixed at most (loudest) | share of one core | of which decoding | of which mixing | ms per 20 ms |"
     );
     println!(
-        "|---------|---------|-------------------|-------------------|-----------------|--------------|"
+        "|---------|---------|-------------------------|-------------------|-------------------|-----------------|--------------|"
     );
-    for (members, speakers) in [(1, 1), (8, 8), (32, 32), (64, 64), (64, 2), (64, 0)] {
-        let cost = partyline::voice::bench::mix_cost(&speech, members, speakers, 20.0).unwrap();
+    for (members, speakers, loudest) in
+        [(1, 1, 8), (8, 8, 8), (32, 32, 8), (64, 64, 8), (64, 64, 64), (64, 2, 8), (64, 0, 8)]
+    {
+        let cost = partyline::voice::bench::mix_cost(&speech, members, speakers, loudest, 20.0).unwrap();
         assert!(speakers == 0 || cost.output_rms > 0.001, "nothing was mixed: {cost:?}");
         let share = |seconds: f64| seconds / cost.audio_seconds * 100.0;
         println!(
-            "| {members:>7} | {speakers:>7} | {:>16.1}% | {:>16.1}% | {:>14.1}% | {:>12.2} |",
+            "| {members:>7} | {speakers:>7} | {loudest:>23} | {:>16.1}% | {:>16.1}% | {:>14.1}% | {:>12.2} |",
             cost.core_fraction() * 100.0,
             share(cost.decode_seconds),
             share(cost.busy_seconds - cost.decode_seconds),

@@ -180,6 +180,7 @@ fn garbled_and_flooding_voice_is_dropped_and_the_talker_still_heard() {
                 talking: true,
                 end: false,
                 lookback: false,
+                level: None,
                 pose: None,
                 opus: &opus,
                 redundant: None,

@@ -11,7 +11,7 @@ use libp2p::PeerId;
 use partyline_protocol::voice::{Pose, VoiceFrame};
 
 use super::codec::{CodecSettings, Encoder, SAMPLE_RATE};
-use super::member::MemberVoice;
+use super::member::{MemberVoice, choose_loudest};
 use super::mix::{Mixer, SpatialSettings};
 use super::output::{ManualRenderer, OutputTarget};
 
@@ -41,9 +41,16 @@ impl MixCost {
 
 /// Receives, decodes and positionally mixes a party of `members` of whom `speakers` talk for
 /// `seconds`, from `speech` (48 kHz mono, encoded once beforehand with the default codec
-/// settings; every speaker starts at a different place in it). Members stand around the
-/// listener, 3 to 40 m away.
-pub fn mix_cost(speech: &[f32], members: usize, speakers: usize, seconds: f64) -> Result<MixCost> {
+/// settings; every speaker starts at a different place in it), decoding and mixing only the
+/// `loudest` of them at once (as the voice thread does). Members stand around the listener, 3 to
+/// 40 m away.
+pub fn mix_cost(
+    speech: &[f32],
+    members: usize,
+    speakers: usize,
+    loudest: usize,
+    seconds: f64,
+) -> Result<MixCost> {
     let codec = CodecSettings::default();
     let frame_samples = codec.frame_samples();
     anyhow::ensure!(speech.len() >= frame_samples, "the speech is shorter than a frame");
@@ -51,14 +58,15 @@ pub fn mix_cost(speech: &[f32], members: usize, speakers: usize, seconds: f64) -
     encoder.set_expected_loss(5)?;
     let packets = speech
         .chunks_exact(frame_samples)
-        .map(|pcm| encoder.encode(pcm).map(<[u8]>::to_vec))
+        .map(|pcm| encoder.encode(pcm).map(|p| (p.to_vec(), super::send::level(pcm))))
         .collect::<Result<Vec<_>>>()?;
 
     let slot: ManualRenderer = Arc::default();
     let mut mixer = Mixer::new(OutputTarget::Manual(slot.clone()), SpatialSettings::default())?;
     mixer.set_listener_pose(Some(Pose::default()));
     let party = members;
-    let mut members = Vec::with_capacity(party);
+    let mut members = std::collections::HashMap::with_capacity(party);
+    let mut places = Vec::with_capacity(party);
     for i in 0..party {
         let peer = PeerId::random();
         let (producer, counters) = mixer.add_member(peer)?;
@@ -68,7 +76,8 @@ pub fn mix_cost(speech: &[f32], members: usize, speakers: usize, seconds: f64) -
         mixer.set_member_pose(&peer, Some(pose));
         let member =
             MemberVoice::new(format!("speaker{i}"), codec.frame_ms, frame_samples, producer, counters)?;
-        members.push((peer, member, pose, i * packets.len() / party.max(1)));
+        members.insert(i, member);
+        places.push((peer, pose, i * packets.len() / party.max(1)));
     }
 
     let mut guard = slot.lock().unwrap_or_else(|e| e.into_inner());
@@ -81,29 +90,35 @@ pub fn mix_cost(speech: &[f32], members: usize, speakers: usize, seconds: f64) -
     let clock = Instant::now();
     let started = Instant::now();
     let mut decode_seconds = 0.0;
+    let mut scores = Vec::new();
     for n in 0..frames {
         let now = clock + period * n;
         let decoding = Instant::now();
-        for (i, (peer, member, pose, offset)) in members.iter_mut().enumerate() {
-            if i >= speakers {
-                member.play_out(now);
-                mixer.set_active(peer, member.has_audio());
-                continue;
-            }
-            let opus = &packets[(*offset + n as usize) % packets.len()];
+        for (i, (_, pose, offset)) in places.iter().enumerate().take(speakers) {
+            let (opus, level) = &packets[(offset + n as usize) % packets.len()];
             let frame = VoiceFrame {
                 seq: n,
                 ts: n * frame_samples as u32,
                 talking: true,
                 end: false,
                 lookback: false,
+                level: Some(*level),
                 pose: Some(*pose),
                 opus,
                 redundant: None,
             };
-            member.receive(&frame, opus.len() + 20, now);
-            member.play_out(now);
-            mixer.set_active(peer, member.has_audio());
+            if let Some(member) = members.get_mut(&i) {
+                member.receive(&frame, opus.len() + 20, now);
+            }
+        }
+        choose_loudest(&mut members, loudest, now, &mut scores);
+        for (i, member) in &mut members {
+            if member.mixed {
+                member.play_out(now);
+            } else {
+                member.pass_over(now);
+            }
+            mixer.set_active(&places[*i].0, member.has_audio());
         }
         decode_seconds += decoding.elapsed().as_secs_f64();
         for _ in 0..codec.frame_ms / 10 {
@@ -196,12 +211,12 @@ mod tests {
 
     #[test]
     fn members_are_decoded_and_mixed() {
-        let one = mix_cost(&tone(1.0), 1, 1, 1.0).unwrap();
+        let one = mix_cost(&tone(1.0), 1, 1, 8, 1.0).unwrap();
         assert_eq!(one.audio_seconds, 1.0);
         assert!(one.output_rms > 0.01, "{one:?}");
-        let none = mix_cost(&tone(1.0), 4, 0, 1.0).unwrap();
+        let none = mix_cost(&tone(1.0), 4, 0, 8, 1.0).unwrap();
         assert!(none.output_rms < 1e-6, "{none:?}");
-        let four = mix_cost(&tone(1.0), 4, 4, 1.0).unwrap();
+        let four = mix_cost(&tone(1.0), 4, 4, 8, 1.0).unwrap();
         assert!(four.output_rms > one.output_rms * 0.5, "{four:?} vs {one:?}");
     }
 }

@@ -42,6 +42,13 @@ pub(crate) struct MemberVoice {
     window: Window,
     /// Decoded audio on its way to the ring (one or two frames).
     pcm: Vec<f32>,
+    /// Among the loudest, decoded and mixed (else only kept in time, see [`Self::pass_over`]).
+    pub(crate) mixed: bool,
+    /// Where the passing over of frames got to; and whether the decoder missed frames since.
+    passed_until: Option<Instant>,
+    decoder_stale: bool,
+    /// The loudest level lately (dBov) and when it was heard.
+    peak: (f32, Instant),
     /// Samples taken out (played faster) and put in (slower).
     time_scaled: (u64, u64),
 }
@@ -120,6 +127,10 @@ impl MemberVoice {
             window: Window::default(),
             pcm: Vec::with_capacity(4 * frame_samples),
             time_scaled: (0, 0),
+            mixed: true,
+            passed_until: None,
+            decoder_stale: false,
+            peak: (f32::NEG_INFINITY, Instant::now()),
         })
     }
 
@@ -141,6 +152,12 @@ impl MemberVoice {
         if let Some(previous) = frame.redundant {
             self.jitter.push_redundant(frame.seq.wrapping_sub(1), previous);
         }
+        if let Some(level) = frame.level {
+            let db = -f32::from(level);
+            if db >= self.loudness(arrival) {
+                self.peak = (db, arrival);
+            }
+        }
         if frame.talking && !frame.end {
             self.talking_until = Some(arrival + TALKING_TIMEOUT);
         } else if frame.end {
@@ -153,9 +170,38 @@ impl MemberVoice {
         self.talking_until.is_some_and(|until| now < until) || self.jitter.is_playing()
     }
 
+    /// How loud the member has been lately (dBov): the loudest frame, fading by 20 dB a second.
+    pub(crate) fn loudness(&self, now: Instant) -> f32 {
+        self.peak.0 - 20.0 * now.saturating_duration_since(self.peak.1).as_secs_f32()
+    }
+
+    /// Not among the loudest: frames whose turn came are passed over undecoded, so the jitter
+    /// buffer keeps time and the member can be heard again at once.
+    pub(crate) fn pass_over(&mut self, now: Instant) {
+        let since = *self.passed_until.get_or_insert(now);
+        let frame = Duration::from_millis(u64::from(self.frame_ms));
+        let mut until = since;
+        while until + frame <= now {
+            until += frame;
+            self.decoder_stale = true;
+            if self.jitter.pop(now) == Playout::Silence {
+                until = now;
+            }
+        }
+        self.passed_until = Some(until);
+    }
+
     /// Decodes frames until enough samples wait in the ring for the audio thread: the device's
     /// consumption paces the decoding, so drift and pauses are the jitter buffer's business.
     pub(crate) fn play_out(&mut self, now: Instant) {
+        self.passed_until = None;
+        if self.decoder_stale {
+            // It missed frames: start afresh rather than from a state that no longer fits.
+            if let Ok(decoder) = Decoder::new(self.frame_samples) {
+                self.decoder = decoder;
+            }
+            self.decoder_stale = false;
+        }
         self.decode_ahead(now);
         self.ready.observe(self.underruns(), self.jitter.is_playing(), now);
     }
@@ -210,15 +256,26 @@ impl MemberVoice {
         (self.time_scaled.0 / per_ms, self.time_scaled.1 / per_ms)
     }
 
-    /// Whether there is audio to mix: a talk spurt plays, or its end still waits in the ring.
+    /// Whether there is audio to mix: a talk spurt plays (and is mixed), or audio still waits in
+    /// the ring.
     pub(crate) fn has_audio(&self) -> bool {
+        (self.mixed && self.jitter.is_playing()) || self.producer.slots() < self.producer.buffer().capacity()
+    }
+
+    /// Whether it is talking or has audio left to play: a candidate for mixing.
+    pub(crate) fn audible(&self) -> bool {
         self.jitter.is_playing() || self.producer.slots() < self.producer.buffer().capacity()
     }
 
     /// Audio waiting for the listener: jitter buffer plus the ring to the mixer, in ms.
     pub(crate) fn buffered_ms(&self) -> f32 {
+        self.jitter.level() as f32 * self.frame_ms as f32 + self.ring_ms()
+    }
+
+    /// Decoded audio waiting in the ring to the mixer, in ms.
+    pub(crate) fn ring_ms(&self) -> f32 {
         let ring = self.producer.buffer().capacity() - self.producer.slots();
-        self.jitter.level() as f32 * self.frame_ms as f32 + ring as f32 * 1000.0 / SAMPLE_RATE as f32
+        ring as f32 * 1000.0 / SAMPLE_RATE as f32
     }
 
     pub(crate) fn stats(&self) -> JitterStats {
@@ -252,9 +309,99 @@ impl MemberVoice {
     }
 }
 
+/// How much louder a member must be to take the place of one already mixed (dB), so that the
+/// choice of the loudest does not flap between members about as loud.
+const KEEP_MIXED_DB: f32 = 6.0;
+
+/// Marks as mixed the `n` loudest of the members that can be heard, the others not. `scores` is
+/// scratch space.
+pub(crate) fn choose_loudest<K>(
+    members: &mut std::collections::HashMap<K, MemberVoice>,
+    n: usize,
+    now: Instant,
+    scores: &mut Vec<f32>,
+) {
+    let score = |m: &MemberVoice| m.loudness(now) + if m.mixed { KEEP_MIXED_DB } else { 0.0 };
+    scores.clear();
+    scores.extend(members.values().filter(|m| m.audible()).map(score));
+    let threshold = if scores.len() <= n || n == 0 {
+        f32::NEG_INFINITY
+    } else {
+        *scores.select_nth_unstable_by(n - 1, |a, b| b.total_cmp(a)).1
+    };
+    for m in members.values_mut() {
+        m.mixed = m.audible() && score(m) >= threshold;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn talker(frames: u32, level: u8, t0: Instant) -> MemberVoice {
+        let (producer, _) = rtrb::RingBuffer::new(SAMPLE_RATE as usize);
+        let mut m = MemberVoice::new("m".into(), 20, 1200, producer, Arc::default()).unwrap();
+        hear(&mut m, 0..frames, level, t0);
+        m
+    }
+
+    fn hear(m: &mut MemberVoice, seqs: std::ops::Range<u32>, level: u8, t0: Instant) {
+        for seq in seqs {
+            let frame = VoiceFrame {
+                seq,
+                ts: seq * 960,
+                talking: true,
+                end: false,
+                lookback: false,
+                level: Some(level),
+                pose: None,
+                opus: &[0xf8, 0xff, 0xfe],
+                redundant: None,
+            };
+            m.receive(&frame, 20, t0 + Duration::from_millis(20 * u64::from(seq)));
+        }
+    }
+
+    #[test]
+    fn the_loudest_are_mixed_the_others_kept_in_time() {
+        let t0 = Instant::now();
+        let mut members: std::collections::HashMap<u8, MemberVoice> =
+            [(0, talker(5, 60, t0)), (1, talker(5, 20, t0)), (2, talker(5, 30, t0)), (3, talker(0, 10, t0))]
+                .into();
+        let now = t0 + Duration::from_millis(100);
+        for m in members.values_mut() {
+            m.play_out(now);
+        }
+        let mut scores = Vec::new();
+        choose_loudest(&mut members, 2, now, &mut scores);
+        let mixed = |members: &std::collections::HashMap<u8, MemberVoice>| {
+            let mut v: Vec<u8> = members.iter().filter(|(_, m)| m.mixed).map(|(k, _)| *k).collect();
+            v.sort();
+            v
+        };
+        assert_eq!(mixed(&members), [1, 2], "the two loudest of those talking (3 has said nothing)");
+        // The quiet one gets a little louder than one that is mixed: no change (no flapping)...
+        let now = now + Duration::from_millis(20);
+        hear(members.get_mut(&0).unwrap(), 5..6, 27, t0);
+        choose_loudest(&mut members, 2, now, &mut scores);
+        assert_eq!(mixed(&members), [1, 2]);
+        // ...much louder: it takes the place of the quietest.
+        hear(members.get_mut(&0).unwrap(), 6..7, 15, t0);
+        choose_loudest(&mut members, 2, now, &mut scores);
+        assert_eq!(mixed(&members), [0, 1]);
+        // One passed over keeps time: a second later (50 frames' turns) it holds only the frames
+        // that came ahead of their turn (55 came at once).
+        let passed = members.get_mut(&2).unwrap();
+        hear(passed, 5..60, 30, t0);
+        for ms in (0..1000).step_by(5) {
+            passed.pass_over(now + Duration::from_millis(ms));
+        }
+        assert!(passed.jitter.level() <= 6, "level {}", passed.jitter.level());
+        assert!(passed.decoder_stale);
+        passed.mixed = true;
+        passed.play_out(now + Duration::from_millis(1000));
+        assert!(!passed.decoder_stale, "a fresh decoder when heard again");
+    }
 
     #[test]
     fn running_dry_while_talking_keeps_more_ready_and_it_relaxes_later() {

@@ -124,6 +124,9 @@ pub struct VoiceConfig {
     pub streams_per_peer: usize,
     /// Short tones when push-to-talk opens and closes the microphone.
     pub cues: bool,
+    /// Members decoded and mixed at once at most: the loudest of those talking (the frames'
+    /// speech levels say who); the others' jitter buffers keep time without decoding.
+    pub mix_loudest: usize,
     pub(crate) me: PeerId,
     pub(crate) my_name: String,
 }
@@ -140,6 +143,7 @@ impl Default for VoiceConfig {
             mumble_link: true,
             streams_per_peer: 8,
             cues: true,
+            mix_loudest: 8,
             me: PeerId::random(),
             my_name: String::new(),
         }

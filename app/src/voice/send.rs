@@ -7,7 +7,7 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use partyline_protocol::voice::{MAX_OPUS_PACKET, Pose, VoiceFrame};
+use partyline_protocol::voice::{MAX_OPUS_PACKET, Pose, SILENT, VoiceFrame};
 use tokio::sync::mpsc;
 
 use super::VoiceOut;
@@ -21,8 +21,9 @@ pub(crate) struct Sender {
     /// Timestamp (48 kHz samples) of the next frame.
     ts: u32,
     frame_samples: u32,
-    /// Encoded frames held back while the gate was closed, newest last, with their timestamps.
-    lookback: VecDeque<(u32, Vec<u8>)>,
+    /// Encoded frames held back while the gate was closed, newest last, with their timestamps
+    /// and levels.
+    lookback: VecDeque<(u32, u8, Vec<u8>)>,
     lookback_frames: usize,
     sending: bool,
     /// The last frame sent (its sequence number and Opus packet), for the next one to repeat
@@ -69,6 +70,7 @@ impl Sender {
         let ts = self.ts;
         self.ts = self.ts.wrapping_add(self.frame_samples);
         let Some(opus) = opus else { return };
+        let level = level(frame.pcm);
         if !frame.send {
             if !frame.may_look_back {
                 self.lookback.clear();
@@ -76,44 +78,62 @@ impl Sender {
                 if self.lookback.len() == self.lookback_frames {
                     self.lookback.pop_front();
                 }
-                self.lookback.push_back((ts, opus.to_vec()));
+                self.lookback.push_back((ts, level, opus.to_vec()));
             }
             self.sending = false;
             self.last_sent.0 = None;
             return;
         }
         if !self.sending {
-            while let Some((ts, packet)) = self.lookback.pop_front() {
-                self.send(&packet, ts, false, true, pose, redundancy, out);
+            while let Some((ts, level, packet)) = self.lookback.pop_front() {
+                let held = Held { packet: &packet, ts, level, end: false, lookback: true };
+                self.send(held, pose, redundancy, out);
             }
         }
-        self.send(opus, ts, frame.end, false, pose, redundancy, out);
+        let live = Held { packet: opus, ts, level, end: frame.end, lookback: false };
+        self.send(live, pose, redundancy, out);
         self.sending = !frame.end;
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn send(
-        &mut self,
-        packet: &[u8],
-        ts: u32,
-        end: bool,
-        lookback: bool,
-        pose: Option<Pose>,
-        redundancy: bool,
-        out: &mpsc::Sender<VoiceOut>,
-    ) {
+    fn send(&mut self, f: Held<'_>, pose: Option<Pose>, redundancy: bool, out: &mpsc::Sender<VoiceOut>) {
         let seq = self.seq;
         let follows = self.last_sent.0 == Some(seq.wrapping_sub(1));
         let redundant = (redundancy && follows).then_some(&self.last_sent.1[..]);
-        let voice = VoiceFrame { seq, ts, talking: !end, end, lookback, pose, opus: packet, redundant };
+        let voice = VoiceFrame {
+            seq,
+            ts: f.ts,
+            talking: !f.end,
+            end: f.end,
+            lookback: f.lookback,
+            level: Some(f.level),
+            pose,
+            opus: f.packet,
+            redundant,
+        };
         let bytes = voice.to_framed();
         self.sent_bytes += bytes.len() as u64;
         let _ = out.try_send(VoiceOut::Frame { seq, bytes: bytes.into(), created: Instant::now() });
         self.last_sent.0 = Some(seq);
         self.last_sent.1.clear();
-        self.last_sent.1.extend_from_slice(packet);
+        self.last_sent.1.extend_from_slice(f.packet);
         self.seq = seq.wrapping_add(1);
     }
+}
+
+/// An encoded frame on its way out.
+struct Held<'a> {
+    packet: &'a [u8],
+    ts: u32,
+    level: u8,
+    end: bool,
+    lookback: bool,
+}
+
+/// How loud `pcm` is, as frames carry it: -dBov (RMS against full scale), 0 to [`SILENT`].
+pub(crate) fn level(pcm: &[f32]) -> u8 {
+    let power = pcm.iter().map(|s| s * s).sum::<f32>() / pcm.len().max(1) as f32;
+    let db = 10.0 * power.max(1e-13).log10();
+    (-db).round().clamp(0.0, f32::from(SILENT)) as u8
 }
 
 #[cfg(test)]
@@ -127,6 +147,14 @@ mod tests {
             got.push((f.seq, f.ts, f.lookback, f.end, f.opus.to_vec()));
         }
         got
+    }
+
+    #[test]
+    fn levels_are_minus_dbov() {
+        assert_eq!(level(&[0.0; 960]), SILENT);
+        assert_eq!(level(&[1.0; 960]), 0);
+        assert_eq!(level(&[0.1; 960]), 20);
+        assert_eq!(level(&[-0.01; 960]), 40);
     }
 
     #[test]

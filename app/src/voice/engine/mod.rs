@@ -17,7 +17,7 @@ use tokio::sync::mpsc;
 use super::capture::Capture;
 use super::capture_dsp::CaptureDsp;
 use super::codec::{Encoder, SAMPLE_RATE};
-use super::member::{MemberVoice, Reception};
+use super::member::{MemberVoice, Reception, choose_loudest};
 use super::mix::Mixer;
 use super::positions::{MumbleLink, PositionsReport};
 use super::send::Sender;
@@ -59,6 +59,8 @@ pub(super) struct Engine {
     last_reception: HashMap<PeerId, Reception>,
     /// Numbers, stamps and sends our frames.
     sender: Sender,
+    /// Scratch space for choosing the loudest members.
+    scores: Vec<f32>,
     talking: bool,
     /// The user muted themselves, or deafened (which mutes too); the gate follows both.
     muted: bool,
@@ -103,6 +105,7 @@ impl Engine {
             reports: HashMap::new(),
             last_reception: HashMap::new(),
             sender: Sender::new(config.codec.frame_samples()),
+            scores: Vec::new(),
             talking: false,
             muted: false,
             deafened: false,
@@ -442,9 +445,16 @@ impl Engine {
         }
     }
 
+    /// Decodes and mixes the loudest members talking; keeps the others' jitter buffers in time.
     fn play_out(&mut self, now: Instant) {
+        let n = self.config.mix_loudest;
+        choose_loudest(&mut self.members, n, now, &mut self.scores);
         for (peer, member) in &mut self.members {
-            member.play_out(now);
+            if member.mixed {
+                member.play_out(now);
+            } else {
+                member.pass_over(now);
+            }
             if let Some(mixer) = &mut self.mixer {
                 mixer.set_active(peer, member.has_audio());
             }

@@ -50,6 +50,7 @@ impl Engine {
                     loss: r.loss,
                     jitter_ms: r.jitter_ms,
                     buffer_ms: m.buffered_ms(),
+                    ring_ms: m.ring_ms(),
                     kbps: r.kbps,
                     received: s.received,
                     lost: s.lost,
