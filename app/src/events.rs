@@ -69,6 +69,8 @@ pub struct VoiceStats {
     /// The largest block of samples the microphone delivered at once since the last statistics
     /// (ms): frames leave no more evenly than this.
     pub input_block_ms: f32,
+    /// Times the microphone overran (this side did not read it in time; the gap became silence).
+    pub input_overruns: u64,
     pub mode: String,
     pub talking: bool,
     /// What we send to each member, voice frames and their framing, kbit/s.

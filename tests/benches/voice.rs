@@ -176,8 +176,13 @@ fn device_table() {
         "|------------------|-------------------------|--------------------------|-------------------------------|------------------|-----------------|-----------|---------|-----------|--------------------|"
     );
     let mut budget = Vec::new();
+    // PARTYLINE_BENCH_ONLY=TEXT runs only the conditions whose mode or network contain TEXT.
+    let only = std::env::var("PARTYLINE_BENCH_ONLY").unwrap_or_default();
     for (mode, open_mic, imp) in conditions {
         let network = describe(&imp);
+        if !format!("{mode} {network}").contains(&only) {
+            continue;
+        }
         let mut scores = Vec::new();
         let mut delays = Vec::new();
         let (mut spread, mut step) = (Vec::new(), Vec::new());
@@ -238,12 +243,14 @@ fn device_table() {
 fn latency_pieces(mode: &str, t: &partyline_tests::device_talk::DeviceTalk) -> String {
     let alice = member(&t.listener, "alice");
     format!(
-        "{mode}: mouth-to-ear {:.0} ms; talker's microphone blocks up to {:.1} ms; listener's jitter buffer + ring {:.0} ms (ring {:.0} ms, jitter estimate {:.0} ms); PulseAudio: {}",
+        "{mode}: mouth-to-ear {:.0} ms (over the call, 0.4 s windows: {:?}); talker's microphone blocks up to {:.1} ms; listener's jitter buffer + ring {:.0} ms (ring {:.0} ms, jitter estimate {:.0} ms); listener {alice}; talker's microphone overran {} times; PulseAudio: {}",
         t.mouth_to_ear_ms,
+        t.delays_over(0.4).iter().map(|d| d.round()).collect::<Vec<_>>(),
         t.talker["input_block_ms"].as_f64().unwrap_or(f64::NAN),
         alice["buffer_ms"].as_f64().unwrap_or(f64::NAN),
         alice["ring_ms"].as_f64().unwrap_or(f64::NAN),
         alice["jitter_ms"].as_f64().unwrap_or(f64::NAN),
+        t.talker["input_overruns"],
         t.stream_latencies.join("; ")
     )
 }

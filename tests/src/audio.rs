@@ -20,33 +20,43 @@ pub fn speech_wav() -> &'static Path {
         if out.exists() {
             return out;
         }
-        let pid = std::process::id();
-        let (raw, tmp) = (dir.join(format!("raw-{pid}.wav")), dir.join(format!("speech-{pid}.wav")));
-        let run = |cmd: &mut Command, what: &str| {
-            let status = cmd.status().unwrap_or_else(|e| {
-                panic!("cannot run {what} ({e}); scripts/setup.sh installs espeak-ng and sox")
-            });
-            assert!(status.success(), "{what} failed");
-        };
-        run(Command::new("espeak-ng").args(["-s", "160", "-w"]).arg(&raw).arg(TEXT), "espeak-ng");
-        run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&tmp), "sox");
-        let _ = std::fs::remove_file(&raw);
-        std::fs::rename(&tmp, &out).unwrap();
-        out
+        speak(TEXT, &out)
     })
 }
 
-/// About 21 s: the speech, a second of silence, and the speech again (for calls long enough to
-/// show how steady the delay is).
+/// `text` spoken by espeak-ng into a 48 kHz mono WAV at `out`; returns `out`.
+fn speak(text: &str, out: &Path) -> PathBuf {
+    let pid = std::process::id();
+    let (raw, tmp) = (out.with_extension(format!("raw-{pid}.wav")), out.with_extension(format!("{pid}.wav")));
+    let run = |cmd: &mut Command, what: &str| {
+        let status = cmd.status().unwrap_or_else(|e| {
+            panic!("cannot run {what} ({e}); scripts/setup.sh installs espeak-ng and sox")
+        });
+        assert!(status.success(), "{what} failed");
+    };
+    run(Command::new("espeak-ng").args(["-s", "160", "-w"]).arg(&raw).arg(text), "espeak-ng");
+    run(Command::new("sox").arg(&raw).args(["-r", "48000", "-c", "1", "-b", "16"]).arg(&tmp), "sox");
+    let _ = std::fs::remove_file(&raw);
+    std::fs::rename(&tmp, out).unwrap();
+    out.to_path_buf()
+}
+
+/// More speech, other words: nothing in it repeats [`TEXT`], so a recording lines up one way only.
+const MORE_TEXT: &str = "Two players on the left flank, one sniper on the roof. I am low on health, \
+falling back to the medic. Drop me some ammo when you pass the gate, and watch the stairs behind you.";
+
+/// About 20 s: the speech, a second of silence, and more speech with other words (for calls long
+/// enough to show how steady the delay is).
 pub fn long_speech_wav() -> &'static Path {
     static LONG: OnceLock<PathBuf> = OnceLock::new();
     LONG.get_or_init(|| {
-        let out = speech_wav().with_file_name("speech-long-v1.wav");
+        let out = speech_wav().with_file_name("speech-long-v2.wav");
         if !out.exists() {
-            let speech = read_mono(speech_wav());
-            let mut long = speech.clone();
+            let more = speak(MORE_TEXT, &out.with_extension("more.wav"));
+            let mut long = read_mono(speech_wav());
             long.extend(std::iter::repeat_n(0.0, RATE as usize));
-            long.extend(&speech);
+            long.extend(read_mono(&more));
+            let _ = std::fs::remove_file(&more);
             let tmp = out.with_extension(format!("{}.wav", std::process::id()));
             write_mono(&tmp, &long);
             std::fs::rename(&tmp, &out).unwrap();

@@ -173,7 +173,7 @@ fn voice_stats_json(v: &VoiceStats) -> Value {
         .collect();
     json!({
         "event": "voice-stats", "input": v.input, "output": v.output, "input_level_db": v.input_level_db,
-        "input_block_ms": v.input_block_ms, "mode": v.mode,
+        "input_block_ms": v.input_block_ms, "input_overruns": v.input_overruns, "mode": v.mode,
         "talking": v.talking,
         "sent_kbps": v.sent_kbps, "fec_loss_percent": v.fec_loss_percent, "redundancy": v.redundancy,
         "unknown_frames": v.unknown_frames, "malformed_frames": v.malformed_frames,

@@ -20,7 +20,7 @@ const RING: usize = 48_000;
 /// sound server that vanished leaves ALSA's PulseAudio plugin waiting).
 const STALLED_AFTER: Duration = Duration::from_secs(2);
 /// Capture block sizes tried, smallest first (ms).
-const CAPTURE_BLOCKS_MS: [u32; 2] = [10, 20];
+pub(crate) const CAPTURE_BLOCKS_MS: [u32; 3] = [10, 20, 40];
 /// Failed devices being closed at once, at most (see [`Capture::close_failed`]).
 const MAX_CLOSING: usize = 4;
 
@@ -35,6 +35,11 @@ pub(crate) struct CaptureStatus {
     /// The largest block the device delivered at once since the voice thread last looked
     /// (frames): how bursty capture is.
     pub(crate) largest_block: AtomicUsize,
+    /// Overruns: the device had more than its buffer holds before it was read (samples lost,
+    /// the gap filled with silence so that time stamps stay in step with the device's clock).
+    pub(crate) overruns: AtomicU64,
+    /// An overrun was reported and its gap is not filled yet.
+    overrun_pending: AtomicBool,
     /// The file source reached its end.
     pub(crate) ended: AtomicBool,
     /// Wall-clock time of the first sample (file sources), for latency measurements.
@@ -46,6 +51,8 @@ pub(crate) struct CaptureStatus {
 pub(crate) struct Capture {
     pub(crate) consumer: rtrb::Consumer<f32>,
     pub(crate) rate: u32,
+    /// The fixed block size the device was opened with (ms), if it took one.
+    pub(crate) block_ms: Option<u32>,
     pub(crate) status: Arc<CaptureStatus>,
     pub(crate) description: String,
     /// When the device last delivered samples.
@@ -70,8 +77,9 @@ impl Drop for Keep {
 }
 
 impl Capture {
-    /// Opens `source`; `Ok(None)` for [`MicSource::None`] (listen-only).
-    pub(crate) fn open(source: &MicSource) -> Result<Option<Self>> {
+    /// Opens `source` with blocks of at least `min_block_ms`; `Ok(None)` for [`MicSource::None`]
+    /// (listen-only).
+    pub(crate) fn open(source: &MicSource, min_block_ms: u32) -> Result<Option<Self>> {
         match source {
             MicSource::None => Ok(None),
             MicSource::File(path) => Self::file(path).map(Some),
@@ -79,13 +87,13 @@ impl Capture {
                 let device = cpal::default_host()
                     .default_input_device()
                     .ok_or_else(|| anyhow!("no input device (microphone) found"))?;
-                Self::device(device).map(Some)
+                Self::device(device, min_block_ms).map(Some)
             }
-            MicSource::Device(name) => Self::device(find_input_device(name)?).map(Some),
+            MicSource::Device(name) => Self::device(find_input_device(name)?, min_block_ms).map(Some),
         }
     }
 
-    fn device(device: cpal::Device) -> Result<Self> {
+    fn device(device: cpal::Device, min_block_ms: u32) -> Result<Self> {
         let description = device.description().map(|d| d.to_string()).unwrap_or_else(|_| "input".into());
         let default = device.default_input_config().context("the input device has no usable format")?;
         // 48 kHz when the device can do it (no resampling), else its own rate.
@@ -103,24 +111,28 @@ impl Capture {
         // Small fixed blocks, so that frames leave as the microphone delivers them and not in
         // bursts (left to choose, ALSA's PulseAudio plugin delivered irregular blocks of up to
         // ~100 ms): the smallest of these the device accepts, else whatever it picks.
-        let mut blocks: Vec<cpal::BufferSize> = CAPTURE_BLOCKS_MS
+        let mut blocks: Vec<Option<u32>> = CAPTURE_BLOCKS_MS
             .iter()
-            .map(|ms| config.sample_rate * ms / 1000)
-            .filter(|frames| match default.buffer_size() {
-                cpal::SupportedBufferSize::Range { min, max } => (*min..=*max).contains(frames),
+            .filter(|ms| **ms >= min_block_ms)
+            .filter(|ms| match default.buffer_size() {
+                cpal::SupportedBufferSize::Range { min, max } => {
+                    (*min..=*max).contains(&(config.sample_rate * *ms / 1000))
+                }
                 cpal::SupportedBufferSize::Unknown => true,
             })
-            .map(cpal::BufferSize::Fixed)
+            .map(|ms| Some(*ms))
             .collect();
-        blocks.push(cpal::BufferSize::Default);
+        blocks.push(None);
         let mut failure = None;
-        for block in blocks {
-            config.buffer_size = block;
+        for block_ms in blocks {
+            config.buffer_size =
+                block_ms.map_or(cpal::BufferSize::Default, |ms| cpal::BufferSize::Fixed(config.sample_rate * ms / 1000));
             match Self::stream(&device, default.sample_format(), &config) {
                 Ok((keep, consumer, status)) => {
                     return Ok(Self {
                         consumer,
                         rate: config.sample_rate,
+                        block_ms,
                         status,
                         description,
                         heard_at: Instant::now(),
@@ -128,7 +140,7 @@ impl Capture {
                     });
                 }
                 Err(e) => {
-                    tracing::debug!(?block, "the input device refused: {e:#}");
+                    tracing::debug!(?block_ms, "the input device refused: {e:#}");
                     failure = Some(e);
                 }
             }
@@ -148,6 +160,12 @@ impl Capture {
         let on_error = {
             let status = status.clone();
             move |e: cpal::Error| {
+                if e.kind() == cpal::ErrorKind::Xrun {
+                    // Recovered by the stream itself; the next block fills the gap.
+                    status.overruns.fetch_add(1, Ordering::Relaxed);
+                    status.overrun_pending.store(true, Ordering::Relaxed);
+                    return;
+                }
                 *status.error.lock().unwrap_or_else(|p| p.into_inner()) = Some(e.to_string());
                 status.failed.store(true, Ordering::Relaxed);
             }
@@ -220,6 +238,7 @@ impl Capture {
             consumer,
             rate,
             status,
+            block_ms: None,
             description: format!("file {}", path.display()),
             heard_at: Instant::now(),
             keep: Keep::Thread { stop, thread: Some(thread) },
@@ -285,11 +304,28 @@ where
     T: cpal::SizedSample,
     f32: cpal::FromSample<T>,
 {
+    let rate = config.sample_rate;
+    let mut next_capture: Option<cpal::StreamInstant> = None;
     let stream = device
         .build_input_stream::<T, _, _>(
             *config,
-            move |data: &[T], _| {
-                status.largest_block.fetch_max(data.len() / channels, Ordering::Relaxed);
+            move |data: &[T], info: &cpal::InputCallbackInfo| {
+                let frames = data.len() / channels;
+                status.largest_block.fetch_max(frames, Ordering::Relaxed);
+                // After an overrun, silence for what was lost (from the device's time stamps, at
+                // most half a second), so that the samples counted stay in step with its clock.
+                let captured = info.timestamp().capture;
+                if status.overrun_pending.swap(false, Ordering::Relaxed)
+                    && let Some(expected) = next_capture
+                {
+                    let lost = captured.saturating_duration_since(expected).min(Duration::from_millis(500));
+                    for _ in 0..(lost.as_secs_f64() * f64::from(rate)) as usize {
+                        if producer.push(0.0).is_err() {
+                            break;
+                        }
+                    }
+                }
+                next_capture = captured.checked_add(Duration::from_secs_f64(frames as f64 / f64::from(rate)));
                 for frame in data.chunks(channels) {
                     let sum: f32 = frame.iter().map(|s| <f32 as cpal::FromSample<T>>::from_sample_(*s)).sum();
                     if producer.push(sum / channels as f32).is_err() {

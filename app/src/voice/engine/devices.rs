@@ -9,8 +9,11 @@ use anyhow::Result;
 use libp2p::PeerId;
 
 use super::{Engine, REDUNDANCY_FROM_PERCENT, REOPEN_EVERY, TICK};
+
+/// Overruns of one microphone stream before it is opened again with larger blocks.
+const OVERRUNS_TO_GROW: u64 = 2;
 use crate::events::NodeEvent;
-use crate::voice::capture::Capture;
+use crate::voice::capture::{CAPTURE_BLOCKS_MS, Capture};
 use crate::voice::capture_dsp::CaptureDsp;
 use crate::voice::codec::SAMPLE_RATE;
 use crate::voice::mix::Mixer;
@@ -19,7 +22,7 @@ use crate::voice::{MicSource, SpeakerSink};
 impl Engine {
     pub(super) fn open_input(&mut self) {
         let source = self.config.input.clone();
-        match Capture::open(&source) {
+        match Capture::open(&source, self.capture_block_ms) {
             Ok(Some(capture)) => {
                 match CaptureDsp::new(
                     capture.rate,
@@ -104,6 +107,27 @@ impl Engine {
         self.mixer = Some(mixer);
     }
 
+    /// A microphone that overran (this thread did not read its small buffer in time: a busy
+    /// machine) is opened again with the next larger block: what the device sustains.
+    fn grow_capture_blocks(&mut self) {
+        let Some(capture) = &self.capture else { return };
+        let overruns = capture.status.overruns.load(Ordering::Relaxed);
+        let Some(larger) = CAPTURE_BLOCKS_MS.iter().copied().find(|ms| capture.block_ms.is_some_and(|b| *ms > b))
+        else {
+            return;
+        };
+        if overruns < OVERRUNS_TO_GROW {
+            return;
+        }
+        tracing::info!(overruns, block_ms = larger, "the microphone overran; opening it with larger blocks");
+        self.input_overruns += overruns;
+        self.capture_block_ms = larger;
+        if let Some(capture) = self.capture.take() {
+            capture.close();
+        }
+        self.open_input();
+    }
+
     pub(super) fn capture(&mut self, now: Instant) {
         if self.file_start_at.is_some_and(|at| now >= at)
             && let Some(capture) = &self.capture
@@ -122,6 +146,7 @@ impl Engine {
             self.reopen_at = Some(now + REOPEN_EVERY);
             self.set_talking(false);
         }
+        self.grow_capture_blocks();
         if self.capture.is_none() {
             if self.reopen_at.is_some_and(|at| now >= at) {
                 self.open_input();

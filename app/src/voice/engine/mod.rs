@@ -53,6 +53,10 @@ pub(super) struct Engine {
     last_reception: HashMap<PeerId, Reception>,
     /// Numbers, stamps and sends our frames.
     sender: Sender,
+    /// The smallest microphone blocks to ask for (ms): grows when the device overruns.
+    capture_block_ms: u32,
+    /// Overruns of microphone streams closed since (the open one counts its own).
+    input_overruns: u64,
     /// Scratch space for choosing the loudest members.
     scores: Vec<f32>,
     talking: bool,
@@ -99,6 +103,8 @@ impl Engine {
             reports: HashMap::new(),
             last_reception: HashMap::new(),
             sender: Sender::new(config.codec.frame_samples()),
+            capture_block_ms: 10,
+            input_overruns: 0,
             scores: Vec::new(),
             talking: false,
             muted: false,
