@@ -125,8 +125,9 @@ impl Capture {
         blocks.push(None);
         let mut failure = None;
         for block_ms in blocks {
-            config.buffer_size =
-                block_ms.map_or(cpal::BufferSize::Default, |ms| cpal::BufferSize::Fixed(config.sample_rate * ms / 1000));
+            config.buffer_size = block_ms.map_or(cpal::BufferSize::Default, |ms| {
+                cpal::BufferSize::Fixed(config.sample_rate * ms / 1000)
+            });
             match Self::stream(&device, default.sample_format(), &config) {
                 Ok((keep, consumer, status)) => {
                     return Ok(Self {

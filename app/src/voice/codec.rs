@@ -114,10 +114,16 @@ impl Decoder {
 
     /// Packet loss concealment: the decoder extrapolates one frame.
     pub(crate) fn conceal(&mut self) -> &[f32] {
-        let n = self.inner.decode_float(None::<&[u8]>, &mut self.pcm[..self.frame], false).unwrap_or(0);
+        self.conceal_for(self.frame)
+    }
+
+    /// Conceals `samples` (a multiple of 2.5 ms, at most a frame): the decoder extrapolates.
+    pub(crate) fn conceal_for(&mut self, samples: usize) -> &[f32] {
+        let samples = samples.min(self.frame);
+        let n = self.inner.decode_float(None::<&[u8]>, &mut self.pcm[..samples], false).unwrap_or(0);
         if n == 0 {
-            self.pcm[..self.frame].fill(0.0);
-            return &self.pcm[..self.frame];
+            self.pcm[..samples].fill(0.0);
+            return &self.pcm[..samples];
         }
         &self.pcm[..n]
     }
@@ -238,6 +244,7 @@ pub(crate) mod tests {
             assert_eq!(dec.decode(&packet).len(), 480);
         }
         assert_eq!(dec.conceal().len(), 480);
+        assert_eq!(dec.conceal_for(240).len(), 240, "a shorter concealment");
         assert!(Encoder::new(CodecSettings { frame_ms: 15, ..settings }).is_err());
     }
 

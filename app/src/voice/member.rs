@@ -9,10 +9,12 @@ use anyhow::Result;
 use partyline_protocol::voice::{Pose, VoiceFrame};
 
 use super::codec::{Decoder, SAMPLE_RATE};
-use super::jitter::{JitterBuffer, JitterStats, Pace, Playout};
+use super::jitter::{self, JitterBuffer, JitterStats, Pace, Playout, Sent};
 use super::mix::PlaybackCounters;
 use super::stretch;
 
+/// Look-back this quiet (-dBov) or quieter has nothing to hear in it.
+const QUIET_LEVEL: u8 = 45;
 /// Talking shows for this long after the last talking frame, unless the talker said it stopped.
 const TALKING_TIMEOUT: Duration = Duration::from_millis(250);
 /// The most decoded audio kept ready for the audio thread, however often it ran dry (ms).
@@ -148,7 +150,11 @@ impl MemberVoice {
 
     pub(crate) fn receive(&mut self, frame: &VoiceFrame<'_>, framed_len: usize, arrival: Instant) {
         self.bytes += framed_len as u64;
-        self.jitter.push(frame.seq, frame.ts, frame.opus, frame.end, arrival, !frame.lookback);
+        let sent = match frame.lookback {
+            true => Sent::LookBack { quiet: frame.level.is_some_and(|l| l >= QUIET_LEVEL) },
+            false => Sent::Live,
+        };
+        self.jitter.push(frame.seq, frame.ts, frame.opus, frame.end, arrival, sent);
         if let Some(previous) = frame.redundant {
             self.jitter.push_redundant(frame.seq.wrapping_sub(1), previous);
         }
@@ -243,6 +249,7 @@ impl MemberVoice {
             Playout::Frame(packet) => self.decoder.decode(&packet),
             Playout::Fec(next) => self.decoder.decode_fec(&next),
             Playout::Conceal => self.decoder.conceal(),
+            Playout::Wait => self.decoder.conceal_for(SAMPLE_RATE as usize * jitter::WAIT_MS as usize / 1000),
             Playout::Silence => return false,
         };
         self.pcm.extend_from_slice(pcm);

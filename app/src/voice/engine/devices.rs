@@ -112,7 +112,8 @@ impl Engine {
     fn grow_capture_blocks(&mut self) {
         let Some(capture) = &self.capture else { return };
         let overruns = capture.status.overruns.load(Ordering::Relaxed);
-        let Some(larger) = CAPTURE_BLOCKS_MS.iter().copied().find(|ms| capture.block_ms.is_some_and(|b| *ms > b))
+        let Some(larger) =
+            CAPTURE_BLOCKS_MS.iter().copied().find(|ms| capture.block_ms.is_some_and(|b| *ms > b))
         else {
             return;
         };

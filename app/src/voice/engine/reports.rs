@@ -71,7 +71,10 @@ impl Engine {
             output: self.mixer.as_ref().map(|_| self.config.output.describe()),
             input_level_db: self.dsp.as_ref().map_or(-90.0, |d| d.level_db()),
             input_overruns: self.input_overruns
-                + self.capture.as_ref().map_or(0, |c| c.status.overruns.load(std::sync::atomic::Ordering::Relaxed)),
+                + self
+                    .capture
+                    .as_ref()
+                    .map_or(0, |c| c.status.overruns.load(std::sync::atomic::Ordering::Relaxed)),
             input_block_ms: self.capture.as_ref().map_or(0.0, |c| {
                 c.status.largest_block.swap(0, std::sync::atomic::Ordering::Relaxed) as f32 * 1000.0
                     / c.rate as f32
