@@ -94,21 +94,18 @@ impl NodeConfig {
     /// Where the voice datagram endpoint listens: the IP of the first QUIC address this node
     /// listens on (every interface by default; loopback in tests).
     fn voice_addr(&self) -> std::net::SocketAddr {
-        let ip = self.listen_addrs().iter().find_map(|addr| {
-            let mut parts = addr.iter();
-            let ip = match parts.next()? {
-                Protocol::Ip4(ip) => std::net::IpAddr::V4(ip),
-                Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
-                _ => return None,
-            };
-            matches!(parts.next()?, Protocol::Udp(_)).then_some(ip)
-        });
+        let ip = self.listen_ip(|p| matches!(p, Protocol::Udp(_)));
         std::net::SocketAddr::new(ip.unwrap_or(std::net::Ipv4Addr::UNSPECIFIED.into()), self.voice_port)
     }
 
     /// Where direct transfer channels listen: the IP of the first TCP address this node listens
     /// on (every interface by default; loopback in tests).
     fn direct_ip(&self) -> Option<std::net::IpAddr> {
+        self.listen_ip(|p| matches!(p, Protocol::Tcp(_)))
+    }
+
+    /// The IP of the first address this node listens on whose transport is `transport`.
+    fn listen_ip(&self, transport: impl Fn(&Protocol<'_>) -> bool) -> Option<std::net::IpAddr> {
         self.listen_addrs().iter().find_map(|addr| {
             let mut parts = addr.iter();
             let ip = match parts.next()? {
@@ -116,7 +113,7 @@ impl NodeConfig {
                 Protocol::Ip6(ip) => std::net::IpAddr::V6(ip),
                 _ => return None,
             };
-            matches!(parts.next()?, Protocol::Tcp(_)).then_some(ip)
+            transport(&parts.next()?).then_some(ip)
         })
     }
 
