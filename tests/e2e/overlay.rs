@@ -225,8 +225,8 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
         assert!(settings.has_text(text), "{text} missing: {:?}", settings.texts());
     }
     // A new push-to-talk key: click it, press the key; shown, and saved.
-    settings.click_text(&x, "F9");
-    let waiting = Shot::until(&ana, "rebinding", |s| s.has_text("press a key… (Esc: keep)"));
+    let waiting =
+        settings.click_until(&ana, &x, "F9", "rebinding", |s| s.has_text("press a key… (Esc: keep)"));
     assert!(waiting.has_text("press a key… (Esc: keep)"), "{:?}", waiting.texts());
     focus(&x, "Partyline");
     key(&x, "F8");
