@@ -1,0 +1,336 @@
+//! The jitter buffer driven by simulated networks: delays, losses, reordering, drift, spikes.
+
+use std::time::Duration;
+
+use super::*;
+
+const FRAME: u32 = 20;
+
+/// Drives a buffer with frames sent every 20 ms × `clock` of the sender's clock, delivered after
+/// `delay(seq)` ms (None: lost), played every 20 ms of the receiver's. Returns what was played.
+fn run(frames: u32, clock: f64, delay: impl Fn(u32) -> Option<f64>) -> (Vec<Playout>, JitterBuffer) {
+    let (played, jb) = drive(frames, clock, delay, false);
+    (played.into_iter().map(|(_, p)| p).collect(), jb)
+}
+
+/// How many frames were played faster and slower.
+fn paces(played: &[(Pace, Playout)]) -> (usize, usize) {
+    let count = |pace| played.iter().filter(|(p, _)| *p == pace).count();
+    (count(Pace::Faster), count(Pace::Slower))
+}
+
+/// As [`run`], with the pace of each frame played; with `redundant` every frame carries a
+/// copy of the one before.
+fn drive(
+    frames: u32,
+    clock: f64,
+    delay: impl Fn(u32) -> Option<f64>,
+    redundant: bool,
+) -> (Vec<(Pace, Playout)>, JitterBuffer) {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    let mut arrivals: Vec<(f64, u32)> =
+        (0..frames).filter_map(|seq| delay(seq).map(|d| (f64::from(seq) * 20.0 * clock + d, seq))).collect();
+    arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let mut played = Vec::new();
+    let mut next_arrival = 0;
+    let end_ms = f64::from(frames) * 20.0 * clock + 2000.0;
+    let mut now_ms = 0.0;
+    while now_ms < end_ms {
+        while next_arrival < arrivals.len() && arrivals[next_arrival].0 <= now_ms {
+            let (at, seq) = arrivals[next_arrival];
+            let at = t0 + Duration::from_secs_f64(at / 1e3);
+            jb.push(seq, seq * 960, &seq.to_be_bytes(), false, at, Sent::Live);
+            if redundant && seq > 0 {
+                jb.push_redundant(seq - 1, &(seq - 1).to_be_bytes());
+            }
+            next_arrival += 1;
+        }
+        // The member's decoder takes about 8 ms (a pitch period) out of a frame played faster
+        // and puts as much into one played slower.
+        let pace = jb.pace();
+        let playout = jb.pop(t0 + Duration::from_secs_f64(now_ms / 1e3));
+        now_ms += match (&playout, pace) {
+            (Playout::Wait, _) => WAIT_MS,
+            (_, Pace::Steady) => 20.0,
+            (_, Pace::Faster) => 12.0,
+            (_, Pace::Slower) => 28.0,
+        };
+        played.push((pace, playout));
+    }
+    (played, jb)
+}
+
+fn frames_played(played: &[Playout]) -> Vec<u32> {
+    played
+        .iter()
+        .filter_map(|p| match p {
+            Playout::Frame(b) => Some(u32::from_be_bytes(b[..4].try_into().unwrap())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn steady_stream_plays_everything_in_order_with_little_delay() {
+    let (played, jb) = run(500, 1.0, |_| Some(30.0));
+    assert_eq!(frames_played(&played), (0..500).collect::<Vec<_>>());
+    let s = jb.stats();
+    assert_eq!((s.lost, s.late, s.dropped), (0, 0, 0));
+    assert!(jb.target_ms() <= 25.0, "target {} ms", jb.target_ms());
+}
+
+#[test]
+fn reordering_within_the_jitter_is_absorbed() {
+    // Every other pair of frames swaps places: 0..40 ms of jitter.
+    let (played, jb) = run(1000, 1.0, |seq| Some(if seq % 2 == 0 { 60.0 } else { 20.0 }));
+    let order = frames_played(&played);
+    let expected: Vec<u32> = (0..1000).collect();
+    // The first frames may be lost while the estimate learns the jitter; then nothing.
+    let late = jb.stats().late;
+    assert!(late <= 5, "{late} late frames");
+    assert_eq!(&order[order.len() - 900..], &expected[100..], "in order once learned");
+    assert!(jb.target_ms() >= 40.0 && jb.target_ms() <= 80.0, "target {} ms", jb.target_ms());
+}
+
+#[test]
+fn isolated_losses_take_the_fec_path_and_bursts_conceal() {
+    // 5% isolated loss, then a burst of 3.
+    let lost = |seq: u32| (seq % 20 == 7 && seq < 400) || (400..403).contains(&seq);
+    let (played, jb) = run(500, 1.0, |seq| if lost(seq) { None } else { Some(25.0) });
+    let s = jb.stats();
+    assert_eq!(s.lost, 20 + 3);
+    // Isolated losses: the next frame is there, so FEC; in the burst only the last one has a
+    // next frame.
+    assert_eq!(s.fec, 20 + 1);
+    assert_eq!(played.iter().filter(|p| matches!(p, Playout::Fec(_))).count(), 21);
+    let fec_for: Vec<u32> = played
+        .iter()
+        .filter_map(|p| match p {
+            Playout::Fec(b) => Some(u32::from_be_bytes(b[..4].try_into().unwrap())),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        fec_for.iter().all(|next| lost(next - 1) && !lost(*next)),
+        "FEC comes from the frame after the loss"
+    );
+    // One frame may be dropped afterwards to win back the delay the burst added.
+    assert_eq!(frames_played(&played).len() as u64 + s.dropped, 500 - 23);
+}
+
+#[test]
+fn copies_in_the_next_frame_rebuild_isolated_losses_exactly() {
+    // The same losses as above, with every frame carrying the one before.
+    let lost = |seq: u32| (seq % 20 == 7 && seq < 400) || (400..403).contains(&seq);
+    let (played, jb) = drive(500, 1.0, |seq| if lost(seq) { None } else { Some(25.0) }, true);
+    let played: Vec<Playout> = played.into_iter().map(|(_, p)| p).collect();
+    let s = jb.stats();
+    // Isolated losses and the last of the burst come back from the copies; the first two of
+    // the burst had no surviving copy and fall to FEC (the second) and concealment (the first).
+    assert_eq!(s.recovered, 20 + 1);
+    assert_eq!((s.lost, s.fec), (2, 1));
+    let order = frames_played(&played);
+    let expected: Vec<u32> = (0..500).filter(|seq| !(400..402).contains(seq)).collect();
+    assert_eq!(order.len() as u64 + s.dropped, expected.len() as u64);
+    assert!(order.iter().all(|seq| expected.contains(seq)), "only frames that were sent or copied");
+    assert!(order.contains(&7) && order.contains(&402), "rebuilt frames are played as frames");
+    // A copy of a frame that is here or already played changes nothing.
+    let mut jb = JitterBuffer::new(FRAME);
+    let now = Instant::now();
+    jb.push(0, 0, &[0], false, now, Sent::Live);
+    jb.push(1, 960, &[1], false, now, Sent::Live);
+    jb.push_redundant(0, &[9]);
+    assert_eq!(jb.stats().recovered, 0);
+    while jb.pop(now + Duration::from_millis(100)) != Playout::Frame(vec![1]) {}
+    jb.push_redundant(0, &[9]);
+    jb.push_redundant(1, &[9]);
+    assert_eq!(jb.stats().recovered, 0);
+    assert_eq!(jb.level(), 0);
+}
+
+#[test]
+fn losses_hold_one_frame_more_so_that_copies_come_in_time() {
+    // 5% isolated loss with copies in the next frame, on a network without jitter: the copy
+    // of every lost frame is there when its turn comes, nothing is concealed.
+    let lost = |seq: u32| seq % 20 == 7;
+    let (played, jb) = drive(1000, 1.0, |seq| if lost(seq) { None } else { Some(25.0) }, true);
+    let s = jb.stats();
+    assert!(jb.target_ms() >= 40.0, "target {} ms", jb.target_ms());
+    assert!(s.recovered >= 45, "{s:?}");
+    let late_in_the_run =
+        played[300..900].iter().filter(|(_, p)| matches!(p, Playout::Wait | Playout::Conceal)).count();
+    assert_eq!(late_in_the_run, 0, "{s:?}");
+}
+
+#[test]
+fn retransmitted_frames_do_not_raise_the_delay() {
+    // 5% of frames arrive 120 ms late (a retransmission after a loss), the rest on time: the
+    // delay stays small and those frames are recovered (FEC) rather than waited for.
+    let (_, jb) = run(1000, 1.0, |seq| Some(if seq % 20 == 3 { 145.0 } else { 25.0 }));
+    // They count as lost, which holds one frame more, not 120 ms more.
+    assert!(jb.target_ms() <= 40.0, "target {} ms", jb.target_ms());
+    let s = jb.stats();
+    assert!(s.fec >= 45 && s.late >= 45, "{s:?}");
+}
+
+#[test]
+fn sender_clock_drift_is_absorbed_by_playing_faster_or_slower() {
+    for clock in [0.99, 1.01] {
+        let (played, jb) = drive(3000, clock, |_| Some(30.0), false);
+        let s = jb.stats();
+        let (faster, slower) = paces(&played);
+        let played: Vec<Playout> = played.into_iter().map(|(_, p)| p).collect();
+        // A fast sender's surplus is played faster, a slow sender's shortfall slower: every
+        // frame is played, none is late or dropped.
+        assert_eq!((s.late, s.dropped), (0, 0), "clock {clock}: {s:?}");
+        assert_eq!(frames_played(&played).len(), 3000, "clock {clock}: {s:?}");
+        if clock < 1.0 {
+            assert!(faster >= 30 && slower <= 5, "clock {clock}: {faster} faster, {slower} slower");
+        } else {
+            assert!(slower >= 30 && faster <= 5, "clock {clock}: {faster} faster, {slower} slower");
+        }
+    }
+}
+
+#[test]
+fn catches_up_after_a_delay_spike() {
+    // Frames 200..215 are held up until 300 ms, then arrive at once.
+    let (played, jb) = drive(
+        1000,
+        1.0,
+        |seq| Some(if (200..215).contains(&seq) { 30.0 + 300.0 - f64::from(seq - 200) * 20.0 } else { 30.0 }),
+        false,
+    );
+    let s = jb.stats();
+    let (faster, _) = paces(&played);
+    assert_eq!(s.lost + s.late, 0, "a spike is a delay, not a loss: {s:?}");
+    assert!(faster >= 5, "caught up by playing faster: {faster}");
+    assert!(s.dropped < 10, "and dropping few frames if any: {s:?}");
+    assert!(
+        played.iter().filter(|(_, p)| matches!(p, Playout::Wait)).count() >= 3,
+        "stretched during the spike"
+    );
+    // Back to a small delay: the last frames play steadily.
+    assert!(played[played.len() - 150..played.len() - 110].iter().all(|(p, _)| *p == Pace::Steady));
+}
+
+#[test]
+fn a_look_back_plays_faster_and_does_not_raise_the_delay() {
+    // Five talk spurts of 40 frames, 2 s apart; each starts with 3 frames of look-back sent
+    // at once with the first live frame. Played every 20 ms, 12 ms when faster (as above).
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    let mut arrivals = Vec::new();
+    let mut seq = 0u32;
+    for spurt in 0..5u32 {
+        let start = f64::from(spurt) * 2000.0;
+        for i in 0..43u32 {
+            let lookback = i < 3;
+            let sent = if lookback { start + 60.0 } else { start + f64::from(i - 3) * 20.0 + 60.0 };
+            let ts = (spurt * 100 + i) * 960;
+            arrivals.push((sent + 25.0, seq, ts, lookback, i == 42));
+            seq += 1;
+        }
+    }
+    let (mut now, mut next, mut faster, mut played) = (0.0, 0, 0, 0);
+    while now < 10_500.0 {
+        while next < arrivals.len() && arrivals[next].0 <= now {
+            let (at, seq, ts, lookback, end) = arrivals[next];
+            let sent = if lookback { Sent::LookBack { quiet: false } } else { Sent::Live };
+            jb.push(seq, ts, &[0], end, t0 + Duration::from_secs_f64(at / 1e3), sent);
+            next += 1;
+        }
+        let pace = jb.pace();
+        faster += usize::from(pace == Pace::Faster);
+        played += usize::from(matches!(jb.pop(t0 + Duration::from_secs_f64(now / 1e3)), Playout::Frame(_)));
+        now += if pace == Pace::Faster { 12.0 } else { 20.0 };
+    }
+    assert_eq!(played, 5 * 43, "every frame played");
+    assert!(jb.target_ms() <= 25.0, "the look-back is not jitter: target {} ms", jb.target_ms());
+    assert!(faster >= 5, "the backlog was played faster: {faster}");
+    assert_eq!(jb.stats().dropped, 0);
+}
+
+#[test]
+fn quiet_look_back_is_left_out() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    for seq in 0..3 {
+        jb.push(seq, seq * 960, &[seq as u8], false, t0, Sent::LookBack { quiet: seq < 2 });
+    }
+    jb.push(3, 3 * 960, &[3], false, t0, Sent::Live);
+    assert_eq!(jb.pop(t0), Playout::Frame(vec![2]), "from the look-back with sound in it");
+    assert_eq!(jb.stats().skipped, 2);
+}
+
+#[test]
+fn a_flood_cannot_grow_the_buffer() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    for seq in 0..10_000 {
+        jb.push(seq, seq * 960, &[0; 100], false, t0, Sent::Live);
+    }
+    assert!(jb.packets.len() <= CAPACITY);
+    assert_eq!(jb.stats().overflow, 10_000 - CAPACITY as u64);
+}
+
+#[test]
+fn sequence_numbers_wrap() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    let mut order = Vec::new();
+    for (i, seq) in (u32::MAX - 3..=u32::MAX).chain(0..4).enumerate() {
+        let at = t0 + Duration::from_millis(20 * i as u64);
+        jb.push(seq, seq.wrapping_mul(960), &[i as u8], false, at, Sent::Live);
+        if let Playout::Frame(b) = jb.pop(at + Duration::from_millis(10)) {
+            order.push(b[0]);
+        }
+    }
+    assert_eq!(order, (0..8).collect::<Vec<u8>>());
+}
+
+#[test]
+fn a_restarted_sender_is_heard_again_at_once() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    let at = |ms: u64| t0 + Duration::from_millis(ms);
+    for i in 0..200u32 {
+        jb.push(5000 + i, (5000 + i) * 960, &[1], false, at(20 * u64::from(i)), Sent::Live);
+        let _ = jb.pop(at(20 * u64::from(i) + 10));
+    }
+    // The sender restarts: its numbers begin at 0 again.
+    let mut heard = 0;
+    for i in 0..20u32 {
+        jb.push(i, i * 960, &[2], false, at(4000 + 20 * u64::from(i)), Sent::Live);
+        if jb.pop(at(4000 + 20 * u64::from(i) + 10)) == Playout::Frame(vec![2]) {
+            heard += 1;
+        }
+    }
+    assert!(heard >= 18, "heard {heard} of 20 frames after the restart");
+}
+
+#[test]
+fn a_jump_ahead_is_skipped_not_concealed() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    jb.push(0, 0, &[0], false, t0, Sent::Live);
+    assert_eq!(jb.pop(t0 + Duration::from_millis(30)), Playout::Frame(vec![0]));
+    jb.push(1_000_000, 0, &[9], false, t0 + Duration::from_millis(40), Sent::Live);
+    let outs: Vec<Playout> = (0..3).map(|i| jb.pop(t0 + Duration::from_millis(50 + 20 * i))).collect();
+    assert!(outs.contains(&Playout::Frame(vec![9])), "{outs:?}");
+    assert!(jb.level() <= 2);
+}
+
+#[test]
+fn end_of_talk_returns_to_silence() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    jb.push(0, 0, &[1], false, t0, Sent::Live);
+    jb.push(1, 960, &[2], true, t0, Sent::Live);
+    let outs: Vec<Playout> = (0..4).map(|i| jb.pop(t0 + Duration::from_millis(100 + 20 * i))).collect();
+    assert_eq!(
+        outs,
+        vec![Playout::Frame(vec![1]), Playout::Frame(vec![2]), Playout::Silence, Playout::Silence]
+    );
+}
