@@ -291,6 +291,13 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // PARTYLINE_KEEP_LOGS=DIR keeps each process's log (with PARTYLINE_TEST_LOG to choose
+        // what it logs), for looking into a run.
+        if let Some(dir) = std::env::var_os("PARTYLINE_KEEP_LOGS") {
+            let log = format!("{}.stderr", self.name);
+            let kept = Path::new(&dir).join(format!("{}-{}", self.child.id(), log));
+            let _ = std::fs::copy(self.home.join(&log), kept);
+        }
     }
 }
 

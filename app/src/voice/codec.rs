@@ -95,6 +95,12 @@ impl Decoder {
         Ok(Self { inner, pcm: vec![0.0; 5760], frame: frame_samples })
     }
 
+    /// The member's frame length (samples), as its time stamps show it: what FEC and concealment
+    /// make up for a lost frame.
+    pub(crate) fn set_frame_samples(&mut self, samples: usize) {
+        self.frame = samples.clamp(120, self.pcm.len());
+    }
+
     /// Decodes a packet; a malformed one is concealed instead.
     pub(crate) fn decode(&mut self, packet: &[u8]) -> &[f32] {
         match self.inner.decode_float(Some(packet), &mut self.pcm[..], false) {

@@ -1,18 +1,22 @@
 //! A per-member adaptive jitter buffer.
 //!
-//! Frames arrive out of order, late, or not at all; the output device asks for one frame's worth
-//! of audio at a time. The buffer answers each request with what to decode: the next frame, the
-//! forward-error-correction copy carried by the frame after a lost one, a concealment (packet loss
-//! concealment), or silence.
+//! Frames arrive out of order, late, or not at all; the output asks for audio as it plays. The
+//! buffer answers each request with what to decode: the next frame, the forward-error-correction
+//! copy carried by the frame after a lost one, a concealment (packet loss concealment), or
+//! silence.
 //!
-//! How much to buffer follows the network, in the spirit of WebRTC NetEq: each frame's *relative
-//! delay* (its transit time minus the smallest transit time seen lately) goes into a histogram that
-//! slowly forgets; the target delay is its 95th percentile. When more is buffered than the target
-//! (after a delay spike, a talk spurt that began with the audio from before the gate opened, or a
-//! sender's clock that runs fast) the buffer asks to play [`Pace::Faster`]; when less (a spike, a
-//! slow sender clock) [`Pace::Slower`]: the member's decoder then takes a pitch period out of the
-//! audio or puts one in (`stretch`), so the delay moves in steps no one hears. Only far over its
-//! target, when that was not enough, does it drop whole frames.
+//! Play-out follows the talker's sample clock, as an RTP receiver's does: every frame is *due*
+//! at its time stamp plus the smallest transit seen lately (`delay`), and each frame is played a
+//! fixed time after it was due: the *target*, the jitter the member's frames show (the 95th
+//! percentile of how much later than due they came, as WebRTC NetEq estimates it) plus the audio
+//! the output keeps ready. A talk spurt starts when its first frame has waited out the target, so
+//! every spurt has the same delay, whenever its frames came. While playing, how long after it
+//! was due the next frame will be heard is measured at each request; when that is more than the
+//! target (after a delay spike, a talk spurt that began with the audio from before the gate
+//! opened, a sender's clock that runs fast) the buffer asks to play [`Pace::Faster`], when less
+//! [`Pace::Slower`]: the member's decoder then takes a pitch period out of the audio or puts one
+//! in (`stretch`), so the delay moves in steps no one hears. Only far over its target does it
+//! drop whole frames.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -22,12 +26,17 @@ use super::delay::DelayEstimator;
 /// Frames buffered per member at most (two seconds of 20 ms frames): a flooding sender cannot
 /// grow it further.
 pub(crate) const CAPACITY: usize = 100;
-/// Extra frames tolerated above the target before playing faster, and over how many frame periods
-/// the buffer must stay that full (its minimum level) to count.
-const FASTER_MARGIN: u64 = 1;
-const LEVEL_WINDOW: usize = 10;
-/// Frames above the target, over a whole window, past which frames are dropped to catch up.
-const DROP_MARGIN: u64 = 4;
+/// How much later than its target (ms) frames may be heard before playing faster, and how much
+/// sooner before playing slower. A pitch period taken out or put in moves the delay by 2.5 to
+/// 15 ms, so a narrower band would swing around the target; sooner is nearer to frames not
+/// being there in time, so that side is narrow.
+const LATER_MS: f64 = 7.5;
+const SOONER_MS: f64 = 2.5;
+/// Past its target by this much, frames are dropped to catch up (playing faster would take
+/// seconds).
+const DROP_OVER_MS: f64 = 100.0;
+/// A frame that arrived is seen by the voice thread up to one of its ticks later.
+const TICK_MS: f64 = 5.0;
 /// How long to conceal when nothing arrives before giving up (silence until the next frame).
 const MAX_EXPAND_MS: f64 = 100.0;
 /// Recent loss (a moving average over about 200 frames) above which the target holds one frame
@@ -38,15 +47,25 @@ const LOSS_AVERAGING: f64 = 1.0 / 200.0;
 pub(crate) const WAIT_MS: f64 = 5.0;
 /// A gap this long (frames) before the next frame here is skipped at once rather than concealed.
 const MAX_GAP: u64 = 25;
+/// 48 kHz time stamps.
+const SAMPLES_PER_MS: f64 = 48.0;
 
-/// How fast to play what the buffer holds, for its level to meet the target.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How fast to play what the buffer holds, for the delay to meet the target.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) enum Pace {
     Steady,
-    /// More is buffered than needed: shorten what is played.
-    Faster,
-    /// Less is buffered than needed: lengthen it.
-    Slower,
+    /// Heard later than the target: shorten what is played, by at most this much (ms).
+    Faster(f64),
+    /// Heard sooner than the target: lengthen it, by at most this much (ms).
+    Slower(f64),
+}
+
+/// What the output holds ahead of what the buffer hands out next: decoded audio waiting to be
+/// played, and how much it keeps ready at least (both ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct Ahead {
+    pub(crate) queued_ms: f64,
+    pub(crate) ready_ms: f64,
 }
 
 /// What to play for the next frame period.
@@ -63,6 +82,19 @@ pub(crate) enum Playout {
     Wait,
     /// Not talking: play silence.
     Silence,
+}
+
+impl Playout {
+    /// What it is, for logs.
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Frame(_) => "frame",
+            Self::Fec(_) => "fec",
+            Self::Conceal => "conceal",
+            Self::Wait => "wait",
+            Self::Silence => "silence",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -86,9 +118,12 @@ pub(crate) struct JitterStats {
 }
 
 struct Packet {
+    /// The sender's time stamp, extended to 64 bits (48 kHz samples).
+    ts: i64,
     payload: Vec<u8>,
     end: bool,
-    /// Look-back with nothing to hear in it: skipped when a spurt starts with it.
+    /// Look-back with nothing to hear in it: skipped at a spurt's start while what follows it
+    /// is still in time.
     quiet_lookback: bool,
     /// Rebuilt from the copy the next frame carried: the frame itself was lost.
     rebuilt: bool,
@@ -111,20 +146,27 @@ enum State {
 }
 
 pub(crate) struct JitterBuffer {
-    frame_ms: f64,
-    samples_per_ms: f64,
+    /// The member's frame length, learned from its time stamps (at first, our own); and the
+    /// last step seen between neighbouring frames, how many times in a row.
+    frame_samples: i64,
+    length_seen: (i64, u8),
     packets: BTreeMap<u64, Packet>,
     /// Next sequence number to play (extended to 64 bits).
     next: u64,
     highest: Option<u64>,
+    /// The last frame played (or given up): its sequence number and time stamp.
+    last_played: Option<(u64, i64)>,
+    /// The newest time stamp seen, as sent and extended.
+    newest_ts: Option<(u32, i64)>,
     state: State,
     /// When the first frame buffered while idle arrived.
     spurt_arrival: Option<Instant>,
     missing_in_a_row: u32,
-    /// Levels at the last pops (a sliding window), to tell a lasting excess from a burst.
-    levels: std::collections::VecDeque<u64>,
     /// Share of frames lost lately (moving average).
     loss: f64,
+    /// How much later than the target the last frame was heard (ms, within the band): the next
+    /// talk spurt starts there too, so that it is heard exactly as late as the one before.
+    carried_ms: f64,
     delay: DelayEstimator,
     stats: JitterStats,
 }
@@ -132,16 +174,18 @@ pub(crate) struct JitterBuffer {
 impl JitterBuffer {
     pub(crate) fn new(frame_ms: u32) -> Self {
         Self {
-            frame_ms: f64::from(frame_ms),
-            samples_per_ms: 48.0,
+            frame_samples: i64::from(frame_ms) * SAMPLES_PER_MS as i64,
+            length_seen: (0, 0),
             packets: BTreeMap::new(),
             next: 0,
             highest: None,
+            last_played: None,
+            newest_ts: None,
             state: State::Idle,
             spurt_arrival: None,
             missing_in_a_row: 0,
-            levels: std::collections::VecDeque::with_capacity(LEVEL_WINDOW),
             loss: 0.0,
+            carried_ms: 0.0,
             delay: DelayEstimator::new(),
             stats: JitterStats::default(),
         }
@@ -151,12 +195,22 @@ impl JitterBuffer {
         self.stats
     }
 
-    /// Target delay in milliseconds: the jitter this member's frames show, plus one frame; and
-    /// one more while frames get lost, so that the frame after a lost one (which carries its copy
-    /// and its FEC) is usually here when the lost one's turn comes.
+    /// The member's frame length (ms), as its time stamps show it.
+    pub(crate) fn frame_ms(&self) -> f64 {
+        self.frame_samples as f64 / SAMPLES_PER_MS
+    }
+
+    /// How long after it was due a frame is heard, at the target (ms), not counting what the
+    /// output keeps ready: the jitter this member's frames show and the voice thread's tick; and
+    /// a frame more while frames get lost, so that the frame after a lost one (which carries its
+    /// copy and its FEC) is usually here when the lost one's turn comes.
     pub(crate) fn target_ms(&self) -> f64 {
         let lossy = self.loss > LOSSY;
-        self.delay.quantile_ms() + self.frame_ms * if lossy { 2.0 } else { 1.0 }
+        self.delay.quantile_ms() + TICK_MS + if lossy { self.frame_ms() } else { 0.0 }
+    }
+
+    fn target_with(&self, ahead: Ahead) -> f64 {
+        self.target_ms() + ahead.ready_ms
     }
 
     /// Counts one frame's turn: whether the frame itself had been lost.
@@ -169,24 +223,45 @@ impl JitterBuffer {
         self.delay.quantile_ms()
     }
 
-    fn target_frames(&self) -> u64 {
-        ((self.target_ms() / self.frame_ms).ceil() as u64).clamp(1, CAPACITY as u64 / 2)
+    /// The time stamp of frame `seq`: its own, or counted in frames from the nearest frame after
+    /// it that is here (the same talk spurt), else from the last one played.
+    fn ts_of(&self, seq: u64) -> Option<i64> {
+        if let Some(p) = self.packets.get(&seq) {
+            return Some(p.ts);
+        }
+        let steps = |from: u64| seq as i64 - from as i64;
+        self.packets
+            .range(seq..)
+            .next()
+            .map(|(&s, p)| p.ts + steps(s) * self.frame_samples)
+            .or_else(|| self.last_played.map(|(s, ts)| ts + steps(s) * self.frame_samples))
     }
 
-    /// The least buffered over the last window of pops (0 until the window is full).
-    fn lowest_recent_level(&self) -> u64 {
-        if self.levels.len() < LEVEL_WINDOW { 0 } else { self.levels.iter().copied().min().unwrap_or(0) }
+    /// How long after it was due frame `seq` will be heard if it is handed out now: the output
+    /// plays what it holds first (ms; `None` before anything was heard).
+    fn heard_after_due(&self, seq: u64, now: Instant, ahead: Ahead) -> Option<f64> {
+        let ts = self.ts_of(seq)?;
+        Some(self.delay.since_due_ms(ts as f64 / SAMPLES_PER_MS, now)? + ahead.queued_ms)
     }
 
-    /// How fast the next frames should play: faster while the buffer has stayed above its target
-    /// for a window of frames, slower while it is below.
-    pub(crate) fn pace(&self) -> Pace {
-        if self.state != State::Playing {
-            Pace::Steady
-        } else if self.lowest_recent_level() > self.target_frames() + FASTER_MARGIN {
-            Pace::Faster
-        } else if self.level() + 1 < self.target_frames() {
-            Pace::Slower
+    /// How much later than the target (ms) the next frame would be heard if handed out now.
+    pub(crate) fn over_target_ms(&self, now: Instant, ahead: Ahead) -> Option<f64> {
+        Some(self.heard_after_due(self.next, now, ahead)? - self.target_with(ahead))
+    }
+
+    /// How fast the next frames should play: faster while they would be heard later than the
+    /// target, slower while sooner (steady while the next frame is not here: nothing to stretch).
+    pub(crate) fn pace(&self, now: Instant, ahead: Ahead) -> Pace {
+        if self.state != State::Playing || !self.packets.contains_key(&self.next) {
+            return Pace::Steady;
+        }
+        let Some(heard) = self.heard_after_due(self.next, now, ahead) else { return Pace::Steady };
+        // Neither moves the delay past the other side of the band.
+        let over = heard - self.target_with(ahead);
+        if over > LATER_MS {
+            Pace::Faster(over + SOONER_MS)
+        } else if over < -SOONER_MS {
+            Pace::Slower(LATER_MS - over)
         } else {
             Pace::Steady
         }
@@ -216,6 +291,36 @@ impl JitterBuffer {
             .expect("three candidates")
     }
 
+    /// The 32-bit time stamp `ts` as the 64-bit one nearest to the newest seen.
+    fn extend_ts(&mut self, ts: u32) -> i64 {
+        let extended = match self.newest_ts {
+            None => i64::from(ts),
+            Some((raw, ext)) => ext + i64::from(ts.wrapping_sub(raw) as i32),
+        };
+        if self.newest_ts.is_none_or(|(_, ext)| extended > ext) {
+            self.newest_ts = Some((ts, extended));
+        }
+        extended
+    }
+
+    /// Learns the member's frame length from neighbouring frames' time stamps: the same step
+    /// three times in a row (frames around a pause of the talker's gate are further apart).
+    fn learn_frame_length(&mut self, seq: u64, ts: i64) {
+        let Some(before) = self.packets.get(&(seq.wrapping_sub(1))).filter(|p| !p.end) else { return };
+        let step = ts - before.ts;
+        // Opus frames are 2.5 to 60 ms long.
+        if !(120..=2880).contains(&step) || step % 120 != 0 {
+            return;
+        }
+        self.length_seen = match self.length_seen {
+            (s, n) if s == step => (s, n.saturating_add(1)),
+            _ => (step, 1),
+        };
+        if self.length_seen.1 >= 3 {
+            self.frame_samples = step;
+        }
+    }
+
     /// Files a frame that arrived at `arrival`.
     pub(crate) fn push(
         &mut self,
@@ -236,6 +341,7 @@ impl JitterBuffer {
             self.stats.duplicates += 1;
             return;
         }
+        let ts = self.extend_ts(ts);
         self.stats.received += 1;
         // Late frames are useless to play but tell how much to buffer, except when two or more
         // later frames came first: then it was lost and sent again (QUIC retransmits), and
@@ -243,7 +349,7 @@ impl JitterBuffer {
         // the next frame's FEC covers them.
         let overtaken = self.highest.is_some_and(|h| h >= seq + 2);
         if sent == Sent::Live && !overtaken {
-            self.delay.observe(ts, arrival, self.samples_per_ms);
+            self.delay.observe(ts as f64 / SAMPLES_PER_MS, arrival);
         }
         if self.state == State::Playing && seq < self.next {
             self.stats.late += 1;
@@ -256,8 +362,10 @@ impl JitterBuffer {
         if self.state == State::Idle && self.spurt_arrival.is_none() {
             self.spurt_arrival = Some(arrival);
         }
+        self.learn_frame_length(seq, ts);
         let quiet_lookback = sent == Sent::LookBack { quiet: true };
-        self.packets.insert(seq, Packet { payload: payload.to_vec(), end, quiet_lookback, rebuilt: false });
+        self.packets
+            .insert(seq, Packet { ts, payload: payload.to_vec(), end, quiet_lookback, rebuilt: false });
         self.highest = Some(self.highest.map_or(seq, |h| h.max(seq)));
     }
 
@@ -269,16 +377,25 @@ impl JitterBuffer {
         if played || self.packets.contains_key(&seq) || self.packets.len() >= CAPACITY {
             return;
         }
+        let Some(ts) = self.ts_of(seq) else { return };
         self.stats.recovered += 1;
         self.packets.insert(
             seq,
-            Packet { payload: payload.to_vec(), end: false, quiet_lookback: false, rebuilt: true },
+            Packet { ts, payload: payload.to_vec(), end: false, quiet_lookback: false, rebuilt: true },
         );
     }
 
-    /// What to play for the next frame period.
-    pub(crate) fn pop(&mut self, now: Instant) -> Playout {
-        if self.state == State::Idle && !self.start(now) {
+    /// Moves the play-out point past frame `seq` (played, dropped or given up).
+    fn passed(&mut self, seq: u64, ts: Option<i64>) {
+        if let Some(ts) = ts {
+            self.last_played = Some((seq, ts));
+        }
+        self.next = seq + 1;
+    }
+
+    /// What to play next, the output holding `ahead` of it.
+    pub(crate) fn pop(&mut self, now: Instant, ahead: Ahead) -> Playout {
+        if self.state == State::Idle && !self.start(now, ahead) {
             return Playout::Silence;
         }
         // The next frame here is far ahead (the sender skipped ahead, or a long outage): jump to it
@@ -289,21 +406,24 @@ impl JitterBuffer {
             self.stats.lost += (lowest - self.next).min(CAPACITY as u64);
             self.next = lowest;
         }
-        // Far too much buffered for a while, though playing faster: drop a frame to catch up (a
-        // frame that is here; a missing one is a loss, handled below).
-        if self.lowest_recent_level() > self.target_frames() + DROP_MARGIN
-            && self.packets.remove(&self.next).is_some()
+        // Far too late, though playing faster: drop a frame to catch up (a frame that is here; a
+        // missing one is a loss, handled below).
+        let over = self.heard_after_due(self.next, now, ahead).map(|h| h - self.target_with(ahead));
+        if let Some(over) = over {
+            self.carried_ms = over.clamp(-SOONER_MS, LATER_MS);
+        }
+        if over.is_some_and(|over| over > DROP_OVER_MS)
+            && let Some(packet) = self.packets.remove(&self.next)
         {
             self.stats.dropped += 1;
-            self.next += 1;
-            self.levels.clear();
+            self.passed(self.next, Some(packet.ts));
+            if packet.end {
+                self.go_idle(now);
+                return Playout::Silence;
+            }
         }
-        if self.levels.len() == LEVEL_WINDOW {
-            self.levels.pop_front();
-        }
-        self.levels.push_back(self.level());
         if let Some(packet) = self.packets.remove(&self.next) {
-            self.next += 1;
+            self.passed(self.next, Some(packet.ts));
             self.missing_in_a_row = 0;
             self.note_turn(packet.rebuilt);
             if packet.end {
@@ -316,7 +436,7 @@ impl JitterBuffer {
             // Lost (or hopelessly late): recover from the next frame's FEC if it is here.
             self.stats.lost += 1;
             self.note_turn(true);
-            self.next += 1;
+            self.passed(self.next, self.ts_of(self.next));
             self.missing_in_a_row = 0;
             if let Some(next) = self.packets.get(&self.next) {
                 self.stats.fec += 1;
@@ -341,6 +461,8 @@ impl JitterBuffer {
     fn restart(&mut self, seq: u64) {
         self.packets.clear();
         self.highest = None;
+        self.last_played = None;
+        self.newest_ts = None;
         self.state = State::Idle;
         self.spurt_arrival = None;
         self.missing_in_a_row = 0;
@@ -358,28 +480,38 @@ impl JitterBuffer {
         }
     }
 
-    /// Starts a talk spurt once the first frame has waited out the target delay.
-    fn start(&mut self, now: Instant) -> bool {
-        // A spurt starts where there is something to hear: quiet look-back is left out.
-        while self.packets.len() > 1 && self.packets.first_key_value().is_some_and(|(_, p)| p.quiet_lookback)
+    /// Starts a talk spurt once its first frame has waited out the target (and where in the band
+    /// around it the last spurt ended): every spurt is heard as long after it was spoken as the
+    /// one before. Quiet look-back at its start is left out while what follows it is still heard
+    /// in time.
+    fn start(&mut self, now: Instant, ahead: Ahead) -> bool {
+        let target = self.target_with(ahead) + self.carried_ms;
+        while let Some((&first, packet)) = self.packets.first_key_value()
+            && packet.quiet_lookback
+            && self.packets.range(first + 1..).next().is_some_and(|(&second, _)| {
+                self.heard_after_due(second, now, ahead).is_some_and(|heard| heard >= target)
+            })
         {
-            self.packets.pop_first();
+            self.packets.remove(&first);
             self.stats.skipped += 1;
         }
         let Some((&first, _)) = self.packets.first_key_value() else { return false };
-        let waited_ms =
-            self.spurt_arrival.map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64() * 1e3);
-        let buffered = self.packets.len() as u64;
-        if buffered < self.target_frames() && waited_ms + self.frame_ms < self.target_ms() {
+        let go = match self.heard_after_due(first, now, ahead) {
+            Some(heard) => heard >= target,
+            // Nothing to tell when frames are due yet (only look-back came so far).
+            None => {
+                let waited_ms = self
+                    .spurt_arrival
+                    .map_or(0.0, |at| now.saturating_duration_since(at).as_secs_f64() * 1e3);
+                waited_ms >= target
+            }
+        };
+        if !go {
             return false;
         }
         self.next = first;
         self.state = State::Playing;
         self.missing_in_a_row = 0;
-        // What is here at the start is no burst: it is the look-back a talker sends when its
-        // gate opens, to be played faster at once.
-        self.levels.clear();
-        self.levels.extend(std::iter::repeat_n(buffered, LEVEL_WINDOW));
         true
     }
 }

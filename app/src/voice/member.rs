@@ -2,39 +2,29 @@
 //! the mixer; plus what `/stats` and the loss reports say about it.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use partyline_protocol::voice::{Pose, VoiceFrame};
 
 use super::codec::{Decoder, SAMPLE_RATE};
-use super::jitter::{self, JitterBuffer, JitterStats, Pace, Playout, Sent};
+use super::jitter::{self, Ahead, JitterBuffer, JitterStats, Pace, Playout, Sent};
 use super::mix::PlaybackCounters;
+use super::ring::Ring;
 use super::stretch;
 
-/// Look-back this quiet (-dBov) or quieter has nothing to hear in it and is left out. Off (above
-/// any level) for now: at -45 dBov, leaving it out let the next frames' turns come before they
-/// did, concealing at every talk spurt's start (PESQ-WB through devices 3.28 against 3.75).
-const QUIET_LEVEL: u8 = partyline_protocol::voice::SILENT + 1;
+/// Look-back this quiet (-dBov) or quieter has nothing to hear in it: it is left out at a talk
+/// spurt's start as long as what follows is still heard in time (so the spurt starts with less to
+/// catch up on).
+const QUIET_LEVEL: u8 = 45;
 /// Talking shows for this long after the last talking frame, unless the talker said it stopped.
 const TALKING_TIMEOUT: Duration = Duration::from_millis(250);
-/// The most decoded audio kept ready for the audio thread, however often it ran dry (ms).
-const MAX_READY_MS: usize = 80;
-/// Each time the audio thread ran dry mid-talk, keep this much more ready (ms)...
-const READY_STEP_MS: usize = 5;
-/// ...and after this long without running dry, try one step less again.
-const READY_RELAX: Duration = Duration::from_secs(30);
-
 pub(crate) struct MemberVoice {
     pub(crate) name: String,
     jitter: JitterBuffer,
     decoder: Decoder,
     frame_samples: usize,
-    frame_ms: u32,
-    producer: rtrb::Producer<f32>,
-    counters: Arc<PlaybackCounters>,
-    ready: Ready,
+    ring: Ring,
     /// Latest frame flags: when a talking frame came, and whether the spurt ended.
     talking_until: Option<Instant>,
     pub(crate) speaking: bool,
@@ -65,35 +55,6 @@ struct Window {
     at: Option<Instant>,
 }
 
-/// How much decoded audio to keep in the ring for the audio thread, in samples: as little as
-/// works (each sample waiting there is latency), adapted to how the output device pulls. Starts
-/// at the least the engine's timing allows and grows whenever the ring ran dry while the member
-/// was talking (the device pulls bigger blocks than assumed, or this thread was late).
-struct Ready {
-    least: usize,
-    target: usize,
-    /// Underruns seen at the last play-out, and whether the member was playing then.
-    underruns: u64,
-    playing: bool,
-    last_raise: Option<Instant>,
-}
-
-impl Ready {
-    fn observe(&mut self, underruns: u64, playing: bool, now: Instant) {
-        let step = SAMPLE_RATE as usize * READY_STEP_MS / 1000;
-        if self.playing && playing && underruns > self.underruns {
-            self.target = (self.target + step).min(SAMPLE_RATE as usize * MAX_READY_MS / 1000);
-            self.last_raise = Some(now);
-        } else if self.target > self.least
-            && self.last_raise.is_some_and(|at| now.duration_since(at) > READY_RELAX)
-        {
-            self.target = (self.target - step).max(self.least);
-            self.last_raise = Some(now);
-        }
-        (self.underruns, self.playing) = (underruns, playing);
-    }
-}
-
 /// A member's reception over the last window.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Reception {
@@ -119,10 +80,7 @@ impl MemberVoice {
             jitter: JitterBuffer::new(frame_ms),
             decoder: Decoder::new(frame_samples)?,
             frame_samples,
-            frame_ms,
-            producer,
-            counters,
-            ready: Ready { least: ready, target: ready, underruns: 0, playing: false, last_raise: None },
+            ring: Ring::new(producer, counters, ready),
             talking_until: None,
             speaking: false,
             pose: None,
@@ -146,8 +104,7 @@ impl MemberVoice {
         counters: Arc<PlaybackCounters>,
         ready: usize,
     ) {
-        (self.producer, self.counters) = (producer, counters);
-        self.ready = Ready { least: ready, target: ready, underruns: 0, playing: false, last_raise: None };
+        self.ring.replace(producer, counters, ready);
     }
 
     pub(crate) fn receive(&mut self, frame: &VoiceFrame<'_>, framed_len: usize, arrival: Instant) {
@@ -187,12 +144,12 @@ impl MemberVoice {
     /// buffer keeps time and the member can be heard again at once.
     pub(crate) fn pass_over(&mut self, now: Instant) {
         let since = *self.passed_until.get_or_insert(now);
-        let frame = Duration::from_millis(u64::from(self.frame_ms));
+        let frame = Duration::from_secs_f64(self.jitter.frame_ms() / 1e3);
         let mut until = since;
         while until + frame <= now {
             until += frame;
             self.decoder_stale = true;
-            if self.jitter.pop(now) == Playout::Silence {
+            if self.jitter.pop(now, Ahead::default()) == Playout::Silence {
                 until = now;
             }
         }
@@ -210,14 +167,13 @@ impl MemberVoice {
             }
             self.decoder_stale = false;
         }
+        self.ring.observe(now, self.jitter.is_playing());
         self.decode_ahead(now);
-        self.ready.observe(self.underruns(), self.jitter.is_playing(), now);
     }
 
     fn decode_ahead(&mut self, now: Instant) {
-        let capacity = self.producer.buffer().capacity();
-        while capacity - self.producer.slots() < self.ready.target {
-            let pace = self.jitter.pace();
+        while self.ring.wants_more() {
+            let pace = self.jitter.pace(now, self.ahead(now));
             // Not talking: let the ring run dry (the mixer plays silence), so the next talk
             // spurt starts with no backlog.
             if !self.decode_next(now) {
@@ -225,29 +181,50 @@ impl MemberVoice {
             }
             // Playing faster cuts a pitch period from this frame and the next (two frames, so
             // that the longest periods fit); slower adds one to this frame.
+            let samples = |ms: f64| (ms * f64::from(SAMPLE_RATE) / 1e3) as usize;
             match pace {
-                Pace::Faster if self.jitter.level() > 0 && self.decode_next(now) => {
-                    self.time_scaled.0 += stretch::accelerate(&mut self.pcm) as u64;
+                Pace::Faster(most) if self.jitter.level() > 0 && self.decode_next(now) => {
+                    self.time_scaled.0 += stretch::accelerate(&mut self.pcm, samples(most)) as u64;
                 }
-                Pace::Slower => self.time_scaled.1 += stretch::expand(&mut self.pcm) as u64,
+                Pace::Slower(most) => {
+                    self.time_scaled.1 += stretch::expand(&mut self.pcm, samples(most)) as u64
+                }
                 _ => {}
             }
             let short = self.pcm.len() < self.frame_samples / 2;
-            for s in self.pcm.drain(..) {
-                if self.producer.push(s).is_err() {
-                    break;
-                }
-            }
-            self.pcm.clear();
+            self.ring.push(&mut self.pcm);
             if short {
                 return;
             }
         }
     }
 
+    /// What the output holds ahead of the next frame: the ring and what is decoded on its way
+    /// there.
+    fn ahead(&self, now: Instant) -> Ahead {
+        Ahead { queued_ms: self.ring.queued_ms(now, self.pcm.len()), ready_ms: self.ring.ready_ms() }
+    }
+
     /// Decodes what the jitter buffer says to play next onto `pcm`; false when it says silence.
     fn decode_next(&mut self, now: Instant) -> bool {
-        let pcm = match self.jitter.pop(now) {
+        self.decoder.set_frame_samples((self.jitter.frame_ms() * f64::from(SAMPLE_RATE) / 1e3) as usize);
+        let ahead = self.ahead(now);
+        let over = self.jitter.over_target_ms(now, ahead);
+        let playout = self.jitter.pop(now, ahead);
+        if tracing::enabled!(target: "partyline::voice::playout", tracing::Level::TRACE) {
+            tracing::trace!(
+                target: "partyline::voice::playout",
+                member = %self.name,
+                over_ms = over.unwrap_or(f64::NAN),
+                queued_ms = ahead.queued_ms,
+                ready_ms = ahead.ready_ms,
+                target_ms = self.jitter.target_ms(),
+                level = self.jitter.level(),
+                playout = playout.kind(),
+                underruns = self.underruns(),
+            );
+        }
+        let pcm = match playout {
             Playout::Frame(packet) => self.decoder.decode(&packet),
             Playout::Fec(next) => self.decoder.decode_fec(&next),
             Playout::Conceal => self.decoder.conceal(),
@@ -268,23 +245,22 @@ impl MemberVoice {
     /// Whether there is audio to mix: a talk spurt plays (and is mixed), or audio still waits in
     /// the ring.
     pub(crate) fn has_audio(&self) -> bool {
-        (self.mixed && self.jitter.is_playing()) || self.producer.slots() < self.producer.buffer().capacity()
+        (self.mixed && self.jitter.is_playing()) || self.ring.level() > 0
     }
 
     /// Whether it is talking or has audio left to play: a candidate for mixing.
     pub(crate) fn audible(&self) -> bool {
-        self.jitter.is_playing() || self.producer.slots() < self.producer.buffer().capacity()
+        self.jitter.is_playing() || self.ring.level() > 0
     }
 
     /// Audio waiting for the listener: jitter buffer plus the ring to the mixer, in ms.
     pub(crate) fn buffered_ms(&self) -> f32 {
-        self.jitter.level() as f32 * self.frame_ms as f32 + self.ring_ms()
+        (self.jitter.level() as f64 * self.jitter.frame_ms()) as f32 + self.ring_ms()
     }
 
     /// Decoded audio waiting in the ring to the mixer, in ms.
     pub(crate) fn ring_ms(&self) -> f32 {
-        let ring = self.producer.buffer().capacity() - self.producer.slots();
-        ring as f32 * 1000.0 / SAMPLE_RATE as f32
+        self.ring.level_ms() as f32
     }
 
     pub(crate) fn stats(&self) -> JitterStats {
@@ -292,7 +268,7 @@ impl MemberVoice {
     }
 
     pub(crate) fn underruns(&self) -> u64 {
-        self.counters.underruns.load(Ordering::Relaxed)
+        self.ring.underruns()
     }
 
     /// Reception since the last call, which starts a new window.
@@ -399,45 +375,16 @@ mod tests {
         choose_loudest(&mut members, 2, now, &mut scores);
         assert_eq!(mixed(&members), [0, 1]);
         // One passed over keeps time: a second later (50 frames' turns) it holds only the frames
-        // that came ahead of their turn (55 came at once).
+        // whose turn has not come (55 came at once, the last 160 ms before they were spoken).
         let passed = members.get_mut(&2).unwrap();
         hear(passed, 5..60, 30, t0);
         for ms in (0..1000).step_by(5) {
             passed.pass_over(now + Duration::from_millis(ms));
         }
-        assert!(passed.jitter.level() <= 6, "level {}", passed.jitter.level());
+        assert!(passed.jitter.level() <= 8, "level {}", passed.jitter.level());
         assert!(passed.decoder_stale);
         passed.mixed = true;
         passed.play_out(now + Duration::from_millis(1000));
         assert!(!passed.decoder_stale, "a fresh decoder when heard again");
-    }
-
-    #[test]
-    fn running_dry_while_talking_keeps_more_ready_and_it_relaxes_later() {
-        let least = 720;
-        let step = SAMPLE_RATE as usize * READY_STEP_MS / 1000;
-        let mut ready = Ready { least, target: least, underruns: 0, playing: false, last_raise: None };
-        let t0 = Instant::now();
-        // Running dry between talk spurts is expected: no change.
-        ready.observe(5, false, t0);
-        ready.observe(9, true, t0);
-        assert_eq!(ready.target, least);
-        // Mid-talk: one step more each time, up to the cap.
-        ready.observe(10, true, t0);
-        assert_eq!(ready.target, least + step);
-        for n in 0..100 {
-            ready.observe(11 + n, true, t0);
-        }
-        assert_eq!(ready.target, SAMPLE_RATE as usize * MAX_READY_MS / 1000);
-        // Quiet for long enough: one step back at a time, never below the least.
-        let cap = ready.target;
-        ready.observe(110, true, t0 + Duration::from_secs(10));
-        assert_eq!(ready.target, cap);
-        ready.observe(110, true, t0 + READY_RELAX + Duration::from_secs(1));
-        assert_eq!(ready.target, cap - step);
-        for n in 2..100 {
-            ready.observe(110, true, t0 + (READY_RELAX + Duration::from_secs(1)) * n);
-        }
-        assert_eq!(ready.target, least);
     }
 }

@@ -20,6 +20,7 @@ mod member;
 mod mix;
 mod output;
 mod positions;
+mod ring;
 mod send;
 mod stretch;
 

@@ -49,6 +49,14 @@ impl Sender {
         }
     }
 
+    /// The microphone was closed for `gap` (another one was opened, or the same again): the time
+    /// stamps run on as time did, so that listeners hear the next frames as long after they were
+    /// spoken as the ones before.
+    pub(crate) fn skip(&mut self, gap: Duration) {
+        let samples = (gap.as_secs_f64() * 48_000.0) as u32;
+        self.ts = self.ts.wrapping_add(samples);
+    }
+
     /// The gate closed the microphone (muted, another microphone): start the next spurt afresh.
     pub(crate) fn stop(&mut self) {
         self.sending = false;
@@ -204,5 +212,18 @@ mod tests {
         sender.frame(&gated(true, false), Some(&[12]), None, false, &tx);
         let got = frames(&mut rx);
         assert_eq!(got.iter().map(|f| f.4[0]).collect::<Vec<_>>(), [12], "only what was said after");
+    }
+
+    #[test]
+    fn time_stamps_run_on_while_the_microphone_was_closed() {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut sender = Sender::new(960);
+        let pcm = [0.0f32; 960];
+        let live = GatedFrame { pcm: &pcm, send: true, end: false, may_look_back: true };
+        sender.frame(&live, Some(&[0]), None, false, &tx);
+        sender.skip(Duration::from_millis(500));
+        sender.frame(&live, Some(&[1]), None, false, &tx);
+        let ts: Vec<u32> = frames(&mut rx).iter().map(|f| f.1).collect();
+        assert_eq!(ts, [0, 960 + 24_000], "half a second later on the talker's clock");
     }
 }

@@ -69,14 +69,17 @@ fn usable(x: &[f32]) -> Option<usize> {
     (p.alike >= ALIKE || quiet(&x[..2 * p.len])).then_some(p.len)
 }
 
-/// Takes one pitch period out of `x` (in place), or half of it if all of it is quiet; returns how
-/// many samples went (0 if the signal did not allow it).
-pub(crate) fn accelerate(x: &mut Vec<f32>) -> usize {
-    let p = if quiet(x) && x.len() >= 2 * MIN_PERIOD {
-        x.len() / 2
+/// Takes one pitch period (of at most `most` samples) out of `x` (in place), or half of `x` (at
+/// most `most`) if all of it is quiet; returns how many samples went (0 if the signal did not
+/// allow it).
+pub(crate) fn accelerate(x: &mut Vec<f32>, most: usize) -> usize {
+    let p = if quiet(x) && x.len() >= 2 * MIN_PERIOD && most >= MIN_PERIOD {
+        (x.len() / 2).min(most)
     } else {
-        let Some(p) = usable(x) else { return 0 };
-        p
+        match usable(x) {
+            Some(p) if p <= most => p,
+            _ => return 0,
+        }
     };
     // The two periods A = x[..p] and B = x[p..2p] become one that starts as A and ends as B.
     for i in 0..p {
@@ -87,10 +90,10 @@ pub(crate) fn accelerate(x: &mut Vec<f32>) -> usize {
     p
 }
 
-/// Puts one pitch period into `x` (in place); returns how many samples were added (0 if the
-/// signal did not allow it).
-pub(crate) fn expand(x: &mut Vec<f32>) -> usize {
-    let Some(p) = usable(x) else { return 0 };
+/// Puts one pitch period (of at most `most` samples) into `x` (in place); returns how many
+/// samples were added (0 if the signal did not allow it).
+pub(crate) fn expand(x: &mut Vec<f32>, most: usize) -> usize {
+    let Some(p) = usable(x).filter(|p| *p <= most) else { return 0 };
     // After A = x[..p] comes a period that starts as B (what follows A) and ends as A (what B
     // follows), then B and the rest as they were.
     let inserted: Vec<f32> = (0..p)
@@ -138,15 +141,18 @@ mod tests {
         for start in [4_800, 9_600, 14_400] {
             let original = speech[start..start + 1920].to_vec();
             let mut shorter = original.clone();
-            let cut = accelerate(&mut shorter);
+            let cut = accelerate(&mut shorter, MAX_PERIOD);
             assert!((MIN_PERIOD..=MAX_PERIOD).contains(&cut), "cut {cut}");
             assert_eq!(shorter.len(), original.len() - cut);
             assert!(largest_jump(&shorter) <= jump * 1.2, "no click where the period went");
             // What follows the cut is the original, unchanged.
             assert_eq!(shorter[cut..], original[2 * cut..]);
 
+            assert_eq!(accelerate(&mut original.clone(), cut - 1), 0, "not more than asked");
+            assert_eq!(expand(&mut original.clone(), cut - 1), 0, "not more than asked");
+
             let mut longer = original.clone();
-            let added = expand(&mut longer);
+            let added = expand(&mut longer, MAX_PERIOD);
             assert!((MIN_PERIOD..=MAX_PERIOD).contains(&added), "added {added}");
             assert_eq!(longer.len(), original.len() + added);
             assert!(largest_jump(&longer) <= jump * 1.2, "no click where the period came in");
@@ -164,11 +170,12 @@ mod tests {
         };
         let loud: Vec<f32> = (0..1920).map(|_| noise() * 0.5).collect();
         let mut x = loud.clone();
-        assert_eq!(accelerate(&mut x), 0);
-        assert_eq!(expand(&mut x), 0);
+        assert_eq!(accelerate(&mut x, MAX_PERIOD), 0);
+        assert_eq!(expand(&mut x, MAX_PERIOD), 0);
         assert_eq!(x, loud, "untouched");
         let mut hush: Vec<f32> = (0..1920).map(|_| noise() * 0.001).collect();
-        assert_eq!(accelerate(&mut hush), 960, "a near-silence is cut by half");
+        assert_eq!(accelerate(&mut hush.clone(), 300), 300, "a near-silence: as much as asked");
+        assert_eq!(accelerate(&mut hush, 5000), 960, "a near-silence is cut by half at most");
         assert_eq!(hush.len(), 960);
     }
 }

@@ -36,6 +36,9 @@ impl Engine {
                             dsp.gate().set_mode(old.gate().settings().mode);
                         }
                         dsp.gate().set_muted(self.muted || self.deafened);
+                        if let Some(at) = self.captured_at.take() {
+                            self.sender.skip(at.elapsed());
+                        }
                         tracing::info!(input = %capture.description, rate = capture.rate, "microphone open");
                         self.dsp = Some(dsp);
                         self.capture = Some(capture);
@@ -162,6 +165,9 @@ impl Engine {
         // exactly from the next one (FEC alone rebuilds a rough version, and only at higher loss).
         let redundancy = encoder.expected_loss() >= REDUNDANCY_FROM_PERCENT;
         let mut talking = None;
+        if !self.scratch.is_empty() {
+            self.captured_at = Some(now);
+        }
         dsp.push(&self.scratch, |frame| {
             talking = Some(frame.send && !frame.end);
             // Every frame is encoded, sent or not, so the encoder's state runs on and the frames

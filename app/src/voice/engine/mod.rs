@@ -53,6 +53,9 @@ pub(super) struct Engine {
     last_reception: HashMap<PeerId, Reception>,
     /// Numbers, stamps and sends our frames.
     sender: Sender,
+    /// When the microphone last delivered samples (the time stamps of frames from the next one
+    /// opened run on from there).
+    captured_at: Option<Instant>,
     /// The smallest microphone blocks to ask for (ms): grows when the device overruns.
     capture_block_ms: u32,
     /// Overruns of microphone streams closed since (the open one counts its own).
@@ -103,6 +106,7 @@ impl Engine {
             reports: HashMap::new(),
             last_reception: HashMap::new(),
             sender: Sender::new(config.codec.frame_samples()),
+            captured_at: None,
             capture_block_ms: 10,
             input_overruns: 0,
             scores: Vec::new(),

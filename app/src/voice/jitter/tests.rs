@@ -5,6 +5,12 @@ use std::time::Duration;
 use super::*;
 
 const FRAME: u32 = 20;
+/// An output that holds nothing ahead (the tests play each frame the moment it is handed out).
+const NO: Ahead = Ahead { queued_ms: 0.0, ready_ms: 0.0 };
+
+fn now(t0: Instant, ms: f64) -> Instant {
+    t0 + Duration::from_secs_f64(ms / 1e3)
+}
 
 /// Drives a buffer with frames sent every 20 ms × `clock` of the sender's clock, delivered after
 /// `delay(seq)` ms (None: lost), played every 20 ms of the receiver's. Returns what was played.
@@ -15,8 +21,9 @@ fn run(frames: u32, clock: f64, delay: impl Fn(u32) -> Option<f64>) -> (Vec<Play
 
 /// How many frames were played faster and slower.
 fn paces(played: &[(Pace, Playout)]) -> (usize, usize) {
-    let count = |pace| played.iter().filter(|(p, _)| *p == pace).count();
-    (count(Pace::Faster), count(Pace::Slower))
+    let faster = played.iter().filter(|(p, _)| matches!(p, Pace::Faster(_))).count();
+    let slower = played.iter().filter(|(p, _)| matches!(p, Pace::Slower(_))).count();
+    (faster, slower)
 }
 
 /// As [`run`], with the pace of each frame played; with `redundant` every frame carries a
@@ -48,13 +55,13 @@ fn drive(
         }
         // The member's decoder takes about 8 ms (a pitch period) out of a frame played faster
         // and puts as much into one played slower.
-        let pace = jb.pace();
-        let playout = jb.pop(t0 + Duration::from_secs_f64(now_ms / 1e3));
+        let pace = jb.pace(now(t0, now_ms), NO);
+        let playout = jb.pop(now(t0, now_ms), NO);
         now_ms += match (&playout, pace) {
             (Playout::Wait, _) => WAIT_MS,
             (_, Pace::Steady) => 20.0,
-            (_, Pace::Faster) => 12.0,
-            (_, Pace::Slower) => 28.0,
+            (_, Pace::Faster(_)) => 12.0,
+            (_, Pace::Slower(_)) => 28.0,
         };
         played.push((pace, playout));
     }
@@ -77,7 +84,7 @@ fn steady_stream_plays_everything_in_order_with_little_delay() {
     assert_eq!(frames_played(&played), (0..500).collect::<Vec<_>>());
     let s = jb.stats();
     assert_eq!((s.lost, s.late, s.dropped), (0, 0, 0));
-    assert!(jb.target_ms() <= 25.0, "target {} ms", jb.target_ms());
+    assert!(jb.target_ms() <= 10.0, "target {} ms", jb.target_ms());
 }
 
 #[test]
@@ -142,7 +149,7 @@ fn copies_in_the_next_frame_rebuild_isolated_losses_exactly() {
     jb.push(1, 960, &[1], false, now, Sent::Live);
     jb.push_redundant(0, &[9]);
     assert_eq!(jb.stats().recovered, 0);
-    while jb.pop(now + Duration::from_millis(100)) != Playout::Frame(vec![1]) {}
+    while jb.pop(now + Duration::from_millis(100), NO) != Playout::Frame(vec![1]) {}
     jb.push_redundant(0, &[9]);
     jb.push_redundant(1, &[9]);
     assert_eq!(jb.stats().recovered, 0);
@@ -156,7 +163,7 @@ fn losses_hold_one_frame_more_so_that_copies_come_in_time() {
     let lost = |seq: u32| seq % 20 == 7;
     let (played, jb) = drive(1000, 1.0, |seq| if lost(seq) { None } else { Some(25.0) }, true);
     let s = jb.stats();
-    assert!(jb.target_ms() >= 40.0, "target {} ms", jb.target_ms());
+    assert!(jb.target_ms() >= 25.0, "a frame more than the tick: target {} ms", jb.target_ms());
     assert!(s.recovered >= 45, "{s:?}");
     let late_in_the_run =
         played[300..900].iter().filter(|(_, p)| matches!(p, Playout::Wait | Playout::Conceal)).count();
@@ -176,7 +183,8 @@ fn retransmitted_frames_do_not_raise_the_delay() {
 
 #[test]
 fn sender_clock_drift_is_absorbed_by_playing_faster_or_slower() {
-    for clock in [0.99, 1.01] {
+    // 0.2%: ten times what sound cards differ by, to show in a minute of talk.
+    for clock in [0.998, 1.002] {
         let (played, jb) = drive(3000, clock, |_| Some(30.0), false);
         let s = jb.stats();
         let (faster, slower) = paces(&played);
@@ -185,10 +193,11 @@ fn sender_clock_drift_is_absorbed_by_playing_faster_or_slower() {
         // frame is played, none is late or dropped.
         assert_eq!((s.late, s.dropped), (0, 0), "clock {clock}: {s:?}");
         assert_eq!(frames_played(&played).len(), 3000, "clock {clock}: {s:?}");
+        // 120 ms to take out or put in, about 8 ms at a time.
         if clock < 1.0 {
-            assert!(faster >= 30 && slower <= 5, "clock {clock}: {faster} faster, {slower} slower");
+            assert!(faster >= 8 && slower <= 1, "clock {clock}: {faster} faster, {slower} slower");
         } else {
-            assert!(slower >= 30 && faster <= 5, "clock {clock}: {faster} faster, {slower} slower");
+            assert!(slower >= 8 && faster <= 1, "clock {clock}: {faster} faster, {slower} slower");
         }
     }
 }
@@ -212,7 +221,9 @@ fn catches_up_after_a_delay_spike() {
         "stretched during the spike"
     );
     // Back to a small delay: the last frames play steadily.
-    assert!(played[played.len() - 150..played.len() - 110].iter().all(|(p, _)| *p == Pace::Steady));
+    let end = &played[played.len() - 150..played.len() - 110];
+    assert!(end.iter().all(|(p, _)| *p == Pace::Steady), "{end:?}");
+    assert!(jb.target_ms() <= 10.0, "the spike is forgotten: target {} ms", jb.target_ms());
 }
 
 #[test]
@@ -233,35 +244,102 @@ fn a_look_back_plays_faster_and_does_not_raise_the_delay() {
             seq += 1;
         }
     }
-    let (mut now, mut next, mut faster, mut played) = (0.0, 0, 0, 0);
-    while now < 10_500.0 {
-        while next < arrivals.len() && arrivals[next].0 <= now {
+    let (mut now_ms, mut next, mut faster, mut played) = (0.0, 0, 0, 0);
+    let mut heard_after = Vec::new();
+    while now_ms < 10_500.0 {
+        while next < arrivals.len() && arrivals[next].0 <= now_ms {
             let (at, seq, ts, lookback, end) = arrivals[next];
             let sent = if lookback { Sent::LookBack { quiet: false } } else { Sent::Live };
-            jb.push(seq, ts, &[0], end, t0 + Duration::from_secs_f64(at / 1e3), sent);
+            jb.push(seq, ts, &[0], end, now(t0, at), sent);
             next += 1;
         }
-        let pace = jb.pace();
-        faster += usize::from(pace == Pace::Faster);
-        played += usize::from(matches!(jb.pop(t0 + Duration::from_secs_f64(now / 1e3)), Playout::Frame(_)));
-        now += if pace == Pace::Faster { 12.0 } else { 20.0 };
+        let pace = jb.pace(now(t0, now_ms), NO);
+        faster += usize::from(matches!(pace, Pace::Faster(_)));
+        let next_seq = jb.next;
+        if let Playout::Frame(_) = jb.pop(now(t0, now_ms), NO) {
+            played += 1;
+            // How long after it was spoken each live frame was heard: 25 ms of network and
+            // 60 ms of look-back sent late; the same in every spurt once caught up.
+            let (_, seq, ts, lookback, _) =
+                arrivals.iter().find(|a| u64::from(a.1) == next_seq % (1 << 32)).unwrap();
+            if !lookback && seq % 43 == 42 {
+                heard_after.push(now_ms - f64::from(*ts) / 48.0);
+            }
+        }
+        now_ms += if matches!(pace, Pace::Faster(_)) { 12.0 } else { 20.0 };
     }
+    let (lo, hi) = heard_after.iter().fold((f64::MAX, f64::MIN), |(lo, hi), d| (lo.min(*d), hi.max(*d)));
+    assert!(hi - lo <= LATER_MS + SOONER_MS, "every spurt ends as late as the others: {heard_after:?}");
     assert_eq!(played, 5 * 43, "every frame played");
-    assert!(jb.target_ms() <= 25.0, "the look-back is not jitter: target {} ms", jb.target_ms());
+    assert!(jb.target_ms() <= 10.0, "the look-back is not jitter: target {} ms", jb.target_ms());
     assert!(faster >= 5, "the backlog was played faster: {faster}");
     assert_eq!(jb.stats().dropped, 0);
 }
 
 #[test]
-fn quiet_look_back_is_left_out() {
+fn quiet_look_back_is_left_out_while_what_follows_is_in_time() {
+    // Three frames of look-back (the first two quiet) come with the first live frame, 60 ms
+    // after the first of them was spoken.
+    let t0 = Instant::now();
+    let spurt = || {
+        let mut jb = JitterBuffer::new(FRAME);
+        for seq in 0..3 {
+            jb.push(seq, seq * 960, &[seq as u8], false, t0, Sent::LookBack { quiet: seq < 2 });
+        }
+        jb.push(3, 3 * 960, &[3], false, t0, Sent::Live);
+        jb
+    };
+    let mut jb = spurt();
+    assert_eq!(jb.pop(t0, NO), Playout::Frame(vec![2]), "from the look-back with sound in it");
+    assert_eq!(jb.stats().skipped, 2);
+    // An output that keeps 30 ms ready: leaving out both would start the spurt sooner than the
+    // target, so only the first goes.
+    let mut jb = spurt();
+    assert_eq!(jb.pop(t0, Ahead { queued_ms: 0.0, ready_ms: 30.0 }), Playout::Frame(vec![1]));
+    assert_eq!(jb.stats().skipped, 1);
+}
+
+#[test]
+fn every_spurt_starts_as_long_after_it_was_spoken() {
+    // Frames come 30 ms after they were spoken and up to 20 ms later than that. Spurts whose
+    // first frame happens to come on time or 15 ms late still start at the same time after they
+    // were spoken: the delay does not depend on when a spurt's first frame came.
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(FRAME);
-    for seq in 0..3 {
-        jb.push(seq, seq * 960, &[seq as u8], false, t0, Sent::LookBack { quiet: seq < 2 });
+    let jitter = |i: u32| f64::from(i * 7 % 20);
+    let mut starts = Vec::new();
+    let mut seq = 0u32;
+    for (spurt, first_late) in [0.0, 0.0, 15.0, 5.0, 10.0, 0.0, 15.0].into_iter().enumerate() {
+        let spoken = spurt as f64 * 20_000.0;
+        let frames = if spurt == 0 { 500 } else { 20 };
+        let mut arrivals: Vec<(f64, u32, u32)> = (0..frames)
+            .map(|i| {
+                let late = if i == 0 { first_late } else { jitter(i) };
+                (spoken + f64::from(i) * 20.0 + 30.0 + late, seq + i, (spoken * 48.0) as u32 + i * 960)
+            })
+            .collect();
+        seq += frames;
+        arrivals.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let (mut ms, mut next, mut started) = (spoken, 0, None);
+        while next < arrivals.len() || jb.is_playing() {
+            while next < arrivals.len() && arrivals[next].0 <= ms {
+                let (at, s, ts) = arrivals[next];
+                jb.push(s, ts, &[0], s + 1 == seq, now(t0, at), Sent::Live);
+                next += 1;
+            }
+            if jb.pop(now(t0, ms), NO) != Playout::Silence && started.is_none() {
+                started = Some(ms - spoken);
+            }
+            ms += if started.is_some() { 20.0 } else { 1.0 };
+        }
+        if spurt > 0 {
+            starts.push(started.unwrap());
+        }
     }
-    jb.push(3, 3 * 960, &[3], false, t0, Sent::Live);
-    assert_eq!(jb.pop(t0), Playout::Frame(vec![2]), "from the look-back with sound in it");
-    assert_eq!(jb.stats().skipped, 2);
+    let spread =
+        starts.iter().fold(f64::MIN, |a, b| a.max(*b)) - starts.iter().fold(f64::MAX, |a, b| a.min(*b));
+    assert!(spread <= 1.0, "{starts:?}");
+    assert!((50.0..=56.0).contains(&starts[0]), "30 ms of transit, 19 of jitter and a tick: {starts:?}");
 }
 
 #[test]
@@ -283,7 +361,7 @@ fn sequence_numbers_wrap() {
     for (i, seq) in (u32::MAX - 3..=u32::MAX).chain(0..4).enumerate() {
         let at = t0 + Duration::from_millis(20 * i as u64);
         jb.push(seq, seq.wrapping_mul(960), &[i as u8], false, at, Sent::Live);
-        if let Playout::Frame(b) = jb.pop(at + Duration::from_millis(10)) {
+        if let Playout::Frame(b) = jb.pop(at + Duration::from_millis(10), NO) {
             order.push(b[0]);
         }
     }
@@ -297,13 +375,13 @@ fn a_restarted_sender_is_heard_again_at_once() {
     let at = |ms: u64| t0 + Duration::from_millis(ms);
     for i in 0..200u32 {
         jb.push(5000 + i, (5000 + i) * 960, &[1], false, at(20 * u64::from(i)), Sent::Live);
-        let _ = jb.pop(at(20 * u64::from(i) + 10));
+        let _ = jb.pop(at(20 * u64::from(i) + 10), NO);
     }
     // The sender restarts: its numbers begin at 0 again.
     let mut heard = 0;
     for i in 0..20u32 {
         jb.push(i, i * 960, &[2], false, at(4000 + 20 * u64::from(i)), Sent::Live);
-        if jb.pop(at(4000 + 20 * u64::from(i) + 10)) == Playout::Frame(vec![2]) {
+        if jb.pop(at(4000 + 20 * u64::from(i) + 10), NO) == Playout::Frame(vec![2]) {
             heard += 1;
         }
     }
@@ -315,9 +393,9 @@ fn a_jump_ahead_is_skipped_not_concealed() {
     let t0 = Instant::now();
     let mut jb = JitterBuffer::new(FRAME);
     jb.push(0, 0, &[0], false, t0, Sent::Live);
-    assert_eq!(jb.pop(t0 + Duration::from_millis(30)), Playout::Frame(vec![0]));
+    assert_eq!(jb.pop(t0 + Duration::from_millis(30), NO), Playout::Frame(vec![0]));
     jb.push(1_000_000, 0, &[9], false, t0 + Duration::from_millis(40), Sent::Live);
-    let outs: Vec<Playout> = (0..3).map(|i| jb.pop(t0 + Duration::from_millis(50 + 20 * i))).collect();
+    let outs: Vec<Playout> = (0..3).map(|i| jb.pop(t0 + Duration::from_millis(50 + 20 * i), NO)).collect();
     assert!(outs.contains(&Playout::Frame(vec![9])), "{outs:?}");
     assert!(jb.level() <= 2);
 }
@@ -328,7 +406,7 @@ fn end_of_talk_returns_to_silence() {
     let mut jb = JitterBuffer::new(FRAME);
     jb.push(0, 0, &[1], false, t0, Sent::Live);
     jb.push(1, 960, &[2], true, t0, Sent::Live);
-    let outs: Vec<Playout> = (0..4).map(|i| jb.pop(t0 + Duration::from_millis(100 + 20 * i))).collect();
+    let outs: Vec<Playout> = (0..4).map(|i| jb.pop(t0 + Duration::from_millis(40 + 20 * i), NO)).collect();
     assert_eq!(
         outs,
         vec![Playout::Frame(vec![1]), Playout::Frame(vec![2]), Playout::Silence, Playout::Silence]

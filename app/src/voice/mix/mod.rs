@@ -4,17 +4,20 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::AtomicU64;
 
 use anyhow::{Context, Result, anyhow};
-use kira::sound::{Sound, SoundData};
 use kira::track::{SpatialTrackBuilder, SpatialTrackHandle, TrackPlaybackState};
-use kira::{AudioManager, AudioManagerSettings, Capacities, Decibels, Easing, Frame, Tween};
+use kira::{AudioManager, AudioManagerSettings, Capacities, Decibels, Easing, Tween};
 use libp2p::PeerId;
 use partyline_protocol::voice::Pose;
 
 use super::codec::SAMPLE_RATE;
 use super::output::{OutputBackend, OutputTarget};
+
+mod sounds;
+pub(crate) use sounds::PlaybackCounters;
+use sounds::{ClockSoundData, RingSoundData};
 
 /// Decoded audio buffered per member between the voice thread and the audio thread (1 s).
 const RING: usize = SAMPLE_RATE as usize;
@@ -51,13 +54,6 @@ impl SpatialSettings {
     }
 }
 
-/// Counts of a member's playback, shared with the audio thread.
-#[derive(Default, Debug)]
-pub(crate) struct PlaybackCounters {
-    pub(crate) samples_played: AtomicU64,
-    pub(crate) underruns: AtomicU64,
-}
-
 struct Member {
     /// Paused while the member is silent: kira spatializes every sample of a playing track, so
     /// a quiet party would otherwise cost as much as a talking one.
@@ -71,6 +67,8 @@ struct Member {
 
 pub(crate) struct Mixer {
     manager: AudioManager<OutputBackend>,
+    /// Samples (48 kHz) the output has rendered: the output device's clock.
+    rendered: Arc<AtomicU64>,
     listener: kira::listener::ListenerHandle,
     listener_pose: Option<Pose>,
     members: HashMap<PeerId, Member>,
@@ -99,7 +97,11 @@ impl Mixer {
         let listener = manager
             .add_listener(mint::Vector3 { x: 0.0, y: 0.0, z: 0.0 }, to_orientation(0.0))
             .map_err(|_| anyhow!("cannot create the audio listener"))?;
-        Ok(Self { manager, listener, listener_pose: None, members: HashMap::new(), settings })
+        let rendered = Arc::new(AtomicU64::new(0));
+        manager
+            .play(ClockSoundData(rendered.clone()))
+            .map_err(|_| anyhow!("cannot start the output's clock"))?;
+        Ok(Self { manager, rendered, listener, listener_pose: None, members: HashMap::new(), settings })
     }
 
     /// The most audio the output takes at once (48 kHz samples): what must wait ready for it.
@@ -121,7 +123,7 @@ impl Mixer {
             .add_spatial_sub_track(&self.listener, mint::Vector3 { x: 0.0, y: 0.0, z: 0.0 }, builder)
             .map_err(|_| anyhow!("too many members for the mixer"))?;
         let (producer, consumer) = rtrb::RingBuffer::new(RING);
-        let counters = Arc::new(PlaybackCounters::default());
+        let counters = Arc::new(PlaybackCounters { rendered: self.rendered.clone(), ..Default::default() });
         track
             .play(RingSoundData { consumer, counters: counters.clone() })
             .map_err(|_| anyhow!("cannot start a member's audio"))?;
@@ -237,74 +239,11 @@ impl Mixer {
     }
 }
 
-struct RingSoundData {
-    consumer: rtrb::Consumer<f32>,
-    counters: Arc<PlaybackCounters>,
-}
-
-impl SoundData for RingSoundData {
-    type Error = std::convert::Infallible;
-    type Handle = ();
-
-    fn into_sound(self) -> Result<(Box<dyn Sound>, ()), Self::Error> {
-        Ok((
-            Box::new(RingSound {
-                consumer: self.consumer,
-                counters: self.counters,
-                phase: 0.0,
-                last: 0.0,
-                next: 0.0,
-            }),
-            (),
-        ))
-    }
-}
-
-/// Plays a member's decoded audio from its ring, on the audio thread: no locks, no allocation.
-/// Converts from 48 kHz to the device's rate by linear interpolation when they differ.
-struct RingSound {
-    consumer: rtrb::Consumer<f32>,
-    counters: Arc<PlaybackCounters>,
-    phase: f64,
-    last: f32,
-    next: f32,
-}
-
-impl Sound for RingSound {
-    fn process(&mut self, out: &mut [Frame], dt: f64, _info: &kira::info::Info) {
-        let step = f64::from(SAMPLE_RATE) * dt;
-        let mut underrun = false;
-        for frame in out.iter_mut() {
-            self.phase += step;
-            while self.phase >= 1.0 {
-                self.phase -= 1.0;
-                self.last = self.next;
-                self.next = match self.consumer.pop() {
-                    Ok(s) => s,
-                    Err(_) => {
-                        underrun = true;
-                        0.0
-                    }
-                };
-            }
-            let s = self.last + (self.next - self.last) * self.phase as f32;
-            *frame = Frame::from_mono(s);
-        }
-        self.counters.samples_played.fetch_add(out.len() as u64, Ordering::Relaxed);
-        if underrun {
-            self.counters.underruns.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    fn finished(&self) -> bool {
-        false
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::voice::output::ManualRenderer;
+    use std::sync::atomic::Ordering;
 
     /// Renders `seconds` of a constant tone from one member at `pose` heard by a listener at
     /// `listener`; returns the mean absolute level of the left and right channels.
