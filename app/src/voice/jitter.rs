@@ -164,9 +164,10 @@ pub(crate) struct JitterBuffer {
     missing_in_a_row: u32,
     /// Share of frames lost lately (moving average).
     loss: f64,
-    /// How much later than the target the last frame was heard (ms, within the band): the next
-    /// talk spurt starts there too, so that it is heard exactly as late as the one before.
-    carried_ms: f64,
+    /// How long after it was due the last frame was heard, not counting what the output keeps
+    /// ready (ms): the next talk spurt starts as late, as long as that is within the band around
+    /// the target, so that it is heard exactly as late as the one before.
+    last_heard_ms: Option<f64>,
     delay: DelayEstimator,
     stats: JitterStats,
 }
@@ -185,7 +186,7 @@ impl JitterBuffer {
             spurt_arrival: None,
             missing_in_a_row: 0,
             loss: 0.0,
-            carried_ms: 0.0,
+            last_heard_ms: None,
             delay: DelayEstimator::new(),
             stats: JitterStats::default(),
         }
@@ -408,10 +409,11 @@ impl JitterBuffer {
         }
         // Far too late, though playing faster: drop a frame to catch up (a frame that is here; a
         // missing one is a loss, handled below).
-        let over = self.heard_after_due(self.next, now, ahead).map(|h| h - self.target_with(ahead));
-        if let Some(over) = over {
-            self.carried_ms = over.clamp(-SOONER_MS, LATER_MS);
+        let heard = self.heard_after_due(self.next, now, ahead);
+        if heard.is_some() {
+            self.last_heard_ms = heard.map(|h| h - ahead.ready_ms);
         }
+        let over = heard.map(|h| h - self.target_with(ahead));
         if over.is_some_and(|over| over > DROP_OVER_MS)
             && let Some(packet) = self.packets.remove(&self.next)
         {
@@ -480,12 +482,15 @@ impl JitterBuffer {
         }
     }
 
-    /// Starts a talk spurt once its first frame has waited out the target (and where in the band
-    /// around it the last spurt ended): every spurt is heard as long after it was spoken as the
-    /// one before. Quiet look-back at its start is left out while what follows it is still heard
-    /// in time.
+    /// Starts a talk spurt once its first frame has waited out the target, or as long as the last
+    /// spurt's frames waited if that is within the band around it: every spurt is heard as long
+    /// after it was spoken as the one before. Quiet look-back at its start is left out while what
+    /// follows it is still heard in time.
     fn start(&mut self, now: Instant, ahead: Ahead) -> bool {
-        let target = self.target_with(ahead) + self.carried_ms;
+        let target = self.target_ms();
+        let target =
+            self.last_heard_ms.map_or(target, |last| last.clamp(target - SOONER_MS, target + LATER_MS))
+                + ahead.ready_ms;
         while let Some((&first, packet)) = self.packets.first_key_value()
             && packet.quiet_lookback
             && self.packets.range(first + 1..).next().is_some_and(|(&second, _)| {
@@ -509,6 +514,15 @@ impl JitterBuffer {
         if !go {
             return false;
         }
+        tracing::trace!(
+            target: "partyline::voice::playout",
+            first,
+            heard = self.heard_after_due(first, now, ahead),
+            target,
+            frames = self.packets.len(),
+            skipped = self.stats.skipped,
+            "spurt starts"
+        );
         self.next = first;
         self.state = State::Playing;
         self.missing_in_a_row = 0;

@@ -180,11 +180,18 @@ impl MemberVoice {
                 return;
             }
             // Playing faster cuts a pitch period from this frame and the next (two frames, so
-            // that the longest periods fit); slower adds one to this frame.
+            // that the longest periods fit), and one more from the second half when far behind (a
+            // spurt starting with its look-back); slower adds one to this frame.
             let samples = |ms: f64| (ms * f64::from(SAMPLE_RATE) / 1e3) as usize;
             match pace {
                 Pace::Faster(most) if self.jitter.level() > 0 && self.decode_next(now) => {
-                    self.time_scaled.0 += stretch::accelerate(&mut self.pcm, samples(most)) as u64;
+                    let mut cut = stretch::accelerate(&mut self.pcm, samples(most));
+                    if cut > 0 && samples(most) > 2 * cut && self.pcm.len() > self.frame_samples {
+                        let mut second = self.pcm.split_off(self.pcm.len() / 2);
+                        cut += stretch::accelerate(&mut second, samples(most) - cut);
+                        self.pcm.append(&mut second);
+                    }
+                    self.time_scaled.0 += cut as u64;
                 }
                 Pace::Slower(most) => {
                     self.time_scaled.1 += stretch::expand(&mut self.pcm, samples(most)) as u64
@@ -248,9 +255,11 @@ impl MemberVoice {
         (self.mixed && self.jitter.is_playing()) || self.ring.level() > 0
     }
 
-    /// Whether it is talking or has audio left to play: a candidate for mixing.
+    /// Whether it is talking, has frames waiting to be played or audio left to play: a candidate
+    /// for mixing. (A spurt's first frames wait in an idle jitter buffer: were the member not a
+    /// candidate then, its first frame would be passed over undecoded.)
     pub(crate) fn audible(&self) -> bool {
-        self.jitter.is_playing() || self.ring.level() > 0
+        self.jitter.is_playing() || self.jitter.level() > 0 || self.ring.level() > 0
     }
 
     /// Audio waiting for the listener: jitter buffer plus the ring to the mixer, in ms.
@@ -353,6 +362,9 @@ mod tests {
         let mut members: std::collections::HashMap<u8, MemberVoice> =
             [(0, talker(5, 60, t0)), (1, talker(5, 20, t0)), (2, talker(5, 30, t0)), (3, talker(0, 10, t0))]
                 .into();
+        // Frames waiting for their spurt to start make a member a candidate: its first frame is
+        // decoded, not passed over.
+        assert!(members[&1].audible() && !members[&3].audible());
         let now = t0 + Duration::from_millis(100);
         for m in members.values_mut() {
             m.play_out(now);
