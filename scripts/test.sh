@@ -17,6 +17,10 @@ step "tests"
 # give the app a second build (the integration tests build and run the real `partyline` binary).
 cargo test --locked -p partyline-protocol
 cargo test --locked -p partyline -p partyline-tests
+step "timing tests, alone"
+# Tests of how steady voice timing is through real devices: two tests sharing two cores starve
+# each other's audio threads, so these run by themselves.
+cargo test --locked -p partyline-tests --test e2e -- --ignored
 step "fuzz smoke run"
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 step "all good"

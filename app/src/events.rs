@@ -110,6 +110,10 @@ pub struct MemberVoiceStats {
     /// Audio waiting to be heard: jitter buffer and mixer ring; and in the ring alone.
     pub buffer_ms: f32,
     pub ring_ms: f32,
+    /// How long after it was due (its time stamp plus the smallest transit seen) the last frame
+    /// started to play from the mixer, and what the jitter buffer aims at for that (ms).
+    pub wait_ms: f32,
+    pub target_ms: f32,
     pub kbps: f32,
     pub received: u64,
     pub lost: u64,

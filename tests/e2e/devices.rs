@@ -65,11 +65,15 @@ fn speech_from_alice_reaches_bob(pulse: &Pulse, alice: &mut Proc, bob: &mut Proc
 }
 
 /// A clean call through devices, with the default settings (voice activation): the speech is
-/// heard, and the delay holds: before capture in small blocks and time-scaled play-out it wandered
-/// over ~170 ms within such a call (95th minus 5th percentile of 0.4 s windows); measured since in
-/// release builds, 8 to 42 ms (it still steps where talk spurts start: the goal is 5 ms). The bound
-/// leaves room for a debug build on a busy machine.
+/// heard, and the delay holds: every talk spurt is heard as long after it was spoken as the one
+/// before, and the delay moves only in pitch periods. Before play-out followed the talker's clock
+/// it wandered over ~170 ms within such a call (95th minus 5th percentile of 0.4 s windows), then
+/// 16 ms with steps of 16-22 ms where spurts started; since, 3 to 13 ms in debug builds on this
+/// 2-core machine (the steps left are a spurt's look-back being caught up on). With both cores
+/// busy it rose to 20-100 ms: a timing test, so it runs alone (`scripts/test.sh` runs it with
+/// `--ignored` after the others).
 #[test]
+#[ignore = "timing: scripts/test.sh runs it alone, after the other tests"]
 fn speech_from_a_microphone_reaches_the_other_speakers_at_a_steady_delay() {
     let _exclusive = partyline_tests::exclusive();
     let devices = Devices::start();
@@ -86,7 +90,7 @@ fn speech_from_a_microphone_reaches_the_other_speakers_at_a_steady_delay() {
     println!("{}", t.stream_latencies.join("\n"));
     assert!(t.talker["input"].as_str().is_some(), "alice captured from the virtual microphone: {}", t.talker);
     assert!(t.heard.median_correlation > 0.8 && t.heard.windows_found > 0.8, "{:?}", t.heard);
-    assert!(spread <= 100.0, "the delay spread over {spread:.1} ms within a clean call (step {step:.1} ms)");
+    assert!(spread <= 20.0, "the delay spread over {spread:.1} ms within a clean call (step {step:.1} ms)");
 }
 
 #[test]

@@ -93,16 +93,18 @@ impl Pulse {
     /// source outputs: buffer and device latency per stream), for latency budgets.
     pub fn stream_latencies(&self) -> Vec<String> {
         let mut lines = Vec::new();
-        for kind in ["sink-inputs", "source-outputs"] {
+        for (kind, heading) in [("sink-inputs", "Sink Input #"), ("source-outputs", "Source Output #")] {
             let (_, text) = self.pactl(&["list", kind]);
-            let mut name = String::new();
-            for line in text.lines().map(str::trim) {
-                if let Some(n) = line.strip_prefix("application.name = ") {
-                    name = n.trim_matches('"').to_owned();
-                } else if line.starts_with("Buffer Latency:")
-                    || line.starts_with("Sink Latency:")
-                    || line.starts_with("Source Latency:")
-                {
+            // Each stream's latencies come before its properties (where its name is).
+            for entry in text.split(heading).skip(1) {
+                let lines_of = || entry.lines().map(str::trim);
+                let name = lines_of()
+                    .find_map(|l| l.strip_prefix("application.name = "))
+                    .unwrap_or("?")
+                    .trim_matches('"');
+                for line in lines_of().filter(|l| {
+                    ["Buffer Latency:", "Sink Latency:", "Source Latency:"].iter().any(|p| l.starts_with(p))
+                }) {
                     lines.push(format!("{kind} {name}: {line}"));
                 }
             }

@@ -165,7 +165,7 @@ fn voice_stats_json(v: &VoiceStats) -> Value {
         .map(|m| {
             json!({
                 "peer": m.peer.to_string(), "name": m.name, "loss": m.loss, "jitter_ms": m.jitter_ms,
-                "buffer_ms": m.buffer_ms, "ring_ms": m.ring_ms, "kbps": m.kbps, "received": m.received, "lost": m.lost,
+                "buffer_ms": m.buffer_ms, "ring_ms": m.ring_ms, "wait_ms": m.wait_ms, "target_ms": m.target_ms, "kbps": m.kbps, "received": m.received, "lost": m.lost,
                 "fec": m.fec, "recovered": m.recovered, "concealed": m.concealed, "late": m.late, "dropped": m.dropped,
                 "faster_ms": m.faster_ms, "slower_ms": m.slower_ms, "underruns": m.underruns, "speaking": m.speaking,
             })

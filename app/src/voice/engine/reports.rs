@@ -51,6 +51,8 @@ impl Engine {
                     jitter_ms: r.jitter_ms,
                     buffer_ms: m.buffered_ms(),
                     ring_ms: m.ring_ms(),
+                    wait_ms: m.wait_ms(),
+                    target_ms: m.target_ms(),
                     kbps: r.kbps,
                     received: s.received,
                     lost: s.lost,

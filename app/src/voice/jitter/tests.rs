@@ -412,3 +412,71 @@ fn end_of_talk_returns_to_silence() {
         vec![Playout::Frame(vec![1]), Playout::Frame(vec![2]), Playout::Silence, Playout::Silence]
     );
 }
+
+#[test]
+fn a_talker_with_shorter_frames_is_followed() {
+    // We send 20 ms frames; the talker sends 10 ms ones, 25 ms after it spoke them.
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    let mut played = Vec::new();
+    let mut ms = 0.0;
+    let mut next_frame = 0u32;
+    while ms < 3000.0 {
+        while next_frame < 200 && f64::from(next_frame) * 10.0 + 25.0 <= ms {
+            let at = now(t0, f64::from(next_frame) * 10.0 + 25.0);
+            jb.push(
+                next_frame,
+                next_frame * 480,
+                &next_frame.to_be_bytes(),
+                next_frame == 199,
+                at,
+                Sent::Live,
+            );
+            next_frame += 1;
+        }
+        if let Playout::Frame(b) = jb.pop(now(t0, ms), NO) {
+            played.push(u32::from_be_bytes(b[..4].try_into().unwrap()));
+        }
+        // The decoder plays what a frame holds: 10 ms.
+        ms += if jb.frame_ms() == 10.0 { 10.0 } else { 20.0 };
+    }
+    assert_eq!(jb.frame_ms(), 10.0);
+    assert_eq!(played, (0..200).collect::<Vec<_>>(), "{:?}", jb.stats());
+}
+
+#[test]
+fn frames_after_bursts_of_losses_are_heard_as_late_as_before() {
+    // Every second, the last three frames sent are lost: nothing comes for 80 ms. Played at a
+    // steady pace (no stretching), so only the buffer's own choices move the delay.
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(FRAME);
+    let lost = |seq: u32| seq % 50 >= 40 && seq % 50 < 43;
+    let mut heard_after_sent = Vec::new();
+    let (mut ms, mut next) = (0.0, 0u32);
+    while ms < 10_000.0 {
+        while f64::from(next) * 20.0 + 30.0 <= ms {
+            if !lost(next) {
+                let at = now(t0, f64::from(next) * 20.0 + 30.0);
+                jb.push(next, next * 960, &next.to_be_bytes(), false, at, Sent::Live);
+            }
+            next += 1;
+        }
+        ms += match jb.pop(now(t0, ms), NO) {
+            Playout::Wait => WAIT_MS,
+            Playout::Frame(b) => {
+                let seq = u32::from_be_bytes(b[..4].try_into().unwrap());
+                heard_after_sent.push((seq, ms - f64::from(seq) * 20.0));
+                20.0
+            }
+            _ => 20.0,
+        };
+    }
+    let played: Vec<u32> = heard_after_sent.iter().map(|(seq, _)| *seq).collect();
+    let expected: Vec<u32> = (0..next).filter(|s| !lost(*s) && f64::from(*s) * 20.0 < 9_800.0).collect();
+    assert_eq!(played[..expected.len()], expected[..], "every frame that came is played: {:?}", jb.stats());
+    let delays: Vec<f64> = heard_after_sent.iter().map(|(_, d)| *d).collect();
+    let (least, most) = delays.iter().fold((f64::MAX, f64::MIN), |(l, m), d| (l.min(*d), m.max(*d)));
+    // Later only by the frame the target adds while frames get lost (for the next frame's copy
+    // of a lost one), give or take half a frame.
+    assert!(most - least <= 1.5 * f64::from(FRAME), "heard {least}..{most} ms after sent");
+}
