@@ -12,7 +12,8 @@ fi
 # voice and overlay stack, the system Opus. Run: PulseAudio's ALSA plugin so the default ALSA
 # device reaches PulseAudio where it runs. Tests: iproute2 and nftables for network namespaces,
 # espeak-ng and sox for test speech, PulseAudio for virtual audio devices; Xvfb and Mesa's software
-# Vulkan (lavapipe) for the overlay's real-window tests.
+# Vulkan (lavapipe) for the overlay's real-window tests, and three window managers it is
+# tried under.
 PACKAGES=(
   pkg-config cmake clang lld
   libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libdbus-1-dev libopus-dev
@@ -20,6 +21,7 @@ PACKAGES=(
   iproute2 nftables procps
   espeak-ng sox pulseaudio pulseaudio-utils
   xvfb xdotool mesa-vulkan-drivers libvulkan1 libx11-dev libxcursor-dev libxrandr-dev libxi-dev
+  openbox fluxbox icewm
 )
 
 missing=()

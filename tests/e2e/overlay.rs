@@ -1,15 +1,24 @@
 //! The overlay in a real window under Xvfb (Bevy on Mesa's lavapipe): screenshots checked for
 //! what must be on them, clicks going through to the game until the overlay is made
-//! interactive; and a second `partyline partyline://…` handing its link to the running one.
+//! interactive; under real window managers, staying over a game (windowed and full screen) and
+//! out of its focus; and a second `partyline partyline://…` handing its link to the running one.
 
 use std::io::{BufRead, BufReader, Write};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use partyline_tests::xvfb::{GameWindow, Picture, Xvfb, click, focus, key};
+use partyline_tests::wm::{
+    WindowManager, activate, active_window, atom, eventually, input_focus, stacked_over,
+};
+use partyline_tests::xvfb::{GameWindow, Picture, Xvfb, click, drag, focus, key, window_titled};
 use partyline_tests::{LOOPBACK, Proc, audio, host, join, partyline_bin, plugins};
 use serde_json::{Value, json};
+use x11rb::connection::Connection as _;
+use x11rb::protocol::xproto::{
+    AtomEnum, ClientMessageEvent, ConfigureWindowAux, ConnectionExt as _, EventMask, StackMode,
+};
+use x11rb::wrapper::ConnectionExt as _;
 
 /// Where the overlay's window sits: the default anchor (top left) and margin.
 const ORIGIN: (f64, f64) = (24.0, 24.0);
@@ -251,6 +260,114 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     let waved = Shot::until(&ana, "waved", |s| s.has_text("You waved 1 times"));
     assert!(waved.has_text("You waved 1 times"), "{:?}", waved.texts());
     drop((bob, carl, dana));
+}
+
+#[test]
+fn overlay_stays_over_the_game_under_openbox() {
+    over_the_game_under("openbox");
+}
+
+#[test]
+fn overlay_stays_over_the_game_under_fluxbox() {
+    over_the_game_under("fluxbox");
+}
+
+#[test]
+fn overlay_stays_over_the_game_under_icewm() {
+    over_the_game_under("icewm");
+}
+
+/// A game that has the keyboard, Partyline started beside it under a real window manager: the
+/// game keeps the keyboard; the overlay is over it, and again after the game is activated and
+/// raised (as a click into it does), windowed and full screen; a click on the overlay reaches the
+/// game; interactive, the overlay has the keyboard, and after, the game has it back.
+fn over_the_game_under(wm: &'static str) {
+    partyline_tests::init_logs();
+    let _exclusive = partyline_tests::exclusive();
+    let x = Xvfb::start();
+    let _wm = WindowManager::start(&x, wm);
+    let conn = x.connect();
+    let game = GameWindow::open(&x);
+    let g = game.window;
+    let game_has_keys = || active_window(&conn) == Some(g) && input_focus(&conn) == g;
+    activate(&conn, g);
+    assert!(eventually(Duration::from_secs(10), game_has_keys), "{wm}: the game never got the keyboard");
+
+    let (ana, _link) = overlay_host(&x, "ana");
+    let mut overlay = None;
+    let shown = eventually(Duration::from_secs(60), || {
+        overlay = window_titled(&conn, "Partyline");
+        overlay.is_some()
+    });
+    assert!(shown, "{wm}: no top-level Partyline window:\n{}", ana.stderr_tail());
+    let overlay = overlay.unwrap();
+    Shot::until(&ana, "shown", |s| s.has_text("ana"));
+    let mut results = vec![("focus kept", game_has_keys())];
+    let over = || eventually(Duration::from_secs(5), || stacked_over(&conn, overlay, g));
+    results.push(("above", over()));
+    // Activated and raised (the frame raised directly as well, so that something did cover it).
+    let raise = || {
+        activate(&conn, g);
+        let frame = partyline_tests::wm::top_level(&conn, g);
+        conn.configure_window(frame, &ConfigureWindowAux::new().stack_mode(StackMode::ABOVE)).unwrap();
+        conn.sync().unwrap();
+    };
+    raise();
+    results.push(("above after the game is raised", over()));
+
+    // Full screen, asked of the window manager as a game does.
+    let (state, full) = (atom(&conn, "_NET_WM_STATE"), atom(&conn, "_NET_WM_STATE_FULLSCREEN"));
+    let message = ClientMessageEvent::new(32, g, state, [1, full, 0, 1, 0]);
+    let mask = EventMask::SUBSTRUCTURE_REDIRECT | EventMask::SUBSTRUCTURE_NOTIFY;
+    conn.send_event(false, conn.setup().roots[0].root, mask, message).unwrap();
+    conn.sync().unwrap();
+    let is_full = || {
+        let reply = conn.get_property(false, g, state, AtomEnum::ATOM, 0, 16).unwrap().reply().unwrap();
+        reply.value32().is_some_and(|mut v| v.any(|a| a == full))
+    };
+    assert!(eventually(Duration::from_secs(5), is_full), "{wm}: the game did not go full screen");
+    raise();
+    results.push(("above the full-screen game", over()));
+    results.push(("full-screen game keeps the keyboard", eventually(Duration::from_secs(5), game_has_keys)));
+
+    // Not interactive: a click on the overlay reaches the game.
+    let through = (0..8).any(|_| {
+        click(&x, (ORIGIN.0 as i32 + 60, ORIGIN.1 as i32 + 20));
+        game.clicks(Duration::from_millis(700)) >= 1
+    });
+    results.push(("click-through", through));
+    results.push(("above after the click", over()));
+
+    assert_eq!(ipc(&ana, json!({"request": "interactive", "on": true})), json!("ok"));
+    results.push((
+        "interactive takes the keyboard",
+        eventually(Duration::from_secs(5), || input_focus(&conn) == overlay),
+    ));
+    // Moved by its handle (by hand: no window manager moves it).
+    let at = |conn: &x11rb::rust_connection::RustConnection| {
+        let root = conn.setup().roots[0].root;
+        let t = conn.translate_coordinates(overlay, root, 0, 0).unwrap().reply().unwrap();
+        (i32::from(t.dst_x), i32::from(t.dst_y))
+    };
+    let before = at(&conn);
+    let shot = Shot::until(&ana, "interactive", |s| s.rect("texts", "text", "↔ move").is_some());
+    let handle = shot.rect("texts", "text", "↔ move").expect("the move handle");
+    let from =
+        ((ORIGIN.0 + handle[0] + handle[2] / 2.0) as i32, (ORIGIN.1 + handle[1] + handle[3] / 2.0) as i32);
+    drag(&x, from, (from.0 + 200, from.1 + 100));
+    let moved = eventually(Duration::from_secs(5), || {
+        let now = at(&conn);
+        (now.0 - before.0 - 200).abs() <= 4 && (now.1 - before.1 - 100).abs() <= 4
+    });
+    results.push(("moved by its handle", moved));
+    results.push(("above after the move", over()));
+    assert_eq!(ipc(&ana, json!({"request": "interactive", "on": false})), json!("ok"));
+    results.push(("the game has it back after", eventually(Duration::from_secs(5), game_has_keys)));
+
+    let report: Vec<String> =
+        results.iter().map(|(what, ok)| format!("{what}: {}", if *ok { "pass" } else { "FAIL" })).collect();
+    println!("{wm}: {}", report.join(", "));
+    assert!(results.iter().all(|(_, ok)| *ok), "{wm}: {}\n{}", report.join(", "), ana.stderr_tail());
 }
 
 #[test]

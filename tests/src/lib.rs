@@ -12,6 +12,7 @@ pub mod pulse;
 pub mod report;
 pub mod talk;
 pub mod usage;
+pub mod wm;
 pub mod xvfb;
 
 use std::io::{BufRead, BufReader, Write};

@@ -8,9 +8,11 @@ use std::time::{Duration, Instant};
 use x11rb::connection::Connection;
 use x11rb::protocol::Event;
 use x11rb::protocol::xproto::{
-    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, InputFocus, MapState, Window, WindowClass,
+    AtomEnum, ConnectionExt as _, CreateWindowAux, EventMask, InputFocus, MapState, PropMode, Window,
+    WindowClass,
 };
 use x11rb::rust_connection::RustConnection;
+use x11rb::wrapper::ConnectionExt as _;
 
 pub const WIDTH: u16 = 1280;
 pub const HEIGHT: u16 = 720;
@@ -94,6 +96,30 @@ pub fn click(x: &Xvfb, at: (i32, i32)) {
     });
 }
 
+/// A drag with the first button from one screen point to another, in ten steps.
+pub fn drag(x: &Xvfb, from: (i32, i32), to: (i32, i32)) {
+    let (fx, fy) = from;
+    xdotool(x, &["mousemove", "1", "1", "sleep", "0.1"], |c| {
+        c.args(["mousemove", &(fx - 3).to_string(), &(fy - 3).to_string(), "sleep", "0.1"]);
+        c.args([
+            "mousemove",
+            &fx.to_string(),
+            &fy.to_string(),
+            "sleep",
+            "0.25",
+            "mousedown",
+            "1",
+            "sleep",
+            "0.2",
+        ]);
+        for i in 1..=10 {
+            let (px, py) = (fx + (to.0 - fx) * i / 10, fy + (to.1 - fy) * i / 10);
+            c.args(["mousemove", &px.to_string(), &py.to_string(), "sleep", "0.1"]);
+        }
+        c.args(["sleep", "0.5", "mouseup", "1"]);
+    });
+}
+
 /// Gives the window titled `title` the keyboard focus, as a window manager does for the window
 /// clicked (Xvfb runs none).
 pub fn focus(x: &Xvfb, title: &str) {
@@ -116,14 +142,24 @@ fn xdotool(x: &Xvfb, args: &[&str], more: impl FnOnce(&mut Command)) {
     assert!(status.success(), "xdotool failed");
 }
 
-/// A plain full-screen window, standing in for the game under the overlay: it counts the clicks
-/// that reach it.
+/// A plain window the size of the screen titled "game", standing in for the game under the
+/// overlay: it counts the clicks that reach it.
 pub struct GameWindow {
     conn: RustConnection,
+    pub window: Window,
 }
 
 impl GameWindow {
     pub fn open(x: &Xvfb) -> Self {
+        Self::create(x, false)
+    }
+
+    /// One that asks the window manager for full screen (`_NET_WM_STATE_FULLSCREEN` when mapped).
+    pub fn open_full_screen(x: &Xvfb) -> Self {
+        Self::create(x, true)
+    }
+
+    fn create(x: &Xvfb, full_screen: bool) -> Self {
         let conn = x.connect();
         let screen = &conn.setup().roots[0];
         let (root, visual) = (screen.root, screen.root_visual);
@@ -131,9 +167,15 @@ impl GameWindow {
         let aux = CreateWindowAux::new().event_mask(EventMask::BUTTON_PRESS).background_pixel(0x203040);
         conn.create_window(0, win, root, 0, 0, WIDTH, HEIGHT, 0, WindowClass::INPUT_OUTPUT, visual, &aux)
             .unwrap();
+        conn.change_property8(PropMode::REPLACE, win, AtomEnum::WM_NAME, AtomEnum::STRING, b"game").unwrap();
+        if full_screen {
+            let state = crate::wm::atom(&conn, "_NET_WM_STATE");
+            let full = crate::wm::atom(&conn, "_NET_WM_STATE_FULLSCREEN");
+            conn.change_property32(PropMode::REPLACE, win, state, AtomEnum::ATOM, &[full]).unwrap();
+        }
         conn.map_window(win).unwrap();
         conn.flush().unwrap();
-        Self { conn }
+        Self { conn, window: win }
     }
 
     /// Clicks that reached the game window within `wait`.

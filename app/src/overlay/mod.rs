@@ -3,7 +3,8 @@
 //! the session like stdin is: node events come in through [`Inbox`], inputs go out through
 //! [`Outbox`]; it owns nothing of the node's state.
 //!
-//! One Bevy plugin per feature: window (placement, click-through, interactive key), hotkeys
+//! One Bevy plugin per feature: window (placement, click-through, interactive key; under X11
+//! kept over the game and out of its focus by `x11`), hotkeys
 //! (push-to-talk), and the widgets (roster, chat, invite link + QR, radar, plugin panels, toasts,
 //! settings).
 
@@ -15,6 +16,7 @@ mod ptt;
 mod theme;
 mod widgets;
 mod window;
+mod x11;
 
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -1,7 +1,8 @@
 //! The overlay's window: transparent, borderless, always on top, never focused when it appears,
 //! anchored to a corner or edge of the primary monitor, click-through unless interactive.
 //! Click-through is the window's X11 input shape: winit sets it empty when the cursor hit test
-//! is off and back to the whole window when it is on.
+//! is off and back to the whole window when it is on. Staying on top and out of the game's
+//! focus under a window manager is [`super::x11`]'s: the window is created hidden for it.
 
 use bevy::prelude::*;
 use bevy::window::{
@@ -10,6 +11,7 @@ use bevy::window::{
 };
 
 use super::theme::Backdrop;
+use super::x11::{X11Plugin, XLink};
 use super::{Interactive, SettingsFile, Toasts};
 use crate::config::OverlaySettings;
 
@@ -22,6 +24,7 @@ pub(crate) fn plugin(settings: &OverlaySettings) -> WindowPlugin {
             decorations: false,
             resizable: false,
             focused: false,
+            visible: false,
             skip_taskbar: true,
             window_level: WindowLevel::AlwaysOnTop,
             resolution: WindowResolution::new(settings.size[0], settings.size[1])
@@ -41,14 +44,25 @@ impl Plugin for OverlayWindowPlugin {
     fn build(&self, app: &mut App) {
         let opacity = app.world().get_resource::<SettingsFile>().map_or(0.8, |f| f.settings.overlay.opacity);
         app.insert_resource(Backdrop(opacity))
+            .add_plugins(X11Plugin)
             .add_systems(Update, (apply_interactive, remember_moves, place, apply_looks).chain());
     }
 }
 
-/// Hands the pointer to the window manager to move the window, as a title bar would.
-pub(crate) fn start_move(_: On<Pointer<Press>>, mut windows: Query<&mut Window, With<PrimaryWindow>>) {
-    if let Ok(mut window) = windows.single_mut() {
-        window.start_drag_move();
+/// Moves the window with the pointer, as a title bar would: by hand under X11 (no window manager
+/// moves an override-redirect window), else handed to the window manager.
+pub(crate) fn start_move(
+    _: On<Pointer<Press>>,
+    link: Option<ResMut<XLink>>,
+    mut windows: Query<&mut Window, With<PrimaryWindow>>,
+) {
+    match link {
+        Some(mut link) => link.start_drag(),
+        None => {
+            if let Ok(mut window) = windows.single_mut() {
+                window.start_drag_move();
+            }
+        }
     }
 }
 
@@ -79,10 +93,11 @@ fn remember_moves(
     }
 }
 
-/// Interactive: the window takes the pointer, and asks the window manager for the keyboard (to
-/// type in chat, or set a key) at once. Not interactive: clicks go through to the game.
+/// Interactive: the window takes the pointer, and the keyboard (to type in chat, or set a key)
+/// at once. Not interactive: clicks go through to the game, and the keyboard goes back to it.
 fn apply_interactive(
     interactive: Res<Interactive>,
+    mut link: Option<ResMut<XLink>>,
     mut windows: Query<(&mut CursorOptions, &mut Window), With<PrimaryWindow>>,
 ) {
     if !interactive.is_changed() {
@@ -90,8 +105,11 @@ fn apply_interactive(
     }
     for (mut cursor, mut window) in &mut windows {
         cursor.hit_test = interactive.0;
-        if interactive.0 {
-            window.focused = true;
+        match (&mut link, interactive.0) {
+            (Some(link), true) => link.take_focus(),
+            (Some(link), false) => link.give_back(),
+            (None, true) => window.focused = true,
+            (None, false) => {}
         }
     }
 }
