@@ -152,6 +152,16 @@ pub enum NodeEvent {
         expires: UnixTime,
         max_uses: Option<u32>,
     },
+    /// A link came from outside (the desktop's link handler, another `partyline`) while in a
+    /// party: nothing is done until the user accepts it (`/accept-link`) or declines it.
+    LinkOffered {
+        party: PartyId,
+        owner: PeerId,
+    },
+    /// The link that came from outside was accepted (`joining`) or declined.
+    LinkOfferClosed {
+        joining: bool,
+    },
     /// This node is in the party now (as its host or a member).
     Joined {
         party: PartyId,

@@ -370,25 +370,46 @@ fn over_the_game_under(wm: &'static str) {
     assert!(results.iter().all(|(_, ok)| *ok), "{wm}: {}\n{}", report.join(", "), ana.stderr_tail());
 }
 
+/// A link from outside (a web page through the desktop's link handler, or a second `partyline`)
+/// never moves a user who is in a party: they are asked, and nothing moves until they say yes.
 #[test]
-fn a_second_invocation_hands_its_link_to_the_running_partyline() {
+fn a_link_from_outside_asks_before_moving_the_user_to_its_party() {
     partyline_tests::init_logs();
     let (ana, link) = host("ana", &[]);
-    let (bob, _) = host("bob", &[]);
-    let out = std::process::Command::new(partyline_bin())
-        .arg("--home")
-        .arg(&bob.home)
-        .arg(&link)
-        .env_remove("DISPLAY")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("handed"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
-    // The running bob left his own party and joined ana's.
+    let (mut bob, _) = host("bob", &[]);
+    let bob_home = bob.home.clone();
+    let hand = |link: &str| {
+        let out = std::process::Command::new(partyline_bin())
+            .arg("--home")
+            .arg(&bob_home)
+            .arg(link)
+            .env_remove("DISPLAY")
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success() && said.contains("handed"),
+            "{said}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let owner = link.parse::<partyline_protocol::JoinLink>().unwrap().owner().to_string();
+    let offered = |e: &Value| e["event"] == "link-offered" && e["owner"] == owner.as_str();
+    // Declined: bob stays where he is.
+    hand(&link);
+    bob.wait_for(Duration::from_secs(10), "the link offered", offered);
+    bob.send("/decline-link");
+    bob.wait_for(Duration::from_secs(10), "declined", |e| {
+        e["event"] == "link-offer-closed" && e["joining"] == false
+    });
+    // Asked again, and not answered: bob has not left his party, and ana's has not heard of him.
+    hand(&link);
+    bob.wait_for(Duration::from_secs(10), "the link offered again", offered);
+    let left = bob.try_wait_for(Duration::from_secs(3), |e| e["event"] == "left");
+    assert!(left.is_none(), "a link from outside moved bob out of his party without asking");
+    assert!(!ana.seen().iter().any(|e| e["event"] == "member-joined"), "bob was moved into ana's party");
+    // Accepted: he leaves his party for ana's.
+    bob.send("/accept-link");
     bob.wait_event(Duration::from_secs(10), "left");
     bob.wait_for(Duration::from_secs(20), "joined ana's party", |e| {
         e["event"] == "joined" && e["members"].as_array().is_some_and(|m| m.iter().any(|n| n == "ana"))

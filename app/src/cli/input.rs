@@ -38,6 +38,7 @@ Type a line to chat. Commands:
   /transfers               downloads and shared content, and how far they are
   /cancel ID|NAME          stop a download and throw away what it wrote
   /join LINK               leave this party and join the one of LINK
+  /accept-link, /decline-link   join the party of a link opened from outside, or stay
   /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
   /end                     end the party for good (owner)
@@ -85,6 +86,10 @@ pub(crate) enum Input {
     Cancel(String),
     /// Join the party of this link (leaving the current one).
     Open(String),
+    /// Join the party of the link that came from outside (leaving this one).
+    AcceptLink,
+    /// Stay: forget the link that came from outside.
+    DeclineLink,
     /// Host your own party (when in none).
     Host,
     Leave,
@@ -186,6 +191,8 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "cancel" => Ok(Input::Cancel(rest.to_owned())),
         "join" if rest.is_empty() => Err("/join needs a partyline:// link".into()),
         "join" => Ok(Input::Open(rest.to_owned())),
+        "accept-link" => no_args(Input::AcceptLink),
+        "decline-link" => no_args(Input::DeclineLink),
         "host" => no_args(Input::Host),
         "leave" | "quit" | "exit" => no_args(Input::Leave),
         "end" => no_args(Input::End),
@@ -241,6 +248,8 @@ mod tests {
         assert_eq!(parse("/revoke"), Ok(Input::Revoke(RevokeTarget::All)));
         assert_eq!(parse("/mute"), Ok(Input::Presence(Presence::Muted)));
         assert_eq!(parse("/leave"), Ok(Input::Leave));
+        assert_eq!(parse("/accept-link"), Ok(Input::AcceptLink));
+        assert_eq!(parse("/decline-link"), Ok(Input::DeclineLink));
     }
 
     #[test]

@@ -207,6 +207,10 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
             "event": "link", "link": link, "invite": invite.to_string(),
             "expires": expires.to_string(), "max_uses": max_uses,
         }),
+        NodeEvent::LinkOffered { party, owner } => {
+            json!({"event": "link-offered", "party": party.to_string(), "owner": owner.to_string()})
+        }
+        NodeEvent::LinkOfferClosed { joining } => json!({"event": "link-offer-closed", "joining": joining}),
         NodeEvent::Joined { party, members } => json!({
             "event": "joined", "party": party.to_string(),
             "members": members.iter().map(|m| m.name.as_str()).collect::<Vec<_>>(),
@@ -365,6 +369,11 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             let uses = max_uses.map(|n| format!(", {n} use(s)")).unwrap_or_default();
             format!("Invite link (id {invite}, valid until {expires}{uses}):\n  {link}")
         }
+        NodeEvent::LinkOffered { party, owner } => format!(
+            "* a link asks you to join party {party} (owner {owner}): `/accept-link` leaves this party for it, `/decline-link` stays"
+        ),
+        NodeEvent::LinkOfferClosed { joining: true } => "* joining the link's party".into(),
+        NodeEvent::LinkOfferClosed { joining: false } => "* you stay in this party".into(),
         NodeEvent::Joined { party, members } => {
             let names: Vec<&str> = members.iter().map(|m| m.name.as_str()).collect();
             format!("* In party {party} with {}", names.join(", "))

@@ -43,6 +43,8 @@ pub(super) struct Session {
     party: Option<PartyId>,
     /// A link to join once the current party is left.
     switch_to: Option<JoinLink>,
+    /// A link that came from outside while in a party, waiting for the user's yes or no.
+    offered: Option<JoinLink>,
     /// The front end has closed: leave, then stop.
     quitting: bool,
     plugins: PluginHost,
@@ -70,6 +72,7 @@ impl Session {
             requests,
             party: None,
             switch_to: None,
+            offered: None,
             quitting: false,
             plugins,
             panels: std::collections::HashMap::new(),
@@ -239,7 +242,7 @@ impl Session {
 
     async fn on_request(&mut self, request: Request) -> Answer {
         let result = match request {
-            Request::Open { link } => self.open(&link).await,
+            Request::Open { link } => self.offer(&link).await,
             Request::Line { line } => match input::parse(&line) {
                 Ok(input) => self.try_input(input).await,
                 Err(e) => Err(anyhow::anyhow!(e)),
@@ -263,9 +266,37 @@ impl Session {
         }
     }
 
+    /// A link from outside (any web page can open one): in no party, it is joined; in a party,
+    /// the user is asked first, and until they say yes nothing moves (nor is the microphone heard
+    /// anywhere else).
+    async fn offer(&mut self, link: &str) -> Result<()> {
+        let link: JoinLink = link.parse().map_err(|e| anyhow::anyhow!("cannot use this link: {e}"))?;
+        if self.party.is_none() || self.party == Some(link.party_id()) {
+            return self.switch(link).await;
+        }
+        let event = NodeEvent::LinkOffered { party: link.party_id(), owner: link.owner() };
+        self.offered = Some(link);
+        self.publish(&event);
+        self.tell_front(FrontMsg::Event(event));
+        Ok(())
+    }
+
+    /// The user's answer to the link from outside.
+    async fn answer_offer(&mut self, accept: bool) -> Result<()> {
+        let link = self.offered.take().context("no link is waiting for an answer")?;
+        let event = NodeEvent::LinkOfferClosed { joining: accept };
+        self.publish(&event);
+        self.tell_front(FrontMsg::Event(event));
+        if accept { self.switch(link).await } else { Ok(()) }
+    }
+
     /// Joins the party of `link`, leaving the current one first; nothing if we are in it already.
     async fn open(&mut self, link: &str) -> Result<()> {
         let link: JoinLink = link.parse().map_err(|e| anyhow::anyhow!("cannot use this link: {e}"))?;
+        self.switch(link).await
+    }
+
+    async fn switch(&mut self, link: JoinLink) -> Result<()> {
         if self.party == Some(link.party_id()) {
             return Ok(());
         }
@@ -371,6 +402,8 @@ impl Session {
                 self.tell_front(FrontMsg::Event(ask));
             }
             Input::Open(link) => self.open(&link).await?,
+            Input::AcceptLink => self.answer_offer(true).await?,
+            Input::DeclineLink => self.answer_offer(false).await?,
             Input::Host => {
                 anyhow::ensure!(self.party.is_none(), "leave this party first");
                 self.party = Some(node.host(false).await?);

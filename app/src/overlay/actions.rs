@@ -58,6 +58,8 @@ pub(crate) enum Act {
         id: String,
         value: Option<String>,
     },
+    /// Join the party of the link from outside (true), or stay (false).
+    AnswerLink(bool),
     /// Allow a plugin all it asks for.
     GrantPlugin(String),
     /// Put off what a plugin asks for (it asks again next start).
@@ -181,6 +183,7 @@ pub(crate) fn carry_out(
                 (None, _) => toasts.push(now, ToastKind::Info, "Only the party's owner has a link"),
             },
             Act::Host => inputs.push(Input::Host),
+            Act::AnswerLink(yes) => inputs.push(if *yes { Input::AcceptLink } else { Input::DeclineLink }),
             Act::Leave => inputs.push(Input::Leave),
             Act::Input(name) | Act::Output(name) => {
                 let output = matches!(act, Act::Output(_));

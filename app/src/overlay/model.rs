@@ -69,6 +69,8 @@ pub(crate) struct Party {
     pub(crate) link: Option<String>,
     pub(crate) muted: bool,
     pub(crate) deafened: bool,
+    /// A link from outside waiting for Join / Stay: its party and owner, shortened.
+    pub(crate) offer: Option<(String, String)>,
 }
 
 impl Party {
@@ -243,6 +245,13 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         toasted = true;
     };
     match event {
+        NodeEvent::LinkOffered { party: id, owner } => {
+            let short = |s: String| s.chars().rev().take(6).collect::<Vec<_>>().into_iter().rev().collect();
+            party.offer = Some((short(id.to_string()), short(owner.to_string())));
+            touched.party = true;
+            toast(ToastKind::Info, "A link asks you to join another party".into());
+        }
+        NodeEvent::LinkOfferClosed { .. } => touched.party = party.offer.take().is_some(),
         NodeEvent::Joined { members, .. } | NodeEvent::Members { members } => {
             if matches!(event, NodeEvent::Joined { .. }) {
                 party.status = Status::InParty;

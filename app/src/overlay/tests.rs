@@ -114,6 +114,28 @@ fn roster_and_speaking_lights_follow_the_events() {
 }
 
 #[test]
+fn a_link_from_outside_is_asked_about_and_answered_from_the_roster() {
+    let mut h = Harness::new(VoiceMode::VoiceActivation);
+    h.event(joined(&[member("me", true)]));
+    h.update();
+    let asked = |h: &mut Harness| {
+        let world = h.app.world_mut();
+        world.query::<&Probe>().iter(world).any(|p| p.0 == "link-offer")
+    };
+    assert!(!asked(&mut h));
+    h.event(NodeEvent::LinkOffered { party: PartyId([7; 16]), owner: PeerId::random() });
+    assert!(h.update().is_empty(), "an offered link did anything by itself");
+    assert!(asked(&mut h), "no Join / Stay for the link");
+    h.act(Act::AnswerLink(false));
+    assert_eq!(h.update(), vec![Input::DeclineLink]);
+    h.act(Act::AnswerLink(true));
+    assert_eq!(h.update(), vec![Input::AcceptLink]);
+    h.event(NodeEvent::LinkOfferClosed { joining: true });
+    h.update();
+    assert!(!asked(&mut h), "the question stayed after its answer");
+}
+
+#[test]
 fn push_to_talk_key_sends_one_down_and_one_up() {
     let mut h = Harness::new(VoiceMode::PushToTalk);
     h.act(Act::PttKey(true));

@@ -1,5 +1,5 @@
 //! Who is in the party: a speaking light per member, the owner's star, how we reach them, and
-//! (for others) their volume.
+//! (for others) their volume; above them, a link from outside asking to move to its party.
 
 use bevy::prelude::*;
 
@@ -40,6 +40,16 @@ fn draw(
     }
     let b = *backdrop;
     redraw(&mut commands, &slots, Slot::Roster, |s| {
+        if let Some((id, owner)) = &party.offer {
+            s.spawn((theme::panel(b), Probe("link-offer".into()))).with_children(|p| {
+                p.spawn(theme::bold(&fonts, "A link asks you to join another party", 12.0, theme::WARN));
+                p.spawn(theme::text(format!("party …{id}, owner …{owner}"), 11.0, theme::DIM));
+                p.spawn(row()).with_children(|r| {
+                    r.spawn(button("Join", Act::AnswerLink(true), false, b));
+                    r.spawn(button("Stay", Act::AnswerLink(false), false, b));
+                });
+            });
+        }
         s.spawn((theme::panel(b), Probe("roster".into()))).with_children(|p| {
             if party.status == Status::Idle {
                 p.spawn(theme::text("Not in a party.", 13.0, theme::DIM));
