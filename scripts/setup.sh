@@ -13,7 +13,7 @@ fi
 # device reaches PulseAudio where it runs. Tests: iproute2 and nftables for network namespaces,
 # espeak-ng and sox for test speech, PulseAudio for virtual audio devices; Xvfb and Mesa's software
 # Vulkan (lavapipe) for the overlay's real-window tests, and three window managers it is
-# tried under.
+# tried under; python3 as a client of another user for the local socket's test.
 PACKAGES=(
   pkg-config cmake clang lld
   libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libdbus-1-dev libopus-dev
@@ -21,7 +21,7 @@ PACKAGES=(
   iproute2 nftables procps
   espeak-ng sox pulseaudio pulseaudio-utils
   xvfb xdotool mesa-vulkan-drivers libvulkan1 libx11-dev libxcursor-dev libxrandr-dev libxi-dev
-  openbox fluxbox icewm
+  openbox fluxbox icewm python3-minimal
 )
 
 missing=()

@@ -1,6 +1,10 @@
 //! One Partyline per user: the running one listens on a Unix socket in its data directory, and a
 //! second invocation (say, a `partyline://` link clicked in a browser) hands its request over and
 //! exits. One JSON request per line, one JSON answer per line.
+//!
+//! Only this user gets in: the socket is mode 0600 in the private (0700) data directory, and a
+//! client whose uid (`SO_PEERCRED`) is not the socket owner's is hung up on. A screenshot is
+//! written only inside the data directory.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -91,16 +95,53 @@ pub fn serve(socket: &Path) -> Result<mpsc::Receiver<Incoming>> {
     }
     let listener =
         UnixListener::bind(socket).with_context(|| format!("cannot listen on {}", socket.display()))?;
+    let owner = lock_down(socket)?;
+    let data = socket.parent().unwrap_or(Path::new(".")).canonicalize()?;
     let (tx, rx) = mpsc::channel(QUEUE);
     tokio::spawn(async move {
-        while let Ok((stream, _)) = listener.accept().await {
-            tokio::spawn(client(stream, tx.clone()));
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => match stream.peer_cred() {
+                    Ok(cred) if cred.uid() == owner => {
+                        tokio::spawn(client(stream, tx.clone(), data.clone()));
+                    }
+                    Ok(cred) => tracing::warn!("refused a local connection from uid {}", cred.uid()),
+                    Err(e) => tracing::warn!("refused a local connection: {e}"),
+                },
+                // Out of descriptors, say: the listener stays, and tries again shortly.
+                Err(e) => {
+                    tracing::warn!("local socket: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
         }
     });
     Ok(rx)
 }
 
-async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
+/// Makes the socket this user's only (0600); its owner's uid.
+fn lock_down(socket: &Path) -> Result<u32> {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600))?;
+    Ok(std::fs::metadata(socket)?.uid())
+}
+
+/// Refuses a screenshot path outside the data directory (or through a symbolic link).
+fn check(request: &Request, data: &Path) -> Result<(), String> {
+    let Request::Screenshot { path } = request else { return Ok(()) };
+    let inside = path
+        .parent()
+        .and_then(|dir| dir.canonicalize().ok())
+        .is_some_and(|dir| dir.starts_with(data) && path.file_name().is_some());
+    let link = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if inside && !link {
+        Ok(())
+    } else {
+        Err(format!("a screenshot is written only into {}", data.display()))
+    }
+}
+
+async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>, data: PathBuf) {
     let (read, mut write) = stream.into_split();
     let mut reader = BufReader::new(read).take(MAX_LINE as u64 + 1);
     let mut line = String::new();
@@ -108,6 +149,7 @@ async fn client(stream: UnixStream, requests: mpsc::Sender<Incoming>) {
     let answer = match tokio::time::timeout(READ_TIMEOUT, reader.read_line(&mut line)).await {
         Ok(Ok(n)) if n > MAX_LINE => Answer::Error("request too long".into()),
         Ok(Ok(_)) => match serde_json::from_str::<Request>(&line) {
+            Ok(request) if let Err(e) = check(&request, &data) => Answer::Error(e),
             Ok(request) => {
                 let (reply, answer) = oneshot::channel();
                 let lines = (request == Request::Follow).then(|| {

@@ -35,9 +35,14 @@ impl Dirs {
         Self { config: home.join("config"), data: home.join("data"), cache: home.join("cache") }
     }
 
+    /// Creates the three folders, private to this user (0700): they hold the node's key, the
+    /// local socket, chat history and what members sent.
     pub fn create(&self) -> Result<()> {
+        use std::os::unix::fs::PermissionsExt;
         for dir in [&self.config, &self.data, &self.cache] {
             std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .with_context(|| format!("cannot make {} private", dir.display()))?;
         }
         Ok(())
     }
@@ -84,4 +89,18 @@ impl Dirs {
     pub fn plugins_cache(&self) -> PathBuf {
         self.cache.join("plugins")
     }
+}
+
+/// Makes `path` (created if missing) readable and writable by this user only (0600), before a
+/// database is opened on it; SQLite gives its journal files the same mode.
+pub fn private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .with_context(|| format!("cannot create {}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("cannot make {} private", path.display()))
 }

@@ -140,7 +140,7 @@ fn first_frame(x: &Xvfb) -> (f64, f64) {
     let dir = tempfile::tempdir().expect("temp dir");
     let started = Instant::now();
     let ana = start_ana(x, Front::Overlay, &dir.path().join("heard.wav"));
-    let (socket, shot) = (ana.home.join("data/partyline.sock"), dir.path().join("first.png"));
+    let (socket, shot) = (ana.home.join("data/partyline.sock"), ana.home.join("data/first.png"));
     let mut mapped = None;
     let mut asked = false;
     loop {
@@ -176,7 +176,7 @@ fn first_frame_table(x: &Xvfb) {
 /// Asks the overlay for a screenshot over IPC: the time until it is written, and the number of
 /// frames drawn until then (from its layout file).
 fn screenshot(ana: &Proc, name: &str) -> (Duration, u64) {
-    let path = ana.home.join(format!("{name}.png"));
+    let path = ana.home.join(format!("data/{name}.png"));
     let asked = Instant::now();
     let mut stream = UnixStream::connect(ana.home.join("data/partyline.sock")).expect("ipc");
     writeln!(stream, "{}", serde_json::json!({"request": "screenshot", "path": path})).expect("ipc");

@@ -6,6 +6,7 @@
 mod devices;
 mod hostile;
 mod inprocess;
+mod local;
 mod overlay;
 mod plugins;
 mod processes;

@@ -39,7 +39,8 @@ struct Shot {
 
 impl Shot {
     fn take(proc: &Proc, name: &str) -> Self {
-        let path = proc.home.join(format!("{name}.png"));
+        // Screenshots are written only into the data directory.
+        let path = proc.home.join(format!("data/{name}.png"));
         assert_eq!(ipc(proc, json!({"request": "screenshot", "path": path})), json!("ok"));
         let start = Instant::now();
         while !path.exists() {
@@ -58,7 +59,7 @@ impl Shot {
     fn until(proc: &Proc, name: &str, ready: impl Fn(&Shot) -> bool) -> Self {
         let start = Instant::now();
         loop {
-            let _ = std::fs::remove_file(proc.home.join(format!("{name}.png")));
+            let _ = std::fs::remove_file(proc.home.join(format!("data/{name}.png")));
             let shot = Self::take(proc, name);
             if ready(&shot) || start.elapsed() > Duration::from_secs(10) {
                 return shot;

@@ -43,6 +43,7 @@ pub(crate) struct PluginDb {
 
 impl PluginDb {
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        crate::paths::private_file(path)?;
         let db = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         db.busy_timeout(Duration::from_secs(2))?;
         db.pragma_update(None, "journal_mode", "WAL")?;

@@ -71,9 +71,10 @@ CREATE TABLE chat (
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
+        // The database holds the node's private key.
+        crate::paths::private_file(path)?;
         let db =
             Connection::open(path).with_context(|| format!("cannot open database {}", path.display()))?;
-        restrict_permissions(path);
         Self::init(db).with_context(|| format!("cannot use database {}", path.display()))
     }
 
@@ -145,16 +146,6 @@ impl Store {
         Ok(key)
     }
 }
-
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) {
-    use std::os::unix::fs::PermissionsExt;
-    // The database holds the node's private key.
-    let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_: &Path) {}
 
 #[cfg(test)]
 mod tests {

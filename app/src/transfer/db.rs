@@ -116,6 +116,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 impl Db {
     pub(crate) fn open(path: &Path) -> Result<Self> {
+        crate::paths::private_file(path)?;
         let db = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         db.busy_timeout(Duration::from_secs(5))?;
         db.pragma_update(None, "journal_mode", "WAL")?;
