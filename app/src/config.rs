@@ -292,9 +292,8 @@ impl Default for RelayServerSettings {
 
 fn default_name() -> String {
     let user = std::env::var("USER").unwrap_or_default();
-    let name: String = user.chars().filter(|c| !c.is_control()).take(32).collect();
-    let name = name.trim();
-    if partyline_protocol::wire::valid_name(name) { name.to_owned() } else { "player".to_owned() }
+    let name: String = partyline_protocol::wire::normal_name(&user).chars().take(32).collect();
+    if partyline_protocol::wire::valid_name(&name) { name } else { "player".to_owned() }
 }
 
 const HEADER: &str = "\
@@ -327,7 +326,7 @@ impl Settings {
     pub fn validate(&self) -> Result<()> {
         anyhow::ensure!(
             partyline_protocol::wire::valid_name(&self.name),
-            "name {:?} must be 1-32 bytes, without leading/trailing spaces or control characters",
+            "name {:?} must be 1-32 bytes of visible characters in NFKC form, without leading/trailing spaces",
             self.name
         );
         anyhow::ensure!(self.join_timeout >= Duration::from_secs(1), "join_timeout must be at least 1s");

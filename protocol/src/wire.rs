@@ -282,12 +282,33 @@ pub fn chat_page(messages: &[ChatMessage], head: u64) -> (Message, usize) {
     (Message::ChatPage { messages: messages[..taken].to_vec(), head }, taken)
 }
 
-/// A display name as this node will accept it: trimmed, 1..=32 bytes, no control characters.
+/// A display name as this node will accept it: trimmed, 1..=32 bytes, in NFKC form (see
+/// [`normal_name`]), no control characters, and none of the invisible ones that make a name look
+/// like another or turn the text around it (format and bidirectional controls).
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= MAX_NAME_LEN
         && name.trim() == name
-        && !name.chars().any(char::is_control)
+        && !name.chars().any(|c| c.is_control() || invisible(c))
+        && unicode_normalization::is_nfkc(name)
+}
+
+/// A name as a node sends it: NFKC (compatibility forms folded: full-width letters, ligatures),
+/// invisible and control characters left out, trimmed.
+pub fn normal_name(name: &str) -> String {
+    use unicode_normalization::UnicodeNormalization;
+    let kept: String = name.chars().filter(|&c| !c.is_control() && !invisible(c)).collect();
+    kept.nfkc().collect::<String>().trim().to_owned()
+}
+
+/// Characters that draw nothing or reorder text: zero-width ones, joiners, bidirectional marks,
+/// embeddings, overrides and isolates, the byte-order mark, tag characters.
+pub fn invisible(c: char) -> bool {
+    matches!(c,
+        '\u{AD}' | '\u{34F}' | '\u{61C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}' | '\u{17B5}'
+        | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}'
+        | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}'
+        | '\u{E0000}'..='\u{E0FFF}')
 }
 
 /// A plugin id: 1 to 64 lower-case letters, digits and `-`, starting with a letter.
@@ -460,5 +481,12 @@ mod tests {
         assert!(!valid_name(" alice"));
         assert!(!valid_name("a\nb"));
         assert!(!valid_name(&"x".repeat(33)));
+        // Invisible and reordering characters, and forms NFKC folds.
+        for bad in ["alice\u{200B}", "al\u{200D}ice", "\u{202E}ecila", "alice\u{2066}", "ﬁsh", "ａlice"] {
+            assert!(!valid_name(bad), "{bad:?}");
+        }
+        assert_eq!(normal_name(" ａlice\u{200B} "), "alice");
+        assert_eq!(normal_name("ﬁsh"), "fish");
+        assert!(valid_name(&normal_name("\u{202E}ecila")));
     }
 }

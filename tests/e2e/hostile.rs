@@ -29,13 +29,10 @@ fn count(stats: &Value, key: &str) -> u64 {
     stats[key].as_u64().unwrap_or_else(|| panic!("no {key} in {stats}"))
 }
 
-#[test]
-fn hostile_peer_is_dropped_and_counted_and_the_party_goes_on() {
-    let (mut alice, link) = host("alice", &[]);
-    let mut bob = join("bob", &link, &[]);
-    bob.wait_event(Duration::from_secs(10), "joined");
+/// A hostile peer connected to the host of `link` (`host` runs it).
+fn attacker_at(host: &partyline_tests::Proc, link: &str) -> Attacker {
     let owner = link.parse::<JoinLink>().unwrap().owner();
-    let listening = alice.seen().into_iter().rev().find(|e| e["event"] == "listening").unwrap();
+    let listening = host.seen().into_iter().rev().find(|e| e["event"] == "listening").unwrap();
     let quic: Multiaddr = listening["addrs"]
         .as_array()
         .unwrap()
@@ -45,7 +42,38 @@ fn hostile_peer_is_dropped_and_counted_and_the_party_goes_on() {
         .unwrap()
         .parse()
         .unwrap();
-    let attacker = Attacker::connect(quic.with(libp2p::multiaddr::Protocol::P2p(owner)));
+    Attacker::connect(quic.with(libp2p::multiaddr::Protocol::P2p(owner)))
+}
+
+/// A hostile client sends names as it likes (an honest one normalises them first): invisible and
+/// reordering characters are refused, and a name that looks like a member's is admitted only with
+/// a suffix that tells them apart.
+#[test]
+fn names_cannot_pass_for_a_members() {
+    let (alice, link) = host("alice", &[]);
+    let invite = link.parse::<JoinLink>().unwrap();
+    for name in ["alice\u{200B}", "\u{202E}ecila", "ａlice"] {
+        assert!(!attacker_at(&alice, &link).try_join(&invite, name), "{name:?} got in");
+    }
+    // Cyrillic а and upper case: both look like alice. (Members stay while their peers live.)
+    let mut members = Vec::new();
+    for (name, shown) in [("\u{430}lice", "\u{430}lice (2)"), ("ALICE", "ALICE (3)")] {
+        let attacker = attacker_at(&alice, &link);
+        assert!(attacker.try_join(&invite, name), "{name:?} was refused");
+        alice.wait_for(Duration::from_secs(10), shown, |e| {
+            e["event"] == "member-joined" && e["name"] == shown
+        });
+        members.push(attacker);
+    }
+}
+
+#[test]
+fn hostile_peer_is_dropped_and_counted_and_the_party_goes_on() {
+    let (mut alice, link) = host("alice", &[]);
+    let mut bob = join("bob", &link, &[]);
+    bob.wait_event(Duration::from_secs(10), "joined");
+    let owner = link.parse::<JoinLink>().unwrap().owner();
+    let attacker = attacker_at(&alice, &link);
     let _guard = DumpOnPanic(alice.home.join("alice.stderr"));
     let rss_before = alice.rss_kib();
 

@@ -211,6 +211,11 @@ impl Attacker {
 
     /// Joins the party behind `link` as `name`, like a real member; returns once welcomed.
     pub fn join(&self, link: &JoinLink, name: &str) {
+        assert!(self.try_join(link, name), "not welcomed within 10 s");
+    }
+
+    /// Tries to join as `name`: whether the host welcomed us within 10 s.
+    pub fn try_join(&self, link: &JoinLink, name: &str) -> bool {
         let mut control = self.control.clone();
         let mut incoming = control.accept(PARTY_PROTOCOL).expect("accept party streams once");
         let join = Join { invite: link.invite().clone(), name: name.to_owned(), addrs: vec![] };
@@ -219,23 +224,32 @@ impl Attacker {
             stream.write_all(&wire::frame(&Message::Join(Box::new(join)))).await.unwrap();
             stream.flush().await.unwrap();
             let welcomed = async {
-                let (_, mut from_host) = incoming.next().await.expect("the host opens a stream");
+                let Some((_, mut from_host)) = incoming.next().await else { return false };
                 loop {
                     let mut header = [0u8; 4];
-                    from_host.read_exact(&mut header).await.expect("a frame");
-                    let mut body = vec![0u8; wire::frame_len(header).unwrap()];
-                    from_host.read_exact(&mut body).await.unwrap();
+                    if from_host.read_exact(&mut header).await.is_err() {
+                        return false;
+                    }
+                    let Ok(len) = wire::frame_len(header) else { return false };
+                    let mut body = vec![0u8; len];
+                    if from_host.read_exact(&mut body).await.is_err() {
+                        return false;
+                    }
                     if matches!(wire::decode(&body), Ok(Message::Welcome(_))) {
-                        return;
+                        return true;
                     }
                 }
             };
-            tokio::time::timeout(Duration::from_secs(10), welcomed).await.expect("welcomed within 10 s");
+            let welcomed = tokio::time::timeout(Duration::from_secs(10), welcomed).await.unwrap_or(false);
+            if !welcomed {
+                return false;
+            }
             // Keep our stream to the host open: a member that hangs up has left.
             tokio::spawn(async move {
                 let _keep = stream;
                 std::future::pending::<()>().await;
             });
-        });
+            true
+        })
     }
 }

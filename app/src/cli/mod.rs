@@ -424,10 +424,10 @@ fn voice_config(base: Option<VoiceConfig>, args: VoiceArgs) -> Result<Option<Voi
 fn node_config(dirs: Dirs, settings: &Settings, args: NodeArgs) -> Result<NodeConfig> {
     let mut config = NodeConfig::new(dirs, settings);
     if let Some(name) = args.name {
-        let name = name.trim().to_owned();
+        let name = partyline_protocol::wire::normal_name(&name);
         anyhow::ensure!(
             partyline_protocol::wire::valid_name(&name),
-            "--name must be 1-32 bytes without control characters"
+            "--name must be 1-32 bytes of visible characters"
         );
         config.name = name;
     }

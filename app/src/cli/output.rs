@@ -142,7 +142,7 @@ impl Printer {
     fn line(&self, line: &str) {
         let mut out = std::io::stdout().lock();
         // A closed stdout (the reader went away) is not worth dying for.
-        let _ = writeln!(out, "{line}");
+        let _ = if self.json { writeln!(out, "{line}") } else { writeln!(out, "{}", terminal_safe(line)) };
         let _ = out.flush();
     }
 }
@@ -382,6 +382,8 @@ fn to_text(event: &NodeEvent) -> Option<String> {
         NodeEvent::MemberLeft { name, reason, .. } => format!("* {name} left ({})", reason.as_str()),
         NodeEvent::Presence { name, presence, .. } => format!("* {name} is {}", presence.as_str()),
         NodeEvent::Chat { from, text, ts_ms, history, .. } => {
+            // A line break in a message goes on indented: it cannot pass for a line of ours.
+            let text = text.replace('\n', "\n    ");
             format!("{}[{} UTC] {from}: {text}", if *history { "(earlier) " } else { "" }, clock(*ts_ms))
         }
         NodeEvent::Members { members } => {
@@ -474,6 +476,13 @@ fn to_text(event: &NodeEvent) -> Option<String> {
     })
 }
 
+/// What peers wrote, made harmless for a terminal: control characters (escape sequences that
+/// recolour, retitle or move the cursor) and invisible or reordering ones shown as `\u{…}`.
+fn terminal_safe(line: &str) -> String {
+    let hidden = |c: char| (c.is_control() && c != '\n') || partyline_protocol::wire::invisible(c);
+    line.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use libp2p::PeerId;
@@ -509,5 +518,21 @@ mod tests {
     fn clock_formats_utc_time_of_day() {
         assert_eq!(clock(0), "00:00:00");
         assert_eq!(clock(((13 * 3600 + 4 * 60 + 5) * 1000) + 999), "13:04:05");
+    }
+
+    #[test]
+    fn peers_text_cannot_drive_the_terminal_or_forge_lines() {
+        let chat = NodeEvent::Chat {
+            seq: 1,
+            peer: PeerId::random(),
+            from: "bob".into(),
+            text: "hi\u{1b}]0;owned\u{7}\u{1b}[2J\n* carl left (kicked)\u{202E}".into(),
+            ts_ms: 0,
+            history: false,
+        };
+        let shown = terminal_safe(&to_text(&chat).unwrap());
+        assert!(!shown.chars().any(|c| c.is_control() && c != '\n'), "{shown:?}");
+        assert!(shown.contains("\\u{1b}]0;owned") && shown.contains("\\u{202e}"), "{shown:?}");
+        assert!(shown.lines().skip(1).all(|l| l.starts_with("    ")), "a forged line: {shown:?}");
     }
 }

@@ -98,19 +98,28 @@ impl HostRoster {
         }
     }
 
-    /// Members whose name matches exactly, or else case-insensitively.
+    /// Members whose name matches exactly, or else looks the same (case, confusable letters:
+    /// names in one party never look alike, so this is the member the user sees).
     pub(crate) fn find_by_name(&self, name: &str) -> Vec<&Member> {
         let exact: Vec<_> = self.members.iter().filter(|m| m.name == name).collect();
         if !exact.is_empty() {
             return exact;
         }
-        self.members.iter().filter(|m| m.name.to_lowercase() == name.to_lowercase()).collect()
+        self.members.iter().filter(|m| look_alike(&m.name, name)).collect()
     }
 }
 
-/// `name`, or `name (2)`, `name (3)`… whichever is not taken, within the name length limit.
+/// Whether two names look the same to a reader: equal once case is folded and confusable
+/// characters are mapped to their prototypes (UTS 39 skeletons: a Cyrillic `а` is a Latin `a`).
+pub(crate) fn look_alike(a: &str, b: &str) -> bool {
+    let skeleton = |s: &str| unicode_security::skeleton(&s.to_lowercase()).collect::<String>();
+    a == b || skeleton(a) == skeleton(b)
+}
+
+/// `name`, or `name (2)`, `name (3)`… whichever looks like no name taken, within the name length
+/// limit.
 pub(crate) fn unique_name<'a>(name: &str, taken: impl Iterator<Item = &'a str> + Clone) -> String {
-    if !taken.clone().any(|t| t == name) {
+    if !taken.clone().any(|t| look_alike(t, name)) {
         return name.to_owned();
     }
     for n in 2.. {
@@ -120,7 +129,7 @@ pub(crate) fn unique_name<'a>(name: &str, taken: impl Iterator<Item = &'a str> +
             base.pop();
         }
         let candidate = format!("{}{suffix}", base.trim_end());
-        if !taken.clone().any(|t| t == candidate) {
+        if !taken.clone().any(|t| look_alike(t, &candidate)) {
             return candidate;
         }
     }
@@ -162,6 +171,10 @@ mod tests {
         let taken = ["bob", "bob (2)", "x".repeat(32).leak()];
         assert_eq!(unique_name("amy", taken.iter().copied()), "amy");
         assert_eq!(unique_name("bob", taken.iter().copied()), "bob (3)");
+        // Case and look-alike letters do not make a second "bob": Cyrillic о, upper case.
+        assert_eq!(unique_name("b\u{43E}b", taken.iter().copied()), "b\u{43E}b (3)");
+        assert_eq!(unique_name("BOB", taken.iter().copied()), "BOB (3)");
+        assert!(look_alike("alice", "\u{430}lice") && !look_alike("alice", "alicia"));
         let long = unique_name(&"x".repeat(32), taken.iter().copied());
         assert_eq!(long, format!("{} (2)", "x".repeat(28)));
         assert!(long.len() <= MAX_NAME_LEN);
