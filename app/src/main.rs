@@ -9,6 +9,7 @@ fn main() -> ExitCode {
         .with_env_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")))
         .with_writer(std::io::stderr)
         .init();
+    raise_descriptor_limit();
     let args = partyline::cli::with_join_for_links(std::env::args_os().collect());
     let cli = partyline::cli::Cli::parse_from(args);
     let runtime = match tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build() {
@@ -26,4 +27,17 @@ fn main() -> ExitCode {
     // Do not wait for the thread blocked reading stdin.
     runtime.shutdown_background();
     code
+}
+
+/// Lifts the soft limit on open files to the hard one: every peer, stream and transfer holds
+/// descriptors, and the usual soft limit (1024) is the first thing a crowd of peers runs out of.
+fn raise_descriptor_limit() {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let limit = getrlimit(Resource::Nofile);
+    if limit.current < limit.maximum
+        && let Err(e) =
+            setrlimit(Resource::Nofile, rustix::process::Rlimit { current: limit.maximum, ..limit })
+    {
+        eprintln!("warning: cannot raise the open-file limit: {e}");
+    }
 }

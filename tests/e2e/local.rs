@@ -1,7 +1,7 @@
 //! The local doors, tried from another user's account: the data directory, the socket and the
 //! databases are this user's only (even under a careless umask), a client of another uid is hung
 //! up on even where the directory was opened up, and a screenshot is written only into the data
-//! directory.
+//! directory. The open-file limit is raised as far as it goes.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
@@ -53,14 +53,20 @@ fn ipc(socket: &Path, request: Value) -> Value {
 #[test]
 fn local_files_and_the_socket_are_this_users_only() {
     partyline_tests::init_logs();
-    // A home others may enter (as Debian's are), and a umask that hides nothing.
+    // A home others may enter (as Debian's are), a umask that hides nothing, and the usual soft
+    // limit of open files.
     let guard = tempfile::Builder::new().prefix("pl-ana-").tempdir().unwrap();
     let home = guard.path().to_owned();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut args = vec!["host", "--name", "ana", "--mic-device", "none", "--speaker-device", "none"];
     args.extend_from_slice(LOOPBACK);
-    let ana =
-        Proc::start_in("ana", &home, &args, Some(guard), &["sh", "-c", "umask 000; exec \"$0\" \"$@\""]);
+    let ana = Proc::start_in(
+        "ana",
+        &home,
+        &args,
+        Some(guard),
+        &["sh", "-c", "umask 000; ulimit -Sn 1024; exec \"$0\" \"$@\""],
+    );
     ana.wait_event(Duration::from_secs(20), "link");
 
     for dir in ["config", "data", "cache"] {
@@ -99,6 +105,12 @@ fn local_files_and_the_socket_are_this_users_only() {
     std::os::unix::fs::symlink(&outside, data.join("link.png")).unwrap();
     let answer = ipc(&socket, json!({"request": "screenshot", "path": data.join("link.png")}));
     assert!(answer["error"].as_str().is_some_and(|e| e.contains("only into")), "{answer}");
+    // Every peer, stream and transfer holds descriptors: the soft limit is raised to the hard one.
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", ana.pid())).unwrap();
+    let files = limits.lines().find(|l| l.starts_with("Max open files")).unwrap().to_owned();
+    let numbers: Vec<&str> = files.split_whitespace().skip(3).take(2).collect();
+    assert_eq!(numbers[0], numbers[1], "{files}");
+
     // The owner's own line still works.
     assert_eq!(ipc(&socket, json!({"request": "line", "line": "from ana"})), json!("ok"));
 }

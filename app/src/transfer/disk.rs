@@ -142,14 +142,15 @@ impl Tree {
         Ok(created)
     }
 
-    /// After the last piece: modes, symlinks, and everything synced to disk.
+    /// After the last piece: modes (never writable by others, nor set-id: see [`safe_mode`]),
+    /// symlinks, and everything synced to disk.
     pub(crate) fn finish(&self) -> Result<()> {
         // Deepest first, so a read-only folder is locked only after what is inside it.
         for (i, entry) in self.manifest.entries.iter().enumerate().rev() {
             let path = self.path(i);
             match &entry.kind {
                 EntryKind::File { mode, .. } => {
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(*mode))
+                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(safe_mode(*mode)))
                         .with_context(|| format!("cannot set the mode of {}", path.display()))?;
                 }
                 EntryKind::Symlink { target } => {
@@ -159,7 +160,10 @@ impl Tree {
                 }
                 EntryKind::Dir { mode } => {
                     // Owner keeps write access until the content is moved into place.
-                    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode | 0o700))?;
+                    std::fs::set_permissions(
+                        &path,
+                        std::fs::Permissions::from_mode(safe_mode(*mode) | 0o700),
+                    )?;
                 }
             }
         }
@@ -170,7 +174,7 @@ impl Tree {
     pub(crate) fn seal(&self) -> Result<()> {
         for (i, entry) in self.manifest.entries.iter().enumerate().rev() {
             if let EntryKind::Dir { mode } = entry.kind {
-                std::fs::set_permissions(self.path(i), std::fs::Permissions::from_mode(mode))?;
+                std::fs::set_permissions(self.path(i), std::fs::Permissions::from_mode(safe_mode(mode)))?;
             }
         }
         Ok(())
@@ -281,10 +285,45 @@ pub fn bytes(n: u64) -> String {
     if unit == 0 { format!("{n} B") } else { format!("{value:.1} {}", UNITS[unit]) }
 }
 
+/// A mode from a manifest as it is given to what is downloaded: read and execute as sent, but
+/// never writable by group or others, and no set-user-id, set-group-id or sticky bit, whatever
+/// the sender's manifest says.
+pub(crate) fn safe_mode(mode: u32) -> u32 {
+    mode & 0o755
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::transfer::index;
+
+    #[test]
+    fn what_a_manifest_makes_writable_by_others_or_set_id_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let game = dir.path().join("src/game");
+        std::fs::create_dir_all(game.join("shared")).unwrap();
+        std::fs::write(game.join("shared/run"), b"#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(game.join("shared/run"), std::fs::Permissions::from_mode(0o6777)).unwrap();
+        std::fs::set_permissions(game.join("shared"), std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let source = index::hash(index::scan(&game).unwrap(), |_, _| {}).unwrap();
+        let partial = dir.path().join("partial");
+        std::fs::create_dir(&partial).unwrap();
+        let tree = Tree::new(partial.clone(), source.manifest.clone());
+        tree.prepare().unwrap();
+        let from = Tree::new(source.root.clone(), source.manifest.clone());
+        let (mut r, mut w) = (from.reader(), tree.writer());
+        let mut buf = Vec::new();
+        for piece in 0..tree.layout().pieces() {
+            from.read_piece(&mut r, piece, &mut buf).unwrap();
+            tree.write_piece(&mut w, piece, &buf).unwrap();
+        }
+        drop(w);
+        tree.finish().unwrap();
+        tree.seal().unwrap();
+        let mode = |p: &str| std::fs::metadata(partial.join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode("game/shared/run"), 0o755);
+        assert_eq!(mode("game/shared"), 0o755);
+    }
 
     #[test]
     fn a_tree_copied_piece_by_piece_is_the_same_content() {

@@ -34,6 +34,8 @@ const DOOR_PENDING: usize = 64;
 const DOOR_WAIT: Duration = Duration::from_secs(20);
 /// A direct connection must name its token within this.
 const TOKEN_WAIT: Duration = Duration::from_secs(5);
+/// Direct connections that have not named a token yet, at most; more are closed at once.
+const HANDSHAKES: usize = 32;
 
 /// Whole content this node serves, with what it answers for it.
 pub(crate) struct Served {
@@ -144,11 +146,26 @@ pub(crate) async fn serve(
 /// Direct connections: each names its token, then speaks sealed.
 async fn direct_loop(listener: TcpListener, shared: Shared) {
     let Some(door) = shared.door.clone() else { return };
-    while let Ok((mut tcp, from)) = listener.accept().await {
+    let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
+    loop {
+        let (mut tcp, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            // Out of descriptors, say: the door stays open and tries again shortly.
+            Err(e) => {
+                tracing::warn!("direct transfer port: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
+            tracing::debug!(%from, "too many direct connections naming no token: closed");
+            continue;
+        };
         let (shared, door) = (shared.clone(), door.clone());
         tokio::spawn(async move {
             let mut token = [0u8; 16];
             let named = tokio::time::timeout(TOKEN_WAIT, tcp.read_exact(&mut token)).await;
+            drop(handshake);
             let Some((peer, key)) = named.ok().and_then(Result::ok).and_then(|_| door.take(&token)) else {
                 tracing::debug!(%from, "a direct connection without a valid token");
                 return;
