@@ -100,7 +100,7 @@ impl Default for OverlaySettings {
 impl OverlaySettings {
     /// Whether to draw the overlay (rather than run headless) when nothing on the command line says.
     pub fn wanted(&self) -> bool {
-        self.show == "overlay" || (self.show == "auto" && crate::overlay::display_available())
+        self.show == "overlay" || (self.show == "auto" && crate::display::available())
     }
 
     fn validate(&self) -> Result<()> {

@@ -4,6 +4,7 @@
 pub mod cli;
 pub mod config;
 pub mod desktop;
+pub mod display;
 pub mod events;
 pub mod ipc;
 pub mod net;

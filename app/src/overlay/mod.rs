@@ -38,22 +38,6 @@ const INBOX: usize = 1024;
 /// Inputs waiting for the session.
 const OUTBOX: usize = 64;
 
-/// Whether a display can be reached: `DISPLAY`'s X server socket, or the Wayland socket.
-pub fn display_available() -> bool {
-    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-    if let Some(display) = var("DISPLAY") {
-        // ":N" or ":N.S" is a local server with a socket we can try; other forms we trust.
-        return match display.strip_prefix(':').and_then(|d| d.split('.').next()) {
-            Some(n) => std::os::unix::net::UnixStream::connect(format!("/tmp/.X11-unix/X{n}")).is_ok(),
-            None => true,
-        };
-    }
-    match (var("WAYLAND_DISPLAY"), var("XDG_RUNTIME_DIR")) {
-        (Some(w), Some(dir)) => std::path::Path::new(&dir).join(w).exists(),
-        _ => false,
-    }
-}
-
 /// Node events (and requests for the overlay) from the session.
 #[derive(Resource)]
 pub(crate) struct Inbox(Mutex<std_mpsc::Receiver<FrontMsg>>);
