@@ -480,7 +480,15 @@ fn to_text(event: &NodeEvent) -> Option<String> {
 /// recolour, retitle or move the cursor) and invisible or reordering ones shown as `\u{…}`.
 fn terminal_safe(line: &str) -> String {
     let hidden = |c: char| (c.is_control() && c != '\n') || partyline_protocol::wire::invisible(c);
-    line.chars().map(|c| if hidden(c) { c.escape_unicode().to_string() } else { c.to_string() }).collect()
+    let mut shown = String::with_capacity(line.len());
+    for c in line.chars() {
+        if hidden(c) {
+            shown.extend(c.escape_unicode());
+        } else {
+            shown.push(c);
+        }
+    }
+    shown
 }
 
 #[cfg(test)]
