@@ -16,11 +16,9 @@ step "tests"
 # Two runs: the protocol's property tests pull in dev-dependency features that would otherwise
 # give the app a second build (the integration tests build and run the real `partyline` binary).
 cargo test --locked -p partyline-protocol
+# The `alone` test binary (steady voice timing through real devices) runs after `e2e`, by itself:
+# cargo runs test binaries one at a time.
 cargo test --locked -p partyline -p partyline-tests
-step "timing tests, alone"
-# Tests of how steady voice timing is through real devices: two tests sharing two cores starve
-# each other's audio threads, so these run by themselves.
-cargo test --locked -p partyline-tests --test e2e -- --ignored
 step "fuzz smoke run"
 scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
 step "all good"

@@ -56,13 +56,8 @@ fn download(game: &Path, providers: usize, cap: Option<&str>, extra: &[&str]) ->
     }
     let receiver = join("getter", &link, extra);
     receiver.wait_event(Duration::from_secs(30), "joined");
-    receiver.wait_for(Duration::from_secs(60), "offered", |e| {
-        e["event"] == "plugin-panel"
-            && e["plugin"] == "game-store"
-            && e["elements"]
-                .as_array()
-                .is_some_and(|els| els.iter().any(|el| el["label"] == format!("Get {name}")))
-    });
+    receiver
+        .wait_for(Duration::from_secs(60), "offered", |e| partyline_tests::store::get_buttons(e, &name) > 0);
     let cpu = |procs: &[Proc]| procs.iter().map(|p| usage::of(p.pid()).cpu_s).sum::<f64>();
     let (r0, p0) = (usage::of(receiver.pid()).cpu_s, cpu(&serving));
     let at = Instant::now();

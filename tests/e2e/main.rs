@@ -9,6 +9,7 @@ mod inprocess;
 mod local;
 mod overlay;
 mod plugins;
+mod poisoning;
 mod processes;
 mod rejection;
 mod relay;

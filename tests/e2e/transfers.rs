@@ -13,32 +13,11 @@ use partyline::{Node, NodeEvent};
 use partyline_protocol::content::{Entry, EntryKind, MIN_PIECE, Manifest};
 use partyline_protocol::{ContentId, InviteTerms};
 use partyline_tests::games::{self, content_id};
+use partyline_tests::store::{FeedServer, games_cli, library, panel_has, wait_offered};
 use partyline_tests::{Proc, host, join, join_args, run_cli};
 use serde_json::Value;
 
 const GIB: u64 = 1 << 30;
-
-/// Until the other members' game stores have heard of each other.
-fn wait_offered(p: &Proc, game: &str) {
-    p.wait_for(Duration::from_secs(30), &format!("{game} offered"), |e| {
-        e["event"] == "plugin-panel"
-            && e["plugin"] == "game-store"
-            && e["elements"].as_array().is_some_and(|els| {
-                els.iter().any(|el| el["kind"] == "button" && el["label"] == format!("Get {game}"))
-            })
-    });
-}
-
-fn library(p: &Proc, game: &str) -> PathBuf {
-    p.home.join("data/library").join(game)
-}
-
-/// Runs `partyline games ARGS` against `p`'s running Partyline.
-fn games_cli(p: &Proc, args: &[&str], timeout: Duration) -> (bool, Vec<Value>) {
-    let mut all = vec!["games"];
-    all.extend_from_slice(args);
-    run_cli(&p.home, &all, timeout)
-}
 
 #[test]
 fn a_game_goes_from_one_member_then_from_two_at_once_and_lands_whole() {
@@ -345,45 +324,6 @@ fn offer_button(p: &Proc, prefix: &str) -> String {
         }
         assert!(started.elapsed() < Duration::from_secs(30), "no offer to {prefix}");
     }
-}
-
-/// `partyline store-feed DIR` in the background: the process and its feed's URL.
-struct FeedServer {
-    child: std::process::Child,
-    url: String,
-}
-
-impl FeedServer {
-    fn start(dir: &std::path::Path) -> Self {
-        use std::io::BufRead;
-        let mut child = std::process::Command::new(partyline_tests::partyline_bin())
-            .args(["--json", "store-feed"])
-            .arg(dir)
-            .args(["--name", "Club store"])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
-        let event: Value = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        Self { child, url: event["url"].as_str().unwrap().to_owned() }
-    }
-}
-
-impl Drop for FeedServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn panel_has(e: &Value, plugin: &str, text: &str) -> bool {
-    e["event"] == "plugin-panel"
-        && e["plugin"] == plugin
-        && e["elements"].as_array().is_some_and(|els| {
-            els.iter()
-                .any(|el| el["text"].as_str().or(el["label"].as_str()).is_some_and(|t| t.contains(text)))
-        })
 }
 
 #[test]

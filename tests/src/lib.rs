@@ -10,6 +10,7 @@ pub mod netns;
 pub mod plugins;
 pub mod pulse;
 pub mod report;
+pub mod store;
 pub mod talk;
 pub mod usage;
 pub mod wm;

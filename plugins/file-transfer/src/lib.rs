@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use partyline_plugin_sdk::blobs::{self, Destination};
-use partyline_plugin_sdk::{Event, Guest, Member, Panel, export, fields, human_bytes, line, messaging, notify, party, storage};
+use partyline_plugin_sdk::{
+    Event, Guest, Member, Panel, export, fields, human_bytes, line, messaging, notify, party, storage,
+};
 
 struct FileTransfer;
 
@@ -87,7 +89,10 @@ fn tell(to: &str, fields: &[&str]) -> Result<(), String> {
 
 /// Remembers an incoming offer (so a restart can finish it).
 fn keep(id: &str, t: &Transfer) -> Result<(), String> {
-    storage::set(&format!("{INCOMING}{id}"), line(&[&t.peer.0, &t.peer.1, &t.name, &t.size.to_string()]).as_bytes())
+    storage::set(
+        &format!("{INCOMING}{id}"),
+        line(&[&t.peer.0, &t.peer.1, &t.name, &t.size.to_string()]).as_bytes(),
+    )
 }
 
 fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
@@ -132,7 +137,8 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
             }
         }
         ("cancel", _) => {
-            if let Some(t) = state.transfers.get(&id).filter(|t| t.peer.0 == from.id && !t.outgoing).cloned() {
+            if let Some(t) = state.transfers.get(&id).filter(|t| t.peer.0 == from.id && !t.outgoing).cloned()
+            {
                 let _ = blobs::cancel(&id);
                 let _ = storage::delete(&format!("{INCOMING}{id}"));
                 set_stage(state, &id, &from, Stage::Cancelled);
@@ -210,9 +216,9 @@ fn draw(state: &State) -> Result<(), String> {
                 .text(&format!("{what}: offered"))
                 .button(&format!("accept:{id}"), "Accept")
                 .button(&format!("decline:{id}"), "Decline"),
-            Stage::Going { done, total } => panel
-                .progress(&what, *done, (*total).max(t.size))
-                .button(&format!("cancel:{id}"), "Cancel"),
+            Stage::Going { done, total } => {
+                panel.progress(&what, *done, (*total).max(t.size)).button(&format!("cancel:{id}"), "Cancel")
+            }
             Stage::Done(path) if path.is_empty() => panel.text(&format!("{what}: done")),
             Stage::Done(path) => panel.text(&format!("{what}: done, in {path}")),
             Stage::Declined => panel.text(&format!("{what}: declined")),
@@ -241,7 +247,13 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
                 let c = answer.outcome?;
                 tell(&to_id, &["offer", &c.id, &c.size.to_string(), &c.files.to_string(), &c.name])?;
                 notify::toast(&format!("Offered {} to {to_name}", c.name))?;
-                let t = Transfer { peer: (to_id, to_name), name: c.name, size: c.size, outgoing: true, stage: Stage::Offered };
+                let t = Transfer {
+                    peer: (to_id, to_name),
+                    name: c.name,
+                    size: c.size,
+                    outgoing: true,
+                    stage: Stage::Offered,
+                };
                 state.transfers.insert(c.id, t);
             } else if let Some(id) = state.placing.remove(&answer.request) {
                 let t = state.transfers.get(&id).cloned();

@@ -4,12 +4,14 @@
 //! - **Library**: games on this machine (shared from where they are, or downloaded into
 //!   `<data>/library`), remembered in storage.
 //! - **In the party**: each member's copy announces its library (`have` messages); a game is
-//!   offered with the members who have it.
+//!   offered with the members who have it. Offers are keyed by content id, never by name: a name
+//!   that two ids claim is shown as two entries with their holders, and getting it by that name
+//!   is refused with both ids named (a member cannot redirect a name to their own build).
 //! - **Store**: a catalog read from a store feed over HTTP (`feed` in `[config]`, granted with
 //!   `http:<host>`): names, versions, sizes and content ids (STORE-FEED.md). The id pins every
 //!   byte, so a game fetched from members is exactly the store's.
 //! - **Get** downloads a game from every member who has it (verified piece by piece by
-//!   Partyline), then moves it into the library and announces it, so the next member gets it
+//!   Partyline). A name the store's catalog lists resolves only to the catalog's id. It then moves it into the library and announces it, so the next member gets it
 //!   from one more.
 //!
 //! Actions: `share` (a folder's path), `get` (a name or id), `get:<id>`, `cancel:<id>`,
@@ -33,12 +35,19 @@ struct Game {
     path: String,
 }
 
-/// A game members have: its size and who has it.
+/// A game members have (keyed by its content id): the names its holders gave it, its size and
+/// who has it.
 #[derive(Clone, Debug, Default)]
 struct Offer {
-    id: String,
+    names: BTreeSet<String>,
     size: u64,
     holders: BTreeSet<String>,
+}
+
+impl Offer {
+    fn name(&self) -> &str {
+        self.names.first().map_or("", String::as_str)
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -67,9 +76,9 @@ struct State {
     library: BTreeMap<String, Game>,
     /// Downloads to move into the library when done: id → name.
     pending: BTreeMap<String, String>,
-    /// By name, from members' announcements.
+    /// By content id, from members' announcements.
     party: BTreeMap<String, Offer>,
-    /// Member id → its name and the games it announced.
+    /// Member id → its name and the ids of the games it announced.
     announced: BTreeMap<String, (String, Vec<String>)>,
     catalog: Vec<StoreGame>,
     /// id → (done, total, peers).
@@ -130,17 +139,19 @@ fn heard(state: &mut State, from: &str, from_name: &str, data: &[u8]) -> Result<
     match lines.next() {
         Some("have") => {
             forget(state, from);
-            let mut names = Vec::new();
+            let mut ids = Vec::new();
             for l in lines.take(1000) {
                 if let [id, size, name] = &fields(l.as_bytes())[..] {
-                    let offer = state.party.entry(name.clone()).or_default();
-                    offer.id = id.clone();
+                    let offer = state.party.entry(id.clone()).or_default();
+                    if offer.names.len() < 4 {
+                        offer.names.insert(name.clone());
+                    }
                     offer.size = size.parse().unwrap_or(0);
                     offer.holders.insert(from_name.to_owned());
-                    names.push(name.clone());
+                    ids.push(id.clone());
                 }
             }
-            state.announced.insert(from.to_owned(), (from_name.to_owned(), names));
+            state.announced.insert(from.to_owned(), (from_name.to_owned(), ids));
             Ok(())
         }
         Some("who") => announce(state),
@@ -150,32 +161,62 @@ fn heard(state: &mut State, from: &str, from_name: &str, data: &[u8]) -> Result<
 
 /// A member left (or announced again): what it had is no longer offered by it.
 fn forget(state: &mut State, member: &str) {
-    let Some((who, names)) = state.announced.remove(member) else { return };
-    for name in names {
-        if let Some(offer) = state.party.get_mut(&name) {
+    let Some((who, ids)) = state.announced.remove(member) else { return };
+    for id in ids {
+        if let Some(offer) = state.party.get_mut(&id) {
             offer.holders.remove(&who);
             if offer.holders.is_empty() {
-                state.party.remove(&name);
+                state.party.remove(&id);
             }
         }
     }
 }
 
-/// The id and name of a game asked for by name (any case) or id.
-fn find(state: &State, wanted: &str) -> Option<(String, String)> {
+fn short(id: &str) -> String {
+    id.chars().take(12).collect()
+}
+
+/// The id and name of a game asked for by its id, or by name (any case): a name the store's catalog
+/// lists means the catalog's id; otherwise the one id members announced under that name. A name
+/// two ids claim is refused, naming them.
+fn find(state: &State, wanted: &str) -> Result<(String, String), String> {
     let wanted = wanted.trim();
-    let same = |name: &str, id: &str| name.eq_ignore_ascii_case(wanted) || id == wanted;
-    state
-        .party
-        .iter()
-        .find(|(name, o)| same(name, &o.id))
-        .map(|(name, o)| (o.id.clone(), name.clone()))
-        .or_else(|| state.catalog.iter().find(|g| same(&g.name, &g.id)).map(|g| (g.id.clone(), g.name.clone())))
+    // An id, or its first 12 or more digits (as the panel shows them).
+    let by_id: Vec<_> =
+        state.party.iter().filter(|(id, _)| wanted.len() >= 12 && id.starts_with(wanted)).collect();
+    if let [(id, offer)] = &by_id[..] {
+        return Ok(((*id).clone(), offer.name().to_owned()));
+    }
+    let listed: Vec<_> =
+        state.catalog.iter().filter(|g| g.id == wanted || g.name.eq_ignore_ascii_case(wanted)).collect();
+    let claims: Vec<(String, String)> = match &listed[..] {
+        [game] => return Ok((game.id.clone(), game.name.clone())),
+        [] => state
+            .party
+            .iter()
+            .filter(|(_, o)| o.names.iter().any(|n| n.eq_ignore_ascii_case(wanted)))
+            .map(|(id, o)| (id.clone(), o.holders.iter().cloned().collect::<Vec<_>>().join(", ")))
+            .collect(),
+        many => many.iter().map(|g| (g.id.clone(), state.store.clone())).collect(),
+    };
+    match &claims[..] {
+        [] => Err(format!("nobody in the party has {wanted:?} and the store does not list it")),
+        [(id, _)] => Ok((id.clone(), state.party[id].name().to_owned())),
+        many => {
+            let each: Vec<_> = many.iter().map(|(id, who)| format!("{} ({who})", short(id))).collect();
+            Err(format!(
+                "{wanted:?} names {} different games: {}. Get one by its id (the Get button, or /get ID)",
+                many.len(),
+                each.join(", ")
+            ))
+        }
+    }
 }
 
 fn get(state: &mut State, wanted: &str) -> Result<(), String> {
-    let Some((id, name)) = find(state, wanted) else {
-        return Err(format!("nobody in the party has {wanted:?} and the store does not list it"));
+    let (id, name) = match find(state, wanted) {
+        Ok(found) => found,
+        Err(why) => return notify::toast(&why),
     };
     if state.library.values().any(|g| g.id == id) {
         notify::toast(&format!("{name} is already in your library"))?;
@@ -189,7 +230,10 @@ fn get(state: &mut State, wanted: &str) -> Result<(), String> {
 }
 
 fn placed(state: &mut State, id: &str, content: Content) -> Result<(), String> {
-    let name = state.pending.remove(id).unwrap_or_else(|| content.name.clone());
+    let mut name = state.pending.remove(id).unwrap_or_else(|| content.name.clone());
+    if state.library.get(&name).is_some_and(|g| g.id != content.id) {
+        name = format!("{name} ({})", short(&content.id));
+    }
     let _ = storage::delete(&format!("{PENDING}{id}"));
     state.progress.remove(id);
     let game = Game { id: content.id, size: content.size, path: content.path.unwrap_or_default() };
@@ -215,22 +259,34 @@ fn draw(state: &State) -> Result<(), String> {
             (_, 0) => format!("{name}: waiting for members who have it"),
             (_, p) => format!("{name} from {p} member(s)"),
         };
-        panel = panel.progress(&label, *done, *total).button(&format!("cancel:{id}"), &format!("Cancel {name}"));
+        panel =
+            panel.progress(&label, *done, *total).button(&format!("cancel:{id}"), &format!("Cancel {name}"));
     }
-    let offered: Vec<_> = state.party.iter().filter(|(_, o)| !state.library.values().any(|g| g.id == o.id)).collect();
+    let offered: Vec<_> =
+        state.party.iter().filter(|(id, _)| !state.library.values().any(|g| &g.id == *id)).collect();
     if !offered.is_empty() {
         panel = panel.heading("In the party");
-        for (name, offer) in offered {
+        // How many ids claim each name (any case): a name two ids claim is flagged on each.
+        let mut claims: BTreeMap<String, usize> = BTreeMap::new();
+        for offer in state.party.values() {
+            for name in &offer.names {
+                *claims.entry(name.to_lowercase()).or_default() += 1;
+            }
+        }
+        for (id, offer) in offered {
             let who = offer.holders.iter().cloned().collect::<Vec<_>>().join(", ");
+            let names = offer.names.iter().cloned().collect::<Vec<_>>().join(" / ");
+            let clash = offer.names.iter().any(|n| claims[&n.to_lowercase()] > 1);
+            let warning = if clash { " — another game uses this name" } else { "" };
             panel = panel
-                .text(&format!("{name} — {} — {who}", human_bytes(offer.size)))
-                .button(&format!("get:{}", offer.id), &format!("Get {name}"));
+                .text(&format!("{names} — {} — {who} — id {}{warning}", human_bytes(offer.size), short(id)))
+                .button(&format!("get:{id}"), &format!("Get {} ({})", offer.name(), short(id)));
         }
     }
     if !state.catalog.is_empty() {
         panel = panel.heading(if state.store.is_empty() { "Store" } else { &state.store });
         for g in &state.catalog {
-            let holders = state.party.get(&g.name).map_or(0, |o| o.holders.len());
+            let holders = state.party.get(&g.id).map_or(0, |o| o.holders.len());
             panel = panel.text(&format!(
                 "{} {} — {} — {} — {holders} member(s) have it",
                 g.name,
@@ -253,7 +309,8 @@ fn fetch_feed(state: &State) -> Result<(), String> {
     if state.feed.is_empty() {
         return Ok(());
     }
-    let request = http::Request { method: "GET".into(), url: state.feed.clone(), headers: vec![], body: vec![] };
+    let request =
+        http::Request { method: "GET".into(), url: state.feed.clone(), headers: vec![], body: vec![] };
     http::fetch(&request).map(|_| ())
 }
 
@@ -287,7 +344,8 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
         },
         Event::Blob(answer) => match (state.requests.remove(&answer.request), answer.outcome) {
             (Some(Request::Share), Ok(content)) => {
-                let game = Game { id: content.id, size: content.size, path: content.path.unwrap_or_default() };
+                let game =
+                    Game { id: content.id, size: content.size, path: content.path.unwrap_or_default() };
                 remember(&content.name, &game)?;
                 state.library.insert(content.name.clone(), game);
                 state.note = None;
