@@ -228,6 +228,10 @@ impl VoiceSettings {
     }
 }
 
+/// How many different people one link lets in, unless the settings say otherwise: a leaked link
+/// cannot fill the party with strangers.
+pub const DEFAULT_LINK_USES: u32 = 16;
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct InviteSettings {
@@ -271,7 +275,7 @@ impl Default for Settings {
 
 impl Default for InviteSettings {
     fn default() -> Self {
-        Self { expires: Duration::from_secs(24 * 3600), max_uses: 0 }
+        Self { expires: Duration::from_secs(24 * 3600), max_uses: DEFAULT_LINK_USES }
     }
 }
 

@@ -3,7 +3,9 @@
 //! An invite names the party (owner key + salt), carries a random nonce that doubles as its id, when it
 //! was issued, when it expires and how many different peers may use it. The owner signs all of it, so
 //! a changed byte anywhere is caught by [`Invite::verify`]. Whether an invite was revoked or used up is
-//! known only to the owner, who keeps the [`RevocationList`] and the use counts.
+//! known only to the owner, whose database keeps every revocation and use ([`Invite::admit`] is told
+//! the answers). A [`RevocationList`] is a bounded, signed copy of the newest revocations that
+//! members can check; admission never depends on it.
 
 use std::collections::BTreeSet;
 use std::fmt;
@@ -175,17 +177,13 @@ impl Invite {
         Ok(())
     }
 
-    /// The owner's full admission check. `used_by_others` counts the distinct peers, other than the
-    /// one presenting it, that joined with this invite; a peer re-joining with its own invite does not
-    /// use it up.
-    pub fn admit(
-        &self,
-        now: UnixTime,
-        revocations: &RevocationList,
-        used_by_others: u32,
-    ) -> Result<(), InviteError> {
+    /// The owner's full admission check, after [`Invite::check`]: `revoked` says whether the owner
+    /// revoked it (as its database says), and `used_by_others` counts the distinct peers, other than
+    /// the one presenting it, that joined with this invite; a peer re-joining with its own invite
+    /// does not use it up.
+    pub fn admit(&self, now: UnixTime, revoked: bool, used_by_others: u32) -> Result<(), InviteError> {
         self.check(now)?;
-        if revocations.is_revoked(&self.id) {
+        if revoked {
             return Err(InviteError::Revoked);
         }
         if let Some(max) = self.max_uses
@@ -417,13 +415,10 @@ mod tests {
     fn admission_honours_revocation_and_uses() {
         let terms = InviteTerms { lifetime: Duration::from_secs(600), max_uses: NonZeroU32::new(2) };
         let invite = Invite::mint(&owner(5), PartySalt([5; 8]), terms, NOW, [0; 16]);
-        let mut revoked = RevocationList::new(invite.party_id());
-        assert_eq!(invite.admit(NOW, &revoked, 0), Ok(()));
-        assert_eq!(invite.admit(NOW, &revoked, 1), Ok(()));
-        assert_eq!(invite.admit(NOW, &revoked, 2), Err(InviteError::UsedUp { max: 2 }));
-        assert!(revoked.revoke(invite.id()));
-        assert!(!revoked.revoke(invite.id()));
-        assert_eq!(invite.admit(NOW, &revoked, 0), Err(InviteError::Revoked));
+        assert_eq!(invite.admit(NOW, false, 0), Ok(()));
+        assert_eq!(invite.admit(NOW, false, 1), Ok(()));
+        assert_eq!(invite.admit(NOW, false, 2), Err(InviteError::UsedUp { max: 2 }));
+        assert_eq!(invite.admit(NOW, true, 0), Err(InviteError::Revoked));
     }
 
     #[test]

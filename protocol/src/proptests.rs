@@ -104,6 +104,8 @@ fn rejection() -> impl Strategy<Value = Rejection> {
         any::<u32>().prop_map(|max| Rejection::PartyFull { max }),
         Just(Rejection::Invite(crate::InviteError::BadSignature)),
         Just(Rejection::Invite(crate::InviteError::Revoked)),
+        Just(Rejection::Kicked),
+        Just(Rejection::CannotCheck),
         any::<u64>().prop_map(|t| Rejection::Invite(crate::InviteError::Expired { at: UnixTime(t) })),
         any::<u32>().prop_map(|max| Rejection::Invite(crate::InviteError::UsedUp { max })),
     ]

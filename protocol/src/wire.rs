@@ -123,6 +123,12 @@ pub enum Rejection {
     /// The owner's node is up but is not hosting this party at the moment (it may be starting).
     #[error("the party's owner is online but not hosting the party right now")]
     NotHosted,
+    /// Kicked out with this invite: a new link from the owner lets the member back in.
+    #[error("you were kicked from this party; ask its owner for a new link")]
+    Kicked,
+    /// The owner could not check the join against its records (a storage error): refused, not let in.
+    #[error("the party's owner cannot check invites right now; try again later")]
+    CannotCheck,
 }
 
 /// The owner's view of who is in the party, sent whole on every change (parties are small).

@@ -91,3 +91,49 @@ fn party_that_no_longer_exists() {
     bea.kill9();
     refused(&link, "could not reach the party", Duration::from_secs(12));
 }
+
+/// `/kick` and `/ban` have teeth: a kicked member cannot walk back in with the link they used
+/// (a new link lets them back), and a ban revokes the links the member joined with, so a fresh
+/// identity with that link is refused too, while members who joined with it may still come
+/// back. The default link lets a bounded number of people in.
+#[test]
+fn a_kick_holds_for_the_link_used_and_a_ban_closes_that_link_to_fresh_identities() {
+    let (mut alice, link) = host("alice", &[]);
+    let first = alice.seen().into_iter().find(|e| e["event"] == "link").unwrap();
+    assert_eq!(first["max_uses"], 16, "the default link is bounded: {first}");
+    let mut bob = join("bob", &link, &[]);
+    let mut carol = join("carol", &link, &[]);
+    let mut dave = join("dave", &link, &[]);
+    alice.wait_roster(Duration::from_secs(10), &["alice", "bob", "carol", "dave"]);
+
+    alice.send("/kick carol");
+    assert_eq!(carol.wait_event(Duration::from_secs(5), "kicked")["banned"], false);
+    assert_eq!(carol.wait_exit(Duration::from_secs(5)).code(), Some(4));
+    let mut again =
+        Proc::start_in("carol-again", &carol.home.clone(), &join_args(&link, "carol", &[]), None, &[]);
+    let refused = again.wait_event(Duration::from_secs(10), "error");
+    assert!(refused["message"].as_str().unwrap().contains("kicked"), "{refused}");
+    assert_eq!(again.wait_exit(Duration::from_secs(5)).code(), Some(3));
+    alice.send("/invite");
+    let fresh = alice.wait_event(Duration::from_secs(5), "link")["link"].as_str().unwrap().to_owned();
+    let back = Proc::start_in("carol-back", &carol.home.clone(), &join_args(&fresh, "carol", &[]), None, &[]);
+    back.wait_event(Duration::from_secs(10), "joined");
+
+    alice.send("/ban dave");
+    assert_eq!(dave.wait_event(Duration::from_secs(5), "kicked")["banned"], true);
+    assert_eq!(dave.wait_exit(Duration::from_secs(5)).code(), Some(4));
+    let revoked = alice.wait_event(Duration::from_secs(5), "revoked");
+    assert!(revoked["invites"].as_array().unwrap().iter().any(|i| i == &first["invite"]), "{revoked}");
+    alice.wait_for(Duration::from_secs(5), "a new link to share", |e| {
+        e["event"] == "link" && e["link"] != link.as_str() && e["link"] != fresh.as_str()
+    });
+    // Dave under a fresh identity, with the link he used: refused.
+    let stranger = join("dave2", &link, &["--timeout", "4s"]);
+    let refused = stranger.wait_event(Duration::from_secs(10), "error");
+    assert!(refused["message"].as_str().unwrap().contains("revoked"), "{refused}");
+    // Bob joined with that link too: he comes back after a restart.
+    bob.kill9();
+    alice.wait_roster(Duration::from_secs(10), &["alice", "carol"]);
+    let bob_again = Proc::start_in("bob-again", &bob.home.clone(), &join_args(&link, "bob", &[]), None, &[]);
+    bob_again.wait_event(Duration::from_secs(10), "joined");
+}

@@ -343,7 +343,13 @@ impl Session {
                 node.invite(terms).await.context("cannot make an invite")?;
             }
             Input::Revoke(target) => drop(node.revoke(target).await?),
-            Input::Kick { name, ban } => node.kick(&name, ban).await?,
+            Input::Kick { name, ban } => {
+                node.kick(&name, ban).await?;
+                if ban {
+                    // A ban revokes the links the member joined with: here is a new one to share.
+                    node.invite(self.terms).await?;
+                }
+            }
             Input::Presence(presence) => node.set_presence(presence).await?,
             Input::Voice(control) => node.voice(control).await?,
             Input::Stats => {

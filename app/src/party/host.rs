@@ -7,9 +7,7 @@ use libp2p::PeerId;
 use partyline_protocol::wire::{
     ChatMessage, Join, LeaveReason, MAX_MEMBERS, Member, Message, Presence, Rejection, Welcome, chat_page,
 };
-use partyline_protocol::{
-    InviteId, InviteTerms, JoinLink, Party, PartyId, PartySalt, RevocationList, UnixTime,
-};
+use partyline_protocol::{InviteId, InviteTerms, JoinLink, Party, PartyId, PartySalt, UnixTime};
 
 use super::chat::{HostChat, Submission};
 use super::roster::HostRoster;
@@ -21,7 +19,6 @@ pub(crate) struct HostState {
     party: Party,
     roster: HostRoster,
     chat: HostChat,
-    revocations: RevocationList,
 }
 
 impl HostState {
@@ -42,7 +39,6 @@ impl HostState {
         let host = Self {
             roster: HostRoster::new(id, me, Ctx::now_ms()),
             chat: HostChat::new(ctx.store.chat_head(id)?),
-            revocations: ctx.store.revocations(id)?,
             party,
         };
         let members = host.members(ctx);
@@ -127,22 +123,37 @@ impl HostState {
         }
     }
 
+    /// Admission: the invite's signature and lifetime first (no database work for a forged or
+    /// stale invite), then what the database says of this peer and invite. A database error
+    /// refuses. A revoked invite admits no new peer, but members who joined with it may come back
+    /// (kicking or banning is how a member is put out).
     fn admit(&mut self, ctx: &mut Ctx, from: PeerId, join: &Join) -> Result<(), Rejection> {
         let id = self.id();
-        if join.invite.party_id() != id {
+        let invite = &join.invite;
+        if invite.party_id() != id {
             return Err(Rejection::UnknownParty);
         }
-        if ctx.store.is_banned(id, from).unwrap_or(false) {
+        let now = UnixTime::now();
+        invite.check(now).map_err(Rejection::Invite)?;
+        let standing = ctx.store.standing(id, invite.id(), from).map_err(|e| {
+            tracing::warn!("cannot read admission records: {e:#}");
+            Rejection::CannotCheck
+        })?;
+        if standing.banned {
             return Err(Rejection::Banned);
         }
-        let invite = &join.invite;
-        let uses = ctx.store.invite_uses_by_others(id, invite.id(), from).unwrap_or(u32::MAX);
-        invite.admit(UnixTime::now(), &self.revocations, uses).map_err(Rejection::Invite)?;
+        if standing.kicked {
+            return Err(Rejection::Kicked);
+        }
+        let revoked = standing.revoked && !standing.returning;
+        invite.admit(now, revoked, standing.uses_by_others).map_err(Rejection::Invite)?;
         if !self.roster.contains(&from) && self.roster.len() >= MAX_MEMBERS {
             return Err(Rejection::PartyFull { max: MAX_MEMBERS as u32 });
         }
-        let result = ctx.store.record_invite_use(id, invite.id(), from);
-        ctx.check_store("record an invite use", result);
+        if let Err(e) = ctx.store.record_invite_use(id, invite.id(), from) {
+            tracing::warn!("cannot record an invite use: {e:#}");
+            return Err(Rejection::CannotCheck);
+        }
 
         let (name, new) = self.roster.admit(from, &join.name, join.addrs.clone());
         tracing::info!(peer = %from, %name, new, "admitted");
@@ -221,9 +232,6 @@ impl HostState {
             RevokeTarget::One(id) => vec![id],
         };
         ctx.store.revoke_invites(self.id(), &ids)?;
-        for id in &ids {
-            self.revocations.revoke(*id);
-        }
         ctx.emit(NodeEvent::Revoked { invites: ids.clone() });
         Ok(ids)
     }
@@ -239,7 +247,13 @@ impl HostState {
             bail!("you cannot kick yourself; use /end to end the party");
         }
         if ban {
-            ctx.store.ban(self.id(), member.peer, &member.name)?;
+            // The invites the member joined with are revoked too: a fresh identity cannot use them.
+            let revoked = ctx.store.ban(self.id(), member.peer, &member.name)?;
+            if !revoked.is_empty() {
+                ctx.emit(NodeEvent::Revoked { invites: revoked });
+            }
+        } else {
+            ctx.store.kick(self.id(), member.peer)?;
         }
         ctx.send(member.peer, Message::Kicked { banned: ban });
         self.remove(ctx, member.peer, if ban { LeaveReason::Banned } else { LeaveReason::Kicked });

@@ -2,6 +2,7 @@
 //! owns (invites, their uses, revocations, bans), and chat history. The party engine owns the one
 //! [`Store`]; nothing else opens the database.
 
+mod admission;
 mod chat;
 mod party;
 
@@ -16,7 +17,7 @@ pub struct Store {
 }
 
 /// Bumped with every change to [`SCHEMA`]; older databases are migrated in [`Store::migrate`].
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE identity (
@@ -69,6 +70,16 @@ CREATE TABLE chat (
 ) WITHOUT ROWID;
 ";
 
+/// Schema 2: who was kicked, by the invites they had joined with.
+const KICKS: &str = "
+CREATE TABLE kicks (
+    party_id BLOB NOT NULL,
+    invite_id BLOB NOT NULL,
+    peer BLOB NOT NULL,
+    PRIMARY KEY (party_id, invite_id, peer)
+);
+";
+
 impl Store {
     pub fn open(path: &Path) -> Result<Self> {
         // The database holds the node's private key.
@@ -98,6 +109,15 @@ impl Store {
             0 => {
                 let tx = self.db.transaction()?;
                 tx.execute_batch(SCHEMA)?;
+                tx.execute_batch(KICKS)?;
+                tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+                tx.commit()?;
+                Ok(())
+            }
+            1 => {
+                // Schema 2 adds kicks.
+                let tx = self.db.transaction()?;
+                tx.execute_batch(KICKS)?;
                 tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
                 tx.commit()?;
                 Ok(())
@@ -166,6 +186,20 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o077, 0, "database readable by others: {mode:o}");
         }
+    }
+
+    #[test]
+    fn a_schema_1_database_gains_kicks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        let db = Connection::open(&path).unwrap();
+        db.execute_batch(SCHEMA).unwrap();
+        db.pragma_update(None, "user_version", 1).unwrap();
+        drop(db);
+        let store = Store::open(&path).unwrap();
+        let version: i64 = store.db.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        store.db.execute_batch("SELECT COUNT(*) FROM kicks").unwrap();
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! Parties this node owns or joined: invites, their uses, revocations and bans.
+//! Parties this node owns or joined, and their invites (what admission reads of them is in
+//! `admission.rs`).
 
 use anyhow::{Context, Result};
-use libp2p::PeerId;
-use partyline_protocol::{Invite, InviteId, PartyId, PartySalt, RevocationList, UnixTime};
+use partyline_protocol::{Invite, InviteId, PartyId, PartySalt, UnixTime};
 use rusqlite::{OptionalExtension, params};
 
 use super::Store;
@@ -101,58 +101,6 @@ impl Store {
         Ok(())
     }
 
-    pub(crate) fn revocations(&self, party: PartyId) -> Result<RevocationList> {
-        let mut list = RevocationList::new(party);
-        let mut stmt =
-            self.db.prepare("SELECT invite_id FROM invites WHERE party_id = ?1 AND revoked = 1")?;
-        for id in stmt.query_map(params![party.0.as_slice()], |r| r.get::<_, Vec<u8>>(0))? {
-            if let Ok(id) = <[u8; 10]>::try_from(id?) {
-                list.revoke(InviteId(id));
-            }
-        }
-        Ok(list)
-    }
-
-    /// Distinct peers other than `peer` that joined with this invite.
-    pub(crate) fn invite_uses_by_others(
-        &self,
-        party: PartyId,
-        invite: InviteId,
-        peer: PeerId,
-    ) -> Result<u32> {
-        let n: i64 = self.db.query_row(
-            "SELECT COUNT(*) FROM invite_uses WHERE party_id = ?1 AND invite_id = ?2 AND peer != ?3",
-            params![party.0.as_slice(), invite.0.as_slice(), peer.to_bytes()],
-            |r| r.get(0),
-        )?;
-        Ok(u32::try_from(n).unwrap_or(u32::MAX))
-    }
-
-    pub(crate) fn record_invite_use(&self, party: PartyId, invite: InviteId, peer: PeerId) -> Result<()> {
-        self.db.execute(
-            "INSERT OR IGNORE INTO invite_uses (party_id, invite_id, peer) VALUES (?1, ?2, ?3)",
-            params![party.0.as_slice(), invite.0.as_slice(), peer.to_bytes()],
-        )?;
-        Ok(())
-    }
-
-    pub(crate) fn ban(&self, party: PartyId, peer: PeerId, name: &str) -> Result<()> {
-        self.db.execute(
-            "INSERT OR REPLACE INTO bans (party_id, peer, name) VALUES (?1, ?2, ?3)",
-            params![party.0.as_slice(), peer.to_bytes(), name],
-        )?;
-        Ok(())
-    }
-
-    pub(crate) fn is_banned(&self, party: PartyId, peer: PeerId) -> Result<bool> {
-        let n: i64 = self.db.query_row(
-            "SELECT COUNT(*) FROM bans WHERE party_id = ?1 AND peer = ?2",
-            params![party.0.as_slice(), peer.to_bytes()],
-            |r| r.get(0),
-        )?;
-        Ok(n > 0)
-    }
-
     pub(crate) fn remember_membership(&self, party: PartyId, link: &str) -> Result<()> {
         self.db.execute(
             "INSERT OR REPLACE INTO memberships (party_id, link) VALUES (?1, ?2)",
@@ -186,32 +134,5 @@ mod tests {
         store.end_owned_party(id, NOW).unwrap();
         assert_eq!(store.current_owned_party().unwrap(), None);
         assert_eq!(store.owned_party_ended(id).unwrap(), Some(true));
-    }
-
-    #[test]
-    fn invites_uses_revocations_and_bans() {
-        let store = Store::in_memory().unwrap();
-        let key = Keypair::generate_ed25519().try_into_ed25519().unwrap();
-        let terms = InviteTerms { lifetime: Duration::from_secs(60), max_uses: NonZeroU32::new(1) };
-        let link = JoinLink::mint(&key, PartySalt([3; 8]), terms, NOW, []);
-        let (party, invite) = (link.party_id(), link.invite().id());
-        store.record_invite(link.invite()).unwrap();
-        assert_eq!(store.live_invites(party, NOW).unwrap(), vec![invite]);
-        assert_eq!(store.live_invites(party, UnixTime(NOW.0 + 60)).unwrap(), vec![]);
-
-        let (a, b) = (PeerId::random(), PeerId::random());
-        store.record_invite_use(party, invite, a).unwrap();
-        store.record_invite_use(party, invite, a).unwrap();
-        assert_eq!(store.invite_uses_by_others(party, invite, a).unwrap(), 0);
-        assert_eq!(store.invite_uses_by_others(party, invite, b).unwrap(), 1);
-
-        store.revoke_invites(party, &[invite, InviteId([9; 10])]).unwrap();
-        let list = store.revocations(party).unwrap();
-        assert!(list.is_revoked(&invite) && list.is_revoked(&InviteId([9; 10])));
-        assert!(store.live_invites(party, NOW).unwrap().is_empty());
-
-        assert!(!store.is_banned(party, b).unwrap());
-        store.ban(party, b, "bob").unwrap();
-        assert!(store.is_banned(party, b).unwrap());
     }
 }
