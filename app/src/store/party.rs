@@ -112,12 +112,6 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use std::num::NonZeroU32;
-    use std::time::Duration;
-
-    use libp2p::identity::Keypair;
-    use partyline_protocol::{InviteTerms, JoinLink};
-
     use super::*;
 
     const NOW: UnixTime = UnixTime(1_800_000_000);
