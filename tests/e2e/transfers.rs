@@ -7,13 +7,13 @@
 //! declined.
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use partyline::{Node, NodeEvent};
 use partyline_protocol::content::{Entry, EntryKind, MIN_PIECE, Manifest};
 use partyline_protocol::{ContentId, InviteTerms};
 use partyline_tests::games::{self, content_id};
-use partyline_tests::store::{FeedServer, games_cli, library, panel_has, wait_offered};
+use partyline_tests::store::{FeedServer, games_cli, library, panel_has, send_file, wait_offered};
 use partyline_tests::{Proc, host, join, join_args, run_cli};
 use serde_json::Value;
 
@@ -282,48 +282,16 @@ fn a_file_is_sent_accepted_and_received_and_another_declined() {
     bob.wait_event(Duration::from_secs(20), "joined");
 
     // `partyline send` waits until bob has it; bob accepts from his panel.
-    let alice_home = alice.home.clone();
-    let sender = std::thread::spawn(move || {
-        run_cli(&alice_home, &["send", file.to_str().unwrap(), "--to", "bob"], Duration::from_secs(120))
-    });
-    let accept = offer_button(&bob, "accept:");
-    bob.send(&format!("/plugin file-transfer {accept}"));
-    let (ok, out) = sender.join().unwrap();
+    let (ok, out) = send_file(&alice, &mut bob, "bob", &file, "accept:");
     assert!(ok, "{out:?}");
     assert!(out.iter().any(|e| e["text"].as_str().is_some_and(|t| t.contains("bob received clip.mkv"))));
     let received = bob.home.join("data/downloads/clip.mkv");
     assert_eq!(content_id(&received), content_id(&dir.path().join("clip.mkv")));
 
     // A folder, declined: the sender hears so and gives up.
-    let alice_home = alice.home.clone();
-    let sender = std::thread::spawn(move || {
-        run_cli(&alice_home, &["send", folder.to_str().unwrap(), "--to", "bob"], Duration::from_secs(60))
-    });
-    let decline = offer_button(&bob, "decline:");
-    bob.send(&format!("/plugin file-transfer {decline}"));
-    let (ok, out) = sender.join().unwrap();
+    let (ok, out) = send_file(&alice, &mut bob, "bob", &folder, "decline:");
     assert!(!ok && out.iter().any(|e| e["text"].as_str().is_some_and(|t| t.contains("declined"))), "{out:?}");
     assert!(!bob.home.join("data/downloads/Saves").exists());
-}
-
-/// The id of the newest offer button (`accept:…` or `decline:…`) on a file-transfer panel.
-fn offer_button(p: &Proc, prefix: &str) -> String {
-    let started = Instant::now();
-    loop {
-        let panel = p.wait_for(Duration::from_secs(30), "an offer", |e| {
-            e["event"] == "plugin-panel" && e["plugin"] == "file-transfer"
-        });
-        let buttons: Vec<String> = panel["elements"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .filter_map(|e| e["id"].as_str().filter(|id| id.starts_with(prefix)).map(str::to_owned))
-            .collect();
-        if let Some(last) = buttons.last() {
-            return last.clone();
-        }
-        assert!(started.elapsed() < Duration::from_secs(30), "no offer to {prefix}");
-    }
 }
 
 #[test]

@@ -146,21 +146,9 @@ fn garbled_and_flooding_voice_is_dropped_and_the_talker_still_heard() {
         &["--mic-file", audio::speech_wav().to_str().unwrap(), "--speaker-device", "none"],
     );
     bob.wait_event(Duration::from_secs(20), "joined");
+    let mallory = Attacker::at(&alice, &link);
     let link: JoinLink = link.parse().unwrap();
     let owner = link.owner();
-    let quic = alice
-        .seen()
-        .into_iter()
-        .rev()
-        .find(|e| e["event"] == "listening")
-        .and_then(|e| {
-            e["addrs"]
-                .as_array()?
-                .iter()
-                .find_map(|a| a.as_str().filter(|a| a.contains("quic")).map(str::to_owned))
-        })
-        .unwrap();
-    let mallory = Attacker::connect(format!("{quic}/p2p/{owner}").parse().unwrap());
     mallory.join(&link, "mallory");
     alice.seen_or_wait(Duration::from_secs(10), "mallory joins", |e| {
         e["event"] == "member-joined" && e["name"] == "mallory"

@@ -2,12 +2,14 @@
 //! frames, forbidden messages, floods, too many streams. It can also join a party properly first,
 //! to misbehave as a member.
 
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, SwarmBuilder, noise, tcp, yamux};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use tokio::net::{TcpSocket, TcpStream};
 
 use partyline::net::{PARTY_PROTOCOL, VOICE_PROTOCOL};
 use partyline::transfer::BLOBS_PROTOCOL;
@@ -15,6 +17,8 @@ use partyline_protocol::blobs::{BlobAnswer, BlobRequest, header_len};
 use partyline_protocol::content::Layout;
 use partyline_protocol::wire::{self, Join, Message};
 use partyline_protocol::{ContentId, JoinLink, Manifest};
+
+use crate::Proc;
 
 pub struct Attacker {
     control: libp2p_stream::Control,
@@ -58,6 +62,22 @@ impl Attacker {
             control
         });
         Self { control, redial, runtime }
+    }
+
+    /// Connects over QUIC to the host of `link`, which `host` runs.
+    pub fn at(host: &Proc, link: &str) -> Self {
+        let owner = link.parse::<JoinLink>().expect("a link").owner();
+        let listening = host.seen().into_iter().rev().find(|e| e["event"] == "listening").expect("listening");
+        let quic: Multiaddr = listening["addrs"]
+            .as_array()
+            .expect("addrs")
+            .iter()
+            .filter_map(|a| a.as_str())
+            .find(|a| a.contains("quic"))
+            .expect("a QUIC address")
+            .parse()
+            .expect("a multiaddr");
+        Self::connect(quic.with(libp2p::multiaddr::Protocol::P2p(owner)))
     }
 
     /// A new stream of `protocol` to `peer`, dialing again if it hung up on us (as it may).
@@ -122,18 +142,50 @@ impl Attacker {
 
     /// Opens `n` party streams at once and sees how many the peer keeps open.
     pub fn open_many(&self, peer: PeerId, n: usize) -> usize {
-        let streams: Vec<Stream> = (0..n).map(|_| self.open(peer, PARTY_PROTOCOL)).collect();
-        self.runtime.block_on(async move {
-            let mut alive = 0;
-            for mut s in streams {
-                let mut buf = [0u8; 1];
-                // A refused stream is reset at once; an accepted one stays open with nothing to read.
-                if tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await.is_err() {
-                    alive += 1;
+        self.kept(self.hold(peer, PARTY_PROTOCOL, n)).len()
+    }
+
+    /// Opens `n` streams of `protocol` and keeps them, writing nothing.
+    pub fn hold(&self, peer: PeerId, protocol: StreamProtocol, n: usize) -> Vec<Stream> {
+        (0..n).map(|_| self.open(peer, protocol.clone())).collect()
+    }
+
+    /// The streams of `streams` the peer still keeps open: a refused or closed one ends at once,
+    /// a kept one stays open with nothing to read.
+    pub fn kept(&self, streams: Vec<Stream>) -> Vec<Stream> {
+        let looks = streams.into_iter().map(|mut s| async move {
+            let mut buf = [0u8; 1];
+            let quiet = tokio::time::timeout(Duration::from_millis(300), s.read(&mut buf)).await.is_err();
+            quiet.then_some(s)
+        });
+        self.runtime.block_on(futures::future::join_all(looks)).into_iter().flatten().collect()
+    }
+
+    /// `n` raw TCP connections to `to` from the local address `from` (any of 127/8 on loopback),
+    /// each sending nothing.
+    pub fn tcp_connect_many(&self, to: SocketAddr, from: IpAddr, n: usize) -> Vec<TcpStream> {
+        self.runtime.block_on(async {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let socket = TcpSocket::new_v4().unwrap();
+                socket.bind(SocketAddr::new(from, 0)).unwrap();
+                if let Ok(tcp) = socket.connect(to).await {
+                    out.push(tcp);
                 }
             }
-            alive
+            out
         })
+    }
+
+    /// How many of `conns` the other side keeps open (a closed one reads its end at once).
+    pub fn tcp_kept(&self, conns: &mut [TcpStream]) -> usize {
+        let looks = conns.iter_mut().map(|tcp| async move {
+            let mut buf = [0u8; 1];
+            tokio::time::timeout(Duration::from_millis(300), tokio::io::AsyncReadExt::read(tcp, &mut buf))
+                .await
+                .is_err()
+        });
+        self.runtime.block_on(futures::future::join_all(looks)).into_iter().filter(|&open| open).count()
     }
 
     /// Answers `/partyline/blobs/1` as a member that has each `(id, manifest, piece list)`:

@@ -8,6 +8,7 @@ pub mod games;
 pub mod impair;
 pub mod netns;
 pub mod plugins;
+pub mod procfs;
 pub mod pulse;
 pub mod report;
 pub mod store;
@@ -228,6 +229,12 @@ impl Proc {
         }
     }
 
+    /// The node's counters, from a `/stats` command.
+    pub fn stats(&mut self) -> Value {
+        self.send("/stats");
+        self.wait_event(Duration::from_secs(5), "stats")
+    }
+
     pub fn wait_event(&self, timeout: Duration, event: &str) -> Value {
         self.wait_for(timeout, event, |e| e["event"] == event)
     }
@@ -330,6 +337,11 @@ pub fn join_args<'a>(link: &'a str, name: &'a str, extra: &[&'a str]) -> Vec<&'a
 /// `join LINK --name NAME` on loopback, with extra args, in a new home.
 pub fn join(name: &str, link: &str, extra: &[&str]) -> Proc {
     Proc::start(name, &join_args(link, name, extra))
+}
+
+/// Counter `key` of a `stats` event.
+pub fn count(stats: &Value, key: &str) -> u64 {
+    stats[key].as_u64().unwrap_or_else(|| panic!("no {key} in {stats}"))
 }
 
 /// The member names a process knows of, from its `joined`, `member-joined` and `member-left`

@@ -1,9 +1,9 @@
-//! Driving the game store of a running Partyline from a test: `partyline games …` against it,
-//! its panel, its library, and a store feed served by `partyline store-feed`.
+//! Driving the game store and file transfers of a running Partyline from a test: `partyline games …`
+//! against it, its panels and offers, its library, and a store feed served by `partyline store-feed`.
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -42,6 +42,38 @@ pub fn wait_offered(p: &Proc, game: &str) {
 /// Where a game lands in `p`'s library.
 pub fn library(p: &Proc, game: &str) -> PathBuf {
     p.home.join("data/library").join(game)
+}
+
+/// `partyline send PATH --to NAME` against the running `from`, while `to` (named `name`) presses
+/// its offer's `accept:` or `decline:` button; whether the command succeeded, and what it printed.
+pub fn send_file(from: &Proc, to: &mut Proc, name: &str, path: &Path, button: &str) -> (bool, Vec<Value>) {
+    let (home, path, name_owned) = (from.home.clone(), path.to_path_buf(), name.to_owned());
+    let sender = std::thread::spawn(move || {
+        run_cli(&home, &["send", path.to_str().unwrap(), "--to", &name_owned], Duration::from_secs(120))
+    });
+    let pressed = offer_button(to, button);
+    to.send(&format!("/plugin file-transfer {pressed}"));
+    sender.join().unwrap()
+}
+
+/// The id of the newest offer button (`accept:…` or `decline:…`) on a file-transfer panel.
+pub fn offer_button(p: &Proc, prefix: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let panel = p.wait_for(Duration::from_secs(30), "an offer", |e| {
+            e["event"] == "plugin-panel" && e["plugin"] == "file-transfer"
+        });
+        let buttons: Vec<String> = panel["elements"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|e| e["id"].as_str().filter(|id| id.starts_with(prefix)).map(str::to_owned))
+            .collect();
+        if let Some(last) = buttons.last() {
+            return last.clone();
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "no offer to {prefix}");
+    }
 }
 
 /// Runs `partyline games ARGS` against `p`'s running Partyline.

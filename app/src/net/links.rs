@@ -7,8 +7,12 @@
 //! decodes frames, drops and counts what is oversize, malformed or over the rate limit, and hands
 //! the rest to the event loop. An open stream also keeps its connection alive: party members stay
 //! connected for as long as they are linked.
+//!
+//! Peers this node is not linked to (joiners, strangers) get a small budget of their own: two
+//! streams each, [`STRANGER_TOTAL`] in all (two per connection taken in), and each is closed after [`STRANGER_TTL`] unless the
+//! peer became linked meanwhile (admitted). Strangers cannot take the members' streams.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,9 +31,17 @@ pub const PARTY_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/party
 const WRITER_QUEUE: usize = 256;
 /// A write that makes no progress this long means the peer stopped reading.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-/// Inbound streams per peer, and in all: each reader holds at most one frame in memory.
+/// Inbound streams per linked peer, and in all: each reader holds at most one frame in memory.
 const READERS_PER_PEER: usize = 4;
 const READERS_TOTAL: usize = 256;
+/// Inbound streams per peer this node is not linked to, and in all such peers: as many as the
+/// connections the swarm takes in may open, so that strangers run out of connections (which
+/// libp2p caps) before they run out of streams, and a joiner's stream always finds room.
+const STRANGER_STREAMS: usize = 2;
+const STRANGER_TOTAL: usize = STRANGER_STREAMS * super::swarm::MAX_ESTABLISHED_INCOMING as usize;
+/// How long a stream from a peer that is not linked stays open: enough to ask to join and hear
+/// the answer.
+const STRANGER_TTL: Duration = Duration::from_secs(10);
 /// What one inbound stream may send: a burst of 200 messages, then 100 a second.
 const READ_BURST: u32 = 200;
 const READ_PER_SEC: f64 = 100.0;
@@ -74,9 +86,13 @@ struct Writer {
     unlinked: Arc<AtomicBool>,
 }
 
+/// The peers this node has writers to (the only ones whose streams are members' streams).
+type Linked = Arc<Mutex<HashSet<PeerId>>>;
+
 pub(crate) struct Links {
     control: libp2p_stream::Control,
     writers: HashMap<PeerId, Writer>,
+    linked: Linked,
     events: mpsc::Sender<LinkEvent>,
     counters: Arc<Counters>,
 }
@@ -89,8 +105,9 @@ impl Links {
         counters: Arc<Counters>,
     ) -> Self {
         let incoming = control.accept(PARTY_PROTOCOL).expect("the party protocol is registered once");
-        tokio::spawn(accept_loop(incoming, events.clone(), counters.clone()));
-        Self { control, writers: HashMap::new(), events, counters }
+        let linked = Linked::default();
+        tokio::spawn(accept_loop(incoming, linked.clone(), events.clone(), counters.clone()));
+        Self { control, writers: HashMap::new(), linked, events, counters }
     }
 
     pub(crate) fn is_linked(&self, peer: &PeerId) -> bool {
@@ -103,6 +120,7 @@ impl Links {
             return;
         }
         tracing::debug!(%peer, "linking");
+        lock(&self.linked).insert(peer);
         let (tx, rx) = mpsc::channel(WRITER_QUEUE);
         let unlinked = Arc::new(AtomicBool::new(false));
         tokio::spawn(write_loop(peer, self.control.clone(), rx, self.events.clone(), unlinked.clone()));
@@ -129,6 +147,7 @@ impl Links {
     /// Flushes what is queued for `peer`, then closes its stream.
     pub(crate) fn unlink(&mut self, peer: PeerId) {
         if let Some(writer) = self.writers.remove(&peer) {
+            lock(&self.linked).remove(&peer);
             writer.unlinked.store(true, Ordering::Relaxed);
             // If the queue is full the writer is stuck anyway; dropping the sender ends it.
             let _ = writer.tx.try_send(WriterCmd::Close);
@@ -208,37 +227,88 @@ async fn write_loop(
     }
 }
 
-/// Per-peer count of inbound readers, to cap them.
-type ReaderCounts = Arc<Mutex<HashMap<PeerId, usize>>>;
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Inbound readers per peer, members' and strangers' apart, to cap them.
+#[derive(Default)]
+struct ReaderCounts {
+    members: HashMap<PeerId, usize>,
+    strangers: HashMap<PeerId, usize>,
+}
+
+impl ReaderCounts {
+    /// Counts a new reader for `peer` if its budget allows.
+    fn take(&mut self, peer: PeerId, stranger: bool) -> bool {
+        let (counts, per_peer, total) = if stranger {
+            (&mut self.strangers, STRANGER_STREAMS, STRANGER_TOTAL)
+        } else {
+            (&mut self.members, READERS_PER_PEER, READERS_TOTAL)
+        };
+        let all: usize = counts.values().sum();
+        let mine = counts.entry(peer).or_default();
+        if *mine >= per_peer || all >= total {
+            if *mine == 0 {
+                counts.remove(&peer);
+            }
+            return false;
+        }
+        *mine += 1;
+        true
+    }
+
+    /// A stranger's reader becomes a member's (it may go past the member's cap by one).
+    fn promote(&mut self, peer: PeerId) {
+        self.give_back(peer, true);
+        *self.members.entry(peer).or_default() += 1;
+    }
+
+    fn give_back(&mut self, peer: PeerId, stranger: bool) {
+        let counts = if stranger { &mut self.strangers } else { &mut self.members };
+        if let Some(n) = counts.get_mut(&peer) {
+            *n -= 1;
+            if *n == 0 {
+                counts.remove(&peer);
+            }
+        }
+    }
+}
 
 async fn accept_loop(
     mut incoming: libp2p_stream::IncomingStreams,
+    linked: Linked,
     events: mpsc::Sender<LinkEvent>,
     counters: Arc<Counters>,
 ) {
-    let readers: ReaderCounts = Arc::default();
+    let readers: Arc<Mutex<ReaderCounts>> = Arc::default();
     while let Some((peer, stream)) = incoming.next().await {
-        {
-            let mut counts = readers.lock().unwrap_or_else(|e| e.into_inner());
-            let total: usize = counts.values().sum();
-            let mine = counts.entry(peer).or_default();
-            if *mine >= READERS_PER_PEER || total >= READERS_TOTAL {
-                tracing::debug!(%peer, "too many party streams; refused one");
-                Counters::bump(&counters.streams_refused);
-                continue;
-            }
-            *mine += 1;
+        let stranger = !lock(&linked).contains(&peer);
+        if !lock(&readers).take(peer, stranger) {
+            tracing::debug!(%peer, stranger, "too many party streams; refused one");
+            Counters::bump(&counters.streams_refused);
+            continue;
         }
-        let (events, counters, readers) = (events.clone(), counters.clone(), readers.clone());
+        let (events, counters, readers, linked) =
+            (events.clone(), counters.clone(), readers.clone(), linked.clone());
         tokio::spawn(async move {
-            read_loop(peer, stream, &events, &counters).await;
-            let mut counts = readers.lock().unwrap_or_else(|e| e.into_inner());
-            if let Some(n) = counts.get_mut(&peer) {
-                *n -= 1;
-                if *n == 0 {
-                    counts.remove(&peer);
+            let reading = read_loop(peer, stream, &events, &counters);
+            tokio::pin!(reading);
+            if stranger {
+                tokio::select! {
+                    () = &mut reading => return lock(&readers).give_back(peer, true),
+                    () = tokio::time::sleep(STRANGER_TTL) => {}
                 }
+                if !lock(&linked).contains(&peer) {
+                    tracing::debug!(%peer, "a stranger's party stream timed out");
+                    Counters::bump(&counters.streams_refused);
+                    return lock(&readers).give_back(peer, true);
+                }
+                // Admitted meanwhile: a member's stream from now on.
+                lock(&readers).promote(peer);
             }
+            reading.await;
+            lock(&readers).give_back(peer, false);
         });
     }
 }

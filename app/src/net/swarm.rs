@@ -13,8 +13,8 @@ use libp2p::identity::Keypair;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::{
-    StreamProtocol, Swarm, SwarmBuilder, allow_block_list, autonat, dcutr, identify, kad, mdns, noise, ping,
-    quic, relay, tcp, tls, yamux,
+    StreamProtocol, Swarm, SwarmBuilder, allow_block_list, autonat, connection_limits, dcutr, identify, kad,
+    mdns, noise, ping, quic, relay, tcp, tls, yamux,
 };
 
 pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/kad/1.0.0");
@@ -26,10 +26,29 @@ pub(crate) const QUIC_KEEP_ALIVE: Duration = Duration::from_secs(1);
 /// Connections carrying no party stream close after this long.
 const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Connections this node takes: handshakes under way from others (in all, and from one address),
+/// connections from others, and connections to one peer (QUIC, TCP and relayed ones can overlap
+/// while a link is upgraded). A handshake that does not finish ends after libp2p's 10 s.
+const MAX_PENDING_INCOMING: u32 = 256;
+const MAX_PENDING_PER_ADDRESS: usize = 8;
+pub(crate) const MAX_ESTABLISHED_INCOMING: u32 = 128;
+const MAX_PER_PEER: u32 = 8;
+
+pub(crate) fn connection_limits() -> connection_limits::Behaviour {
+    connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING))
+            .with_max_established_incoming(Some(MAX_ESTABLISHED_INCOMING))
+            .with_max_established_per_peer(Some(MAX_PER_PEER)),
+    )
+}
+
 #[derive(NetworkBehaviour)]
 pub(crate) struct Behaviour {
     /// Peers this node refuses to connect to (everyone, while it stops).
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
+    pub(crate) limits: connection_limits::Behaviour,
+    pub(crate) per_address: super::per_address::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -122,6 +141,8 @@ pub(crate) fn build(key: Keypair, mdns: bool) -> Result<Swarm<Behaviour>> {
             };
             Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
+                limits: connection_limits(),
+                per_address: super::per_address::Behaviour::new(MAX_PENDING_PER_ADDRESS),
                 relay_client,
                 dcutr: dcutr::Behaviour::new(peer),
                 identify: identify::Behaviour::new(identify_config(key)),

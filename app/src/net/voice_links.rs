@@ -9,7 +9,7 @@
 //! error correction for the one stuck behind it. Frames that waited too long to be written are
 //! dropped (a per-frame deadline), and the receiver's jitter buffer drops what comes too late.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::SyncSender;
 use std::sync::{Arc, Mutex};
@@ -29,7 +29,8 @@ pub const VOICE_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/voice
 const DEADLINE: Duration = Duration::from_millis(150);
 /// Frames waiting per stream.
 const QUEUE: usize = 8;
-/// Inbound voice streams per peer (K streams, with room for reopened ones) and in all.
+/// Inbound voice streams per member (K streams, with room for reopened ones) and in all. Streams
+/// from peers that are not members are refused at once.
 const READERS_PER_PEER: usize = 16;
 const READERS_TOTAL: usize = 512;
 /// What one peer may send over all its voice streams together: 20 ms frames are 50 a second,
@@ -73,10 +74,14 @@ struct Outgoing {
     created: Instant,
 }
 
+/// The members whose voice streams are accepted (the peers this node sends its voice to).
+type Allowed = Arc<Mutex<HashSet<PeerId>>>;
+
 pub(crate) struct VoiceLinks {
     control: libp2p_stream::Control,
     streams: usize,
     peers: HashMap<PeerId, Vec<mpsc::Sender<Outgoing>>>,
+    allowed: Allowed,
     pub(crate) counters: Arc<VoiceCounters>,
 }
 
@@ -89,8 +94,9 @@ impl VoiceLinks {
         counters: Arc<VoiceCounters>,
     ) -> Self {
         let incoming = control.accept(VOICE_PROTOCOL).expect("the voice protocol is registered once");
-        tokio::spawn(accept_loop(incoming, inbound, buckets, counters.clone()));
-        Self { control, streams, peers: HashMap::new(), counters }
+        let allowed = Allowed::default();
+        tokio::spawn(accept_loop(incoming, allowed.clone(), inbound, buckets, counters.clone()));
+        Self { control, streams, peers: HashMap::new(), allowed, counters }
     }
 
     /// Starts sending our voice to `peer`.
@@ -98,6 +104,7 @@ impl VoiceLinks {
         if self.peers.contains_key(&peer) {
             return;
         }
+        self.allowed.lock().unwrap_or_else(|e| e.into_inner()).insert(peer);
         let queues = (0..self.streams)
             .map(|_| {
                 let (tx, rx) = mpsc::channel(QUEUE);
@@ -111,6 +118,7 @@ impl VoiceLinks {
     pub(crate) fn remove_peer(&mut self, peer: &PeerId) {
         // Dropping the senders ends the writer tasks and closes their streams.
         self.peers.remove(peer);
+        self.allowed.lock().unwrap_or_else(|e| e.into_inner()).remove(peer);
     }
 
     /// Queues frame `seq` for every member but those `elsewhere` sent it to another way.
@@ -165,6 +173,8 @@ async fn write_loop(
                 continue;
             }
             if stream.write_all(&frame.bytes).await.is_err() || stream.flush().await.is_err() {
+                // Refused (say, the peer has not heard we are a member yet): try again shortly.
+                tokio::time::sleep(backoff).await;
                 continue 'open;
             }
         }
@@ -178,12 +188,18 @@ type Readers = Arc<Mutex<HashMap<PeerId, usize>>>;
 
 async fn accept_loop(
     mut incoming: libp2p_stream::IncomingStreams,
+    allowed: Allowed,
     inbound: SyncSender<Inbound>,
     buckets: PeerBuckets,
     counters: Arc<VoiceCounters>,
 ) {
     let readers: Readers = Arc::default();
     while let Some((peer, stream)) = incoming.next().await {
+        if !allowed.lock().unwrap_or_else(|e| e.into_inner()).contains(&peer) {
+            tracing::debug!(%peer, "a voice stream from a non-member; refused");
+            counters.refused.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
         {
             let mut readers = readers.lock().unwrap_or_else(|e| e.into_inner());
             let total: usize = readers.values().sum();

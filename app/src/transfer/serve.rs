@@ -5,6 +5,7 @@
 //! served (the asker would only find the pieces wrong).
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -88,6 +89,13 @@ impl Door {
 }
 
 impl Shared {
+    /// Whether `ip` is where one of our direct connections to a member comes from: the direct
+    /// port answers no one else.
+    fn member_at(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.members.borrow().values().flatten().any(|m| m.to_canonical() == ip)
+    }
+
     /// Counts a stream from `peer`, if it is a member and within the limits.
     fn admit(&self, peer: PeerId) -> bool {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
@@ -143,7 +151,7 @@ pub(crate) async fn serve(
     }
 }
 
-/// Direct connections: each names its token, then speaks sealed.
+/// Direct connections from members' addresses: each names its token, then speaks sealed.
 async fn direct_loop(listener: TcpListener, shared: Shared) {
     let Some(door) = shared.door.clone() else { return };
     let handshakes = Arc::new(tokio::sync::Semaphore::new(HANDSHAKES));
@@ -157,6 +165,10 @@ async fn direct_loop(listener: TcpListener, shared: Shared) {
                 continue;
             }
         };
+        if !shared.member_at(from.ip()) {
+            tracing::debug!(%from, "a direct connection from no member's address: closed");
+            continue;
+        }
         let Ok(handshake) = handshakes.clone().try_acquire_owned() else {
             tracing::debug!(%from, "too many direct connections naming no token: closed");
             continue;
