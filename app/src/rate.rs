@@ -1,7 +1,11 @@
 //! Rate limits: a token bucket (`burst` tokens, refilled at `per_sec`) caps what one peer may
 //! send; a byte rate paces what this node uploads.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
 
 #[derive(Clone, Debug)]
 pub(crate) struct TokenBucket {
@@ -32,6 +36,32 @@ impl TokenBucket {
         } else {
             false
         }
+    }
+}
+
+/// A token bucket per peer, shared by the tasks that hold a clone.
+#[derive(Clone)]
+pub(crate) struct PeerBuckets {
+    buckets: Arc<Mutex<HashMap<PeerId, TokenBucket>>>,
+    burst: u32,
+    per_sec: f64,
+}
+
+/// Peers whose buckets are kept; past this, those idle for a while are forgotten.
+const PEER_BUCKETS: usize = 256;
+
+impl PeerBuckets {
+    pub(crate) fn new(burst: u32, per_sec: f64) -> Self {
+        Self { buckets: Arc::default(), burst, per_sec }
+    }
+
+    /// Whether `peer` may send one more now.
+    pub(crate) fn take(&self, peer: PeerId, now: Instant) -> bool {
+        let mut buckets = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if buckets.len() >= PEER_BUCKETS && !buckets.contains_key(&peer) {
+            buckets.retain(|_, b| b.idle(now) < Duration::from_secs(10));
+        }
+        buckets.entry(peer).or_insert_with(|| TokenBucket::new(self.burst, self.per_sec, now)).take(now)
     }
 }
 

@@ -112,3 +112,49 @@ fn hostile_peer_is_dropped_and_counted_and_the_party_goes_on() {
         "the attacker never became a member"
     );
 }
+
+/// A member floods the host's file-transfer plugin with offers: the node passes on what one
+/// member's plugins may send (a burst of 100, then 50 a second) and drops the rest, and the
+/// plugin shows at most 8 unanswered offers from one member, declining the others unseen.
+#[test]
+fn a_member_flooding_plugin_messages_is_held_to_its_budget_and_its_offers_capped() {
+    let (mut alice, link) = host("alice", &[]);
+    let mut bob = join("bob", &link, &[]);
+    bob.wait_event(Duration::from_secs(10), "joined");
+    let mallory = Attacker::at(&alice, &link);
+    mallory.join(&link.parse().unwrap(), "mallory");
+    alice.seen_or_wait(Duration::from_secs(10), "mallory joins", |e| {
+        e["event"] == "member-joined" && e["name"] == "mallory"
+    });
+    let before = count(&alice.stats(), "dropped_rate_limited");
+
+    // 190 offers on one stream: within the stream's own limit (a burst of 200), over the member's.
+    let offers = (0..190u32).map(|i| {
+        let data = format!("offer\t{i:064x}\t1000\t1\tphoto-{i}.jpg").into_bytes();
+        wire::frame(&Message::Plugin { plugin: "file-transfer".into(), data })
+    });
+    mallory.send_party(link.parse::<JoinLink>().unwrap().owner(), offers);
+
+    let noticed = |e: &serde_json::Value| {
+        e["event"] == "plugin-panel" && e.to_string().contains("offered too many files at once")
+    };
+    alice.wait_for(Duration::from_secs(10), "the flood noticed", noticed);
+    std::thread::sleep(Duration::from_secs(1));
+    let panel = alice.seen().into_iter().rev().find(noticed).unwrap();
+    println!("{panel}");
+    let accepts = panel["elements"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["id"].as_str().is_some_and(|id| id.starts_with("accept:")))
+        .count();
+    let dropped = count(&alice.stats(), "dropped_rate_limited") - before;
+    println!("offers shown: {accepts} of 190; plugin messages over mallory's budget: {dropped}");
+    assert_eq!(accepts, 8, "unanswered offers from one member are capped");
+    assert!((50..=100).contains(&dropped), "the member's plugin budget cut the flood: {dropped} dropped");
+
+    bob.send("still here?");
+    alice.wait_for(Duration::from_secs(5), "bob's chat", |e| {
+        e["event"] == "chat" && e["text"] == "still here?"
+    });
+}

@@ -246,7 +246,7 @@ impl Node {
                 voice_config.me = peer_id;
                 voice_config.my_name = config.name.clone();
                 let voice = Voice::start(voice_config, events_tx.clone())?;
-                let (buckets, counters) = (voice_links::PeerBuckets::default(), Arc::default());
+                let (buckets, counters) = (voice_links::voice_budget(), Arc::default());
                 let voice_links = voice_links::VoiceLinks::new(
                     swarm.behaviour().stream.new_control(),
                     voice.streams_per_peer,

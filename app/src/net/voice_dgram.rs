@@ -397,7 +397,7 @@ mod tests {
             &keypair,
             rx,
             tx,
-            PeerBuckets::default(),
+            crate::net::voice_links::voice_budget(),
             counters.clone(),
         )
         .unwrap();

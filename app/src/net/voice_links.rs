@@ -20,7 +20,7 @@ use libp2p::{PeerId, Stream, StreamProtocol};
 use partyline_protocol::voice::voice_frame_len;
 use tokio::sync::mpsc;
 
-use crate::rate::TokenBucket;
+pub(crate) use crate::rate::PeerBuckets;
 use crate::voice::Inbound;
 
 pub const VOICE_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/voice/1");
@@ -52,21 +52,8 @@ pub(crate) struct VoiceCounters {
 }
 
 /// Each peer's voice rate limit, shared by all its streams and its datagrams.
-#[derive(Clone, Default)]
-pub(crate) struct PeerBuckets(Arc<Mutex<HashMap<PeerId, TokenBucket>>>);
-
-/// Peers whose buckets are kept; past this, those idle for a while are forgotten.
-const BUCKETS: usize = 256;
-
-impl PeerBuckets {
-    /// Whether `peer` may send one more frame now.
-    pub(crate) fn take(&self, peer: PeerId, now: Instant) -> bool {
-        let mut buckets = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if buckets.len() >= BUCKETS && !buckets.contains_key(&peer) {
-            buckets.retain(|_, b| b.idle(now) < Duration::from_secs(10));
-        }
-        buckets.entry(peer).or_insert_with(|| TokenBucket::new(PEER_BURST, PEER_PER_SEC, now)).take(now)
-    }
+pub(crate) fn voice_budget() -> PeerBuckets {
+    PeerBuckets::new(PEER_BURST, PEER_PER_SEC)
 }
 
 struct Outgoing {

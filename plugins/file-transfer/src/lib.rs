@@ -5,7 +5,8 @@
 //! Actions: `send` (`NAME\nPATH`), `path` (a path typed into the panel) then `to:<member id>`,
 //! `accept:<id>`, `decline:<id>`, `cancel:<id>`.
 //! Messages between copies (tab-separated): `offer id size files name`, `accept id`,
-//! `decline id`, `progress id done total`, `done id`, `failed id why`, `cancel id`.
+//! `decline id`, `progress id done total`, `done id`, `failed id why`, `cancel id`. A member
+//! has at most [`OFFERS_PER_MEMBER`] offers waiting for an answer; more are declined unseen.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -38,6 +39,16 @@ struct Transfer {
     stage: Stage,
 }
 
+impl Transfer {
+    /// An offer from `from` not answered yet.
+    fn waits_on(&self, from: &Member) -> bool {
+        !self.outgoing && self.peer.0 == from.id && self.stage == Stage::Offered
+    }
+}
+
+/// Offers from one member left unanswered, at most; more are declined unseen.
+const OFFERS_PER_MEMBER: usize = 8;
+
 #[derive(Default)]
 struct State {
     transfers: BTreeMap<String, Transfer>,
@@ -47,6 +58,8 @@ struct State {
     placing: BTreeMap<u64, String>,
     /// A path typed into the panel, waiting for a member to send it to.
     chosen: Option<String>,
+    /// Offers declined unseen, by the name of the member who made too many at once.
+    flooding: BTreeMap<String, u64>,
     history: Vec<String>,
 }
 
@@ -101,6 +114,15 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
     let id = rest.first().cloned().unwrap_or_default();
     match (kind.as_str(), rest) {
         ("offer", [_, size, _, name]) => {
+            let waiting = state.transfers.values().filter(|t| t.waits_on(&from)).count();
+            if state.transfers.get(&id).is_some_and(|t| t.peer.0 != from.id) {
+                return Ok(()); // another member's transfer: not this one's to change
+            }
+            if waiting >= OFFERS_PER_MEMBER {
+                // Too many unanswered offers from one member: the rest are declined unseen.
+                *state.flooding.entry(from.name.clone()).or_default() += 1;
+                return tell(&from.id, &["decline", &id]);
+            }
             let t = Transfer {
                 peer: (from.id.clone(), from.name.clone()),
                 name: name.clone(),
@@ -109,8 +131,10 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
                 stage: Stage::Offered,
             };
             keep(&id, &t)?;
-            notify::toast(&format!("{} offers {} ({})", from.name, t.name, human_bytes(t.size)))?;
+            let said = format!("{} offers {} ({})", from.name, t.name, human_bytes(t.size));
             state.transfers.insert(id, t);
+            // A toast over the rate limit is not shown; the offer is on the panel all the same.
+            let _ = notify::toast(&said);
         }
         ("accept", _) => set_stage(state, &id, &from, Stage::Going { done: 0, total: 0 }),
         ("progress", [_, done, total]) => {
@@ -225,6 +249,9 @@ fn draw(state: &State) -> Result<(), String> {
             Stage::Cancelled => panel.text(&format!("{what}: cancelled")),
             Stage::Failed(why) => panel.text(&format!("{what}: failed ({why})")),
         };
+    }
+    for (who, n) in &state.flooding {
+        panel = panel.text(&format!("{who} offered too many files at once: {n} more declined unseen"));
     }
     panel = panel.input("path", "Path of a file or folder to send", state.chosen.as_deref().unwrap_or(""));
     if state.chosen.is_some() {

@@ -26,9 +26,14 @@ use super::swarm::{Behaviour, BehaviourEvent, learn_kad_peer};
 use super::voice_bridge::VoiceBridge;
 use crate::events::{NodeEvent, Path};
 use crate::party::{Action, Engine};
+use crate::rate::PeerBuckets;
 use crate::stats::Counters;
 use crate::voice::VoiceOut;
 
+/// What one member's plugins may send here together: what one plugin may send
+/// (`plugins::host_api`: a burst of 100, then 50 a second). Beyond it, dropped and counted.
+const PLUGIN_BURST: u32 = 100;
+const PLUGIN_PER_SEC: f64 = 50.0;
 const TICK: Duration = Duration::from_millis(250);
 /// How long start-up waits for listeners and relay reservations.
 const READY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -64,6 +69,8 @@ pub(super) struct EventLoop {
     link_events: mpsc::Receiver<LinkEvent>,
     events: mpsc::Sender<NodeEvent>,
     counters: Arc<Counters>,
+    /// What each member's plugins may send here, together.
+    plugin_budget: PeerBuckets,
     own: OwnAddrs,
     connections: Connections,
     /// Listeners that have not reported an address yet; start-up waits for them.
@@ -137,6 +144,7 @@ impl EventLoop {
             disconnect_at: HashMap::new(),
             close_at: HashMap::new(),
             shutdown: None,
+            plugin_budget: PeerBuckets::new(PLUGIN_BURST, PLUGIN_PER_SEC),
         };
         this.connect_relays();
         this
@@ -317,12 +325,14 @@ impl EventLoop {
                     Counters::bump(&self.counters.dropped_unauthorized);
                 }
             }
-            // Plugins' bytes go to the plugin host, from members only.
+            // Plugins' bytes go to the plugin host, from members only, within each one's budget.
             LinkEvent::Message { peer, msg: Message::Plugin { plugin, data } } => {
-                if self.is_member(peer) {
-                    self.emit(NodeEvent::PluginMessage { peer, plugin, data });
-                } else {
+                if !self.is_member(peer) {
                     Counters::bump(&self.counters.dropped_unauthorized);
+                } else if !self.plugin_budget.take(peer, Instant::now()) {
+                    Counters::bump(&self.counters.dropped_rate_limited);
+                } else {
+                    self.emit(NodeEvent::PluginMessage { peer, plugin, data });
                 }
             }
             LinkEvent::Message { peer, msg } => self.engine.on_message(peer, msg, now),
