@@ -25,6 +25,8 @@ pub(crate) const MAX_TIMERS: usize = 64;
 /// Elements in a panel, and characters in any one text of it.
 pub(crate) const MAX_ELEMENTS: usize = 200;
 pub(crate) const MAX_TEXT: usize = 2000;
+/// How soon a panel held back by the rate (10 a second) is tried again.
+const PANEL_RETRY: Duration = Duration::from_millis(100);
 
 /// What plugins hand the rest of Partyline.
 #[derive(Debug, Clone, PartialEq)]
@@ -121,6 +123,9 @@ pub(crate) struct HostState {
     toasts: TokenBucket,
     logs: TokenBucket,
     panels: TokenBucket,
+    /// The newest panel drawn over the rate: shown once the rate allows, so the panel the user
+    /// sees always ends up the plugin's last.
+    held_panel: Option<PluginOut>,
 }
 
 impl HostState {
@@ -147,6 +152,7 @@ impl HostState {
             toasts: TokenBucket::new(5, 1.0, now),
             logs: TokenBucket::new(50, 20.0, now),
             panels: TokenBucket::new(20, 10.0, now),
+            held_panel: None,
         }
     }
 
@@ -191,6 +197,19 @@ impl HostState {
             self.counters.dropped += 1;
             "Partyline is busy; try again later".to_owned()
         })
+    }
+
+    /// When a panel held back by the rate is next tried.
+    pub(crate) fn held_panel_due(&self) -> Option<Instant> {
+        self.held_panel.as_ref().map(|_| Instant::now() + PANEL_RETRY)
+    }
+
+    /// Shows the panel held back by the rate, if the rate allows now.
+    pub(crate) fn flush_panel(&mut self) {
+        if self.held_panel.is_some() && self.panels.take(Instant::now()) {
+            let panel = self.held_panel.take().expect("checked");
+            let _ = self.send(panel);
+        }
     }
 
     pub(crate) fn stopped(&mut self, reason: String) {
@@ -281,7 +300,7 @@ fn text_len(e: &ui::Element) -> usize {
 
 impl ui::Host for HostState {
     fn set_panel(&mut self, title: String, elements: Vec<ui::Element>) -> Result<(), String> {
-        self.allow_at_rate(&Permission::Ui, |s| &mut s.panels)?;
+        self.allow(&Permission::Ui)?;
         if elements.len() > MAX_ELEMENTS || title.len() > MAX_TEXT {
             return Err(format!("a panel has at most {MAX_ELEMENTS} elements"));
         }
@@ -296,7 +315,16 @@ impl ui::Host for HostState {
             }
         }
         let elements = elements.into_iter().map(to_panel).collect();
-        self.send(PluginOut::Panel { plugin: self.plugin.clone(), title, elements })
+        let panel = PluginOut::Panel { plugin: self.plugin.clone(), title, elements };
+        if self.panels.take(Instant::now()) {
+            self.held_panel = None;
+            self.send(panel)
+        } else {
+            // Over the rate: held, replacing any panel held before, and shown when it allows.
+            self.counters.rate_limited += 1;
+            self.held_panel = Some(panel);
+            Ok(())
+        }
     }
 }
 
@@ -385,5 +413,28 @@ mod tests {
         assert_eq!(url_host("http://user@127.0.0.1/").as_deref(), Some("127.0.0.1"));
         assert_eq!(url_host("file:///etc/passwd"), None);
         assert_eq!(url_host("https:///x"), None);
+    }
+
+    /// Panels drawn faster than the rate are not lost: the newest is shown once it allows.
+    #[test]
+    fn the_last_panel_drawn_over_the_rate_is_shown_later() {
+        use ui::Host as _;
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut state = HostState::new("p", &[Permission::Ui], None, tx);
+        for i in 0..30 {
+            state.set_panel(format!("panel {i}"), vec![]).unwrap();
+        }
+        let title = |out: PluginOut| match out {
+            PluginOut::Panel { title, .. } => title,
+            _ => panic!("a panel"),
+        };
+        let shown: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok()).map(title).collect();
+        assert_eq!(shown.len(), 20, "the burst is shown at once");
+        assert_eq!(state.counters.rate_limited, 10);
+        assert!(state.held_panel_due().is_some());
+        std::thread::sleep(Duration::from_millis(150));
+        state.flush_panel();
+        assert_eq!(title(rx.try_recv().unwrap()), "panel 29", "the newest panel, the others skipped");
+        assert!(rx.try_recv().is_err() && state.held_panel_due().is_none());
     }
 }

@@ -81,8 +81,15 @@ impl Sandbox {
         self.store.data_mut().timers.fire(now)
     }
 
-    pub(crate) fn next_timer(&self) -> Option<Instant> {
-        self.store.data().timers.next_due()
+    /// When the thread must wake without an event: the next timer, or a held panel's retry.
+    pub(crate) fn next_wake(&self) -> Option<Instant> {
+        let data = self.store.data();
+        [data.timers.next_due(), data.held_panel_due()].into_iter().flatten().min()
+    }
+
+    /// Shows a panel the rate held back, once it allows.
+    pub(crate) fn flush_panel(&mut self) {
+        self.store.data_mut().flush_panel();
     }
 
     pub(crate) fn counters(&self) -> Counters {

@@ -109,7 +109,7 @@ fn report(status: &Mutex<Status>, sandbox: &Sandbox, result: &Result<(), CallErr
 
 fn run(mut sandbox: Sandbox, rx: &Receiver<Input>, status: &Mutex<Status>) {
     loop {
-        let input = match sandbox.next_timer() {
+        let input = match sandbox.next_wake() {
             Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
                 Ok(input) => Some(input),
                 Err(RecvTimeoutError::Timeout) => None,
@@ -136,5 +136,6 @@ fn run(mut sandbox: Sandbox, rx: &Receiver<Input>, status: &Mutex<Status>) {
             let result = sandbox.handle(&Event::Timer(id));
             report(status, &sandbox, &result);
         }
+        sandbox.flush_panel();
     }
 }
