@@ -16,3 +16,4 @@ mod rejection;
 mod relay;
 mod transfers;
 mod voice;
+mod wire;
