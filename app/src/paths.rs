@@ -89,6 +89,11 @@ impl Dirs {
     pub fn plugins_cache(&self) -> PathBuf {
         self.cache.join("plugins")
     }
+
+    /// The key compiled plugins are signed with: in the data folder, not beside them.
+    pub fn plugins_cache_key(&self) -> PathBuf {
+        self.data.join("plugins-cache.key")
+    }
 }
 
 /// Makes `path` (created if missing) readable and writable by this user only (0600), before a

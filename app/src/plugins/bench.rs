@@ -10,7 +10,7 @@ use tokio::sync::mpsc;
 
 use super::bindings::partyline::plugin::types::Event;
 use super::host_api::HostState;
-use super::runtime::{DEADLINE_TICKS, Runtime, TICK};
+use super::runtime::{CompiledCache, DEADLINE_TICKS, Runtime, TICK};
 use super::sandbox::{CallError, Sandbox};
 use super::{Permission, PluginOut};
 
@@ -39,7 +39,8 @@ pub fn load(wasm: &[u8], config: &[(&str, &str)], cache: &Path) -> Result<(Durat
     let mut times = Vec::new();
     for _ in 0..2 {
         let at = Instant::now();
-        let runtime = Runtime::new(Some(cache.to_owned()))?;
+        let runtime =
+            Runtime::new(Some(CompiledCache { dir: cache.to_owned(), key: cache.with_extension("key") }))?;
         started(&runtime, wasm, config, &[])?;
         times.push(at.elapsed());
     }

@@ -16,7 +16,7 @@ use super::db::PluginDb;
 use super::host_api::{HostState, PartyView, PluginOut};
 use super::installed::Installed;
 use super::permission::Permission;
-use super::runtime::Runtime;
+use super::runtime::{CompiledCache, Runtime};
 use super::sandbox::Sandbox;
 use super::thread::{self, PluginThread, Status};
 use crate::events::{MemberInfo, NodeEvent};
@@ -72,7 +72,7 @@ impl PluginHost {
         if enabled.is_empty() {
             return Ok(());
         }
-        let runtime = Runtime::new(Some(dirs.plugins_cache()))?;
+        let runtime = Runtime::new(Some(CompiledCache::of(dirs)))?;
         for plugin in enabled {
             let id = plugin.manifest.id.clone();
             let started = (|| -> Result<PluginThread> {

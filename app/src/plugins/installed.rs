@@ -9,7 +9,7 @@ use anyhow::{Context, Result, bail};
 use super::db::PluginDb;
 use super::manifest::Manifest;
 use super::permission::Permission;
-use super::runtime::Runtime;
+use super::runtime::{CompiledCache, Runtime};
 use crate::paths::Dirs;
 
 /// One installed plugin as listed.
@@ -31,14 +31,14 @@ pub enum Grant {
 pub struct Installed {
     dir: PathBuf,
     db: PluginDb,
-    cache: PathBuf,
+    cache: CompiledCache,
 }
 
 impl Installed {
     pub fn open(dirs: &Dirs) -> Result<Self> {
         let dir = dirs.plugins();
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        Ok(Self { dir, db: PluginDb::open(&dirs.plugins_database())?, cache: dirs.plugins_cache() })
+        Ok(Self { dir, db: PluginDb::open(&dirs.plugins_database())?, cache: CompiledCache::of(dirs) })
     }
 
     pub fn list(&self) -> Result<Vec<InstalledPlugin>> {

@@ -43,7 +43,7 @@ pub use host_api::{Counters, PluginOut};
 pub use installed::{Grant, Installed, InstalledPlugin};
 pub use manifest::{API_VERSION, Manifest};
 pub use permission::Permission;
-pub use runtime::{Loaded, Runtime};
+pub use runtime::{CompiledCache, Loaded, Runtime};
 pub use sandbox::CallError;
 pub use thread::Status;
 

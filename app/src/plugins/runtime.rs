@@ -1,6 +1,8 @@
 //! The WebAssembly engine every plugin shares: compiling components (cached on disk, keyed by
-//! the engine's compatibility hash and the plugin's hash), checking which plugin API a component
-//! was built against, and the clock that stops runaway calls (epoch interruption).
+//! the engine's compatibility hash and the plugin's hash, and signed with a key kept in the data
+//! folder so that no compiled code is loaded that this Partyline did not write), checking which
+//! plugin API a component was built against, and the clock that stops runaway calls (epoch
+//! interruption).
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -26,7 +28,43 @@ const PACKAGE: &str = "partyline:plugin/";
 pub struct Runtime {
     engine: Engine,
     linker: Linker<HostState>,
-    cache: Option<PathBuf>,
+    cache: Option<Keyed>,
+}
+
+/// Where compiled plugins are kept, and the file of the key that signs them (outside the cache
+/// folder: whoever can write there cannot sign).
+#[derive(Clone, Debug)]
+pub struct CompiledCache {
+    pub dir: PathBuf,
+    pub key: PathBuf,
+}
+
+impl CompiledCache {
+    /// The cache of a Partyline using `dirs`.
+    pub fn of(dirs: &crate::paths::Dirs) -> Self {
+        Self { dir: dirs.plugins_cache(), key: dirs.plugins_cache_key() }
+    }
+}
+
+struct Keyed {
+    dir: PathBuf,
+    key: [u8; 32],
+}
+
+/// The cache's key, made on first use (a private file).
+fn cache_key(file: &Path) -> Result<[u8; 32]> {
+    if let Ok(bytes) = std::fs::read(file)
+        && let Ok(key) = <[u8; 32]>::try_from(bytes.as_slice())
+    {
+        return Ok(key);
+    }
+    let key: [u8; 32] = rand::random();
+    if let Some(dir) = file.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::paths::private_file(file)?;
+    std::fs::write(file, key).with_context(|| format!("cannot write {}", file.display()))?;
+    Ok(key)
 }
 
 /// A plugin ready to instantiate, and whether it came from the cache.
@@ -37,7 +75,14 @@ pub struct Loaded {
 
 impl Runtime {
     /// `cache`: where compiled plugins are kept (`None`: compile every time).
-    pub fn new(cache: Option<PathBuf>) -> Result<Self> {
+    pub fn new(cache: Option<CompiledCache>) -> Result<Self> {
+        let cache = cache.and_then(|c| match cache_key(&c.key) {
+            Ok(key) => Some(Keyed { dir: c.dir, key }),
+            Err(e) => {
+                tracing::warn!("compiled plugins are not cached: {e:#}");
+                None
+            }
+        });
         let mut config = Config::new();
         config.epoch_interruption(true).max_wasm_stack(MAX_WASM_STACK);
         let engine = Engine::new(&config).map_err(|e| anyhow!("cannot start WebAssembly: {e}"))?;
@@ -69,33 +114,55 @@ impl Runtime {
         Ok(Loaded { pre, cached })
     }
 
-    fn cache_file(&self, wasm: &[u8]) -> Option<PathBuf> {
-        let dir = self.cache.as_ref()?;
+    /// The cache file for `wasm`, and the key name it is signed under.
+    fn cache_file(&self, wasm: &[u8]) -> Option<(PathBuf, blake3::Hash)> {
+        let cache = self.cache.as_ref()?;
         let mut engine = std::hash::DefaultHasher::new();
         self.engine.precompile_compatibility_hash().hash(&mut engine);
-        let key = blake3::Hasher::new().update(&engine.finish().to_le_bytes()).update(wasm).finalize();
-        Some(dir.join(format!("{}.cwasm", key.to_hex())))
+        let name = blake3::Hasher::new().update(&engine.finish().to_le_bytes()).update(wasm).finalize();
+        Some((cache.dir.join(format!("{}.cwasm", name.to_hex())), name))
+    }
+
+    /// The signature of compiled `bytes` cached under `name`: a keyed hash of both, so a file
+    /// moved from another name, or written by anyone without the key, does not pass.
+    fn signature(&self, name: &blake3::Hash, bytes: &[u8]) -> Option<blake3::Hash> {
+        let key = &self.cache.as_ref()?.key;
+        Some(blake3::Hasher::new_keyed(key).update(name.as_bytes()).update(bytes).finalize())
+    }
+
+    /// A compiled component from the cache, if its signature holds.
+    fn cached(&self, file: &Path, name: &blake3::Hash) -> Result<Component> {
+        let signed = std::fs::read(file)?;
+        let (signature, bytes) = signed.split_at_checked(blake3::OUT_LEN).context("too short")?;
+        // `Hash`'s comparison takes the same time wherever the bytes differ.
+        if self.signature(name, bytes) != Some(blake3::Hash::from_slice(signature)?) {
+            anyhow::bail!("not signed by this Partyline's key");
+        }
+        // SAFETY: the bytes are signed with this user's key (kept in the private data folder)
+        // over the name that holds the engine's compatibility hash, so they were written below
+        // from `Component::serialize` of a compatible engine; `deserialize` also checks the
+        // engine and version they were made by.
+        #[allow(unsafe_code)]
+        unsafe { Component::deserialize(&self.engine, bytes) }.map_err(|e| anyhow!("{e}"))
     }
 
     fn compile(&self, wasm: &[u8]) -> Result<(Component, bool)> {
         let file = self.cache_file(wasm);
-        if let Some(file) = file.as_ref().filter(|f| f.exists()) {
-            // SAFETY: the file was written below, from `Component::serialize` of an engine with
-            // the same compatibility hash (it is in the name), into the user's own cache
-            // directory; `deserialize_file` also checks the engine and version it was made by.
-            #[allow(unsafe_code)]
-            match unsafe { Component::deserialize_file(&self.engine, file) } {
+        if let Some((file, name)) = file.as_ref().filter(|(f, _)| f.exists()) {
+            match self.cached(file, name) {
                 Ok(component) => return Ok((component, true)),
                 Err(e) => {
-                    tracing::warn!("compiled plugin {} unusable ({e}); compiling again", file.display())
+                    tracing::warn!("compiled plugin {} unusable ({e:#}); compiling again", file.display())
                 }
             }
         }
         let component =
             Component::new(&self.engine, wasm).map_err(|e| anyhow!("not a valid plugin: {e:#}"))?;
-        if let Some(file) = &file
-            && let Err(e) =
-                component.serialize().map_err(|e| anyhow!("{e}")).and_then(|b| write_atomically(file, &b))
+        if let Some((file, name)) = &file
+            && let Err(e) = component.serialize().map_err(|e| anyhow!("{e}")).and_then(|bytes| {
+                let signature = self.signature(name, &bytes).context("no key")?;
+                write_atomically(file, &[signature.as_bytes(), &bytes[..]].concat())
+            })
         {
             // A full disk costs the next start a compile, nothing more.
             tracing::warn!("cannot cache the compiled plugin: {e:#}");

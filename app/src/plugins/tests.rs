@@ -199,8 +199,9 @@ fn a_flooding_plugin_is_bounded_and_the_others_keep_working() {
 
 #[test]
 fn compiled_plugins_are_cached_and_a_damaged_cache_is_rebuilt() {
-    let dir = tempfile::tempdir().unwrap();
-    let rt = Runtime::new(Some(dir.path().to_owned())).unwrap();
+    let (dir, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cache = |key: &str| CompiledCache { dir: dir.path().to_owned(), key: keys.path().join(key) };
+    let rt = Runtime::new(Some(cache("key"))).unwrap();
     let wasm = wasm("template");
     assert!(!rt.load(&wasm).unwrap().cached);
     assert!(rt.load(&wasm).unwrap().cached);
@@ -209,6 +210,33 @@ fn compiled_plugins_are_cached_and_a_damaged_cache_is_rebuilt() {
     }
     assert!(!rt.load(&wasm).unwrap().cached, "compiled again");
     assert!(rt.load(b"not wasm").is_err());
+}
+
+/// Compiled code is native code: a file planted in the cache (another plugin's compiled code
+/// under this plugin's name, or one written with another key) is never loaded.
+#[test]
+fn compiled_code_not_signed_by_this_partyline_is_not_loaded() {
+    let (dir, keys) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let cache = |key: &str| CompiledCache { dir: dir.path().to_owned(), key: keys.path().join(key) };
+    let rt = Runtime::new(Some(cache("key"))).unwrap();
+    let files = || -> Vec<_> { std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().path()).collect() };
+    let (template, hostile) = (wasm("template"), wasm("hostile"));
+    rt.load(&template).unwrap();
+    let template_file = files().pop().unwrap();
+    rt.load(&hostile).unwrap();
+    let hostile_file = files().into_iter().find(|f| *f != template_file).unwrap();
+
+    // The hostile plugin's compiled code, moved under the template's name.
+    std::fs::copy(&hostile_file, &template_file).unwrap();
+    assert!(!rt.load(&template).unwrap().cached, "a signature covers the name too");
+    // Compiled by a Partyline with another key.
+    let other = Runtime::new(Some(cache("other key"))).unwrap();
+    std::fs::remove_file(&template_file).unwrap();
+    assert!(!other.load(&template).unwrap().cached);
+    assert!(!rt.load(&template).unwrap().cached, "signed with another key");
+    assert!(rt.load(&template).unwrap().cached, "signed again, with this key");
+    let key = keys.path().join("key");
+    assert_eq!(std::os::unix::fs::MetadataExt::mode(&std::fs::metadata(&key).unwrap()) & 0o777, 0o600);
 }
 
 /// A one-shot HTTP server on loopback answering `answer`; its URL.
