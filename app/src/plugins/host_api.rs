@@ -349,20 +349,27 @@ fn to_panel(e: ui::Element) -> PanelElement {
     }
 }
 
-/// The host part of an `http(s)://host[:port]/...` URL.
-pub(crate) fn url_host(url: &str) -> Option<String> {
-    let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let host = host.split(':').next()?;
-    (!host.is_empty()).then(|| host.to_ascii_lowercase())
+/// The host and port of an `http(s)://host[:port]/...` URL, read by the parser the request is
+/// made with (so the check and the request cannot disagree on where it goes).
+pub(crate) fn url_target(url: &str) -> Option<(String, u16)> {
+    let uri: ureq::http::Uri = url.parse().ok()?;
+    let port = match uri.scheme_str()? {
+        "http" => uri.port_u16().unwrap_or(80),
+        "https" => uri.port_u16().unwrap_or(443),
+        _ => return None,
+    };
+    let host = uri.host().filter(|h| !h.is_empty())?;
+    Some((host.to_ascii_lowercase(), port))
 }
 
 impl http::Host for HostState {
     fn fetch(&mut self, request: http::Request) -> Result<u64, String> {
-        let host =
-            url_host(&request.url).ok_or_else(|| format!("{:?} is not an http(s) URL", request.url))?;
-        self.allow(&Permission::Http(host))?;
+        let (host, port) =
+            url_target(&request.url).ok_or_else(|| format!("{:?} is not an http(s) URL", request.url))?;
+        // A grant of the host and this port, or of the host on any port.
+        if !self.grants.contains(&Permission::Http(format!("{host}:{port}"))) {
+            self.allow(&Permission::Http(host))?;
+        }
         match &mut self.fetcher {
             Some(fetcher) => fetcher.fetch(request),
             None => Err("HTTP answers need the plugin's own thread".into()),
@@ -408,11 +415,38 @@ mod tests {
     use super::*;
 
     #[test]
-    fn urls_name_their_host() {
-        assert_eq!(url_host("https://Store.Example.com:8443/feed?x=1").as_deref(), Some("store.example.com"));
-        assert_eq!(url_host("http://user@127.0.0.1/").as_deref(), Some("127.0.0.1"));
-        assert_eq!(url_host("file:///etc/passwd"), None);
-        assert_eq!(url_host("https:///x"), None);
+    fn urls_name_their_host_and_port() {
+        let target = |url| url_target(url).map(|(h, p)| format!("{h}:{p}"));
+        assert_eq!(
+            target("https://Store.Example.com:8443/feed?x=1").as_deref(),
+            Some("store.example.com:8443")
+        );
+        assert_eq!(target("http://user@127.0.0.1/").as_deref(), Some("127.0.0.1:80"));
+        assert_eq!(target("https://store.example.com/").as_deref(), Some("store.example.com:443"));
+        assert_eq!(target("file:///etc/passwd"), None);
+        assert_eq!(target("https:///x"), None);
+        // Where parsers disagree, the URL is refused rather than read two ways.
+        assert_eq!(target("http://evil.example\\@store.example.com/"), None);
+    }
+
+    /// `http:HOST:PORT` reaches that port only; `http:HOST`, any port.
+    #[test]
+    fn a_grant_with_a_port_reaches_that_port_only() {
+        use http::Host as _;
+        let (tx, _rx) = mpsc::channel(4);
+        let grants = ["http:127.0.0.1:8080".parse().unwrap(), "http:store.example.com".parse().unwrap()];
+        let mut state = HostState::new("p", &grants, None, tx);
+        let mut fetch = |url: &str| {
+            let request =
+                http::Request { method: "GET".into(), url: url.into(), headers: vec![], body: vec![] };
+            state.fetch(request).unwrap_err()
+        };
+        // Past the permission, the request needs the plugin's thread, which this test has not.
+        let granted = "HTTP answers need the plugin's own thread";
+        assert_eq!(fetch("http://127.0.0.1:8080/x"), granted);
+        assert!(fetch("http://127.0.0.1:8081/x").contains("not granted"));
+        assert!(fetch("http://127.0.0.1/x").contains("not granted"));
+        assert_eq!(fetch("https://store.example.com:9999/"), granted);
     }
 
     /// Panels drawn faster than the rate are not lost: the newest is shown once it allows.

@@ -226,7 +226,7 @@ fn configure(toml: &mut toml::Table, key: &str, value: &str) -> Option<String> {
     if let Some(config) = config.as_table_mut() {
         config.insert(key.to_owned(), toml::Value::String(value.to_owned()));
     }
-    let host = super::host_api::url_host(value)?;
+    let (host, _) = super::host_api::url_target(value)?;
     let permission = format!("http:{host}");
     let permissions = toml.entry("permissions").or_insert_with(|| toml::Value::Array(Vec::new()));
     if let Some(list) = permissions.as_array_mut()

@@ -19,7 +19,7 @@ pub enum Permission {
     Ui,
     /// `notify`: toasts.
     Notify,
-    /// `http:<host>`: HTTP requests to that host.
+    /// `http:<host>` or `http:<host>:<port>`: HTTP requests to that host (on that port only).
     Http(String),
     /// `timers`: timer events.
     Timers,
@@ -43,14 +43,22 @@ impl FromStr for Permission {
             "log" => Self::Log,
             "blobs" => Self::Blobs,
             other => match other.strip_prefix("http:") {
-                Some(host) if valid_host(host) => Self::Http(host.to_ascii_lowercase()),
-                Some(host) => bail!("`http:{host}`: not a host name"),
+                Some(target) if valid_target(target) => Self::Http(target.to_ascii_lowercase()),
+                Some(target) => bail!("`http:{target}`: not a host name (with a port, if any)"),
                 None => bail!(
                     "unknown permission {other:?} (party, party.message, storage, ui, notify, \
                      http:HOST, timers, log, blobs)"
                 ),
             },
         })
+    }
+}
+
+/// `host` or `host:port` (a port from 1 to 65535).
+fn valid_target(target: &str) -> bool {
+    match target.split_once(':') {
+        Some((host, port)) => valid_host(host) && port.parse::<u16>().is_ok_and(|p| p > 0),
+        None => valid_host(target),
     }
 }
 
@@ -102,6 +110,7 @@ mod tests {
             "ui",
             "notify",
             "http:store.example.com",
+            "http:192.168.1.20:8080",
             "timers",
             "log",
             "blobs",
@@ -112,7 +121,17 @@ mod tests {
             "http:Store.Example.COM".parse::<Permission>().unwrap(),
             Permission::Http("store.example.com".into())
         );
-        for bad in ["", "everything", "http:", "http:a b", "http:-x.com", "http:a..b"] {
+        for bad in [
+            "",
+            "everything",
+            "http:",
+            "http:a b",
+            "http:-x.com",
+            "http:a..b",
+            "http:a.com:0",
+            "http:a.com:x",
+            "http:a.com:1:2",
+        ] {
             assert!(bad.parse::<Permission>().is_err(), "{bad}");
         }
     }

@@ -259,26 +259,7 @@ fn serve_once(answer: &'static str) -> String {
 #[test]
 fn plugins_fetch_from_granted_hosts_and_redirects_are_not_followed() {
     let rt = Runtime::new(None).unwrap();
-    let fetch = |url: &str| -> String {
-        let loaded = rt.load(&wasm("hostile")).unwrap();
-        let (tx, mut out) = mpsc::channel(16);
-        let queue = super::thread::queue();
-        let grants = ["http:127.0.0.1".parse().unwrap(), Permission::Notify];
-        let state =
-            HostState::new("hostile", &grants, None, tx).with_fetcher(super::thread::deliver(&queue.0));
-        let config = vec![("mode".to_owned(), "fetch".to_owned()), ("url".to_owned(), url.to_owned())];
-        let thread =
-            PluginThread::spawn("hostile", move || Sandbox::start(loaded.pre, state, config), queue).unwrap();
-        assert!(thread.send(Event::Left));
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(text) = texts(&drain(&mut out)).pop() {
-                return text;
-            }
-            assert!(Instant::now() < deadline, "no answer");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    };
+    let fetch = |url: &str| fetch_granted(&rt, url, "http:127.0.0.1");
     let ok = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello");
     assert_eq!(fetch(&ok), "200 hello");
     let moved = serve_once(
@@ -288,4 +269,38 @@ fn plugins_fetch_from_granted_hosts_and_redirects_are_not_followed() {
     // Nobody listens there: the failure comes back as an event.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     assert!(fetch(&format!("http://127.0.0.1:{closed}/")).starts_with("failed: "));
+}
+
+/// A granted name that resolves to this machine (as a rebinding name or a hostile feed would)
+/// is not connected to; the address granted by itself, on its port, is.
+#[test]
+fn a_granted_name_that_resolves_to_this_machine_is_not_reached() {
+    let rt = Runtime::new(None).unwrap();
+    let url = serve_once("HTTP/1.1 200 OK\r\nContent-Length: 6\r\nConnection: close\r\n\r\nsecret");
+    let by_name = url.replace("127.0.0.1", "localhost");
+    let refused = fetch_granted(&rt, &by_name, "http:localhost");
+    assert!(refused.starts_with("failed: ") && refused.contains("resolves to 127.0.0.1"), "{refused}");
+    let port = url.split(':').nth(2).unwrap().split('/').next().unwrap();
+    assert_eq!(fetch_granted(&rt, &url, &format!("http:127.0.0.1:{port}")), "200 secret");
+}
+
+/// What the hostile plugin's `fetch` mode shows for `url`, granted `grant` and `notify`.
+fn fetch_granted(rt: &Runtime, url: &str, grant: &str) -> String {
+    let loaded = rt.load(&wasm("hostile")).unwrap();
+    let (tx, mut out) = mpsc::channel(16);
+    let queue = super::thread::queue();
+    let grants = [grant.parse().unwrap(), Permission::Notify];
+    let state = HostState::new("hostile", &grants, None, tx).with_fetcher(super::thread::deliver(&queue.0));
+    let config = vec![("mode".to_owned(), "fetch".to_owned()), ("url".to_owned(), url.to_owned())];
+    let thread =
+        PluginThread::spawn("hostile", move || Sandbox::start(loaded.pre, state, config), queue).unwrap();
+    assert!(thread.send(Event::Left));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(text) = texts(&drain(&mut out)).pop() {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no answer");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
