@@ -240,9 +240,11 @@ pub enum NodeEvent {
         plugin: String,
         data: Vec<u8>,
     },
-    /// A plugin's panel, to draw in place of its previous one.
+    /// A plugin's panel, to draw in place of its previous one. `name` is the plugin's name as
+    /// installed (what tabs and headings show); `title` is the plugin's own, shown under it.
     PluginPanel {
         plugin: String,
+        name: String,
         title: String,
         elements: Vec<PanelElement>,
     },

@@ -262,8 +262,8 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
         NodeEvent::PluginMessage { peer, plugin, data } => {
             json!({"event": "plugin-message", "plugin": plugin, "from": peer.to_string(), "bytes": data.len()})
         }
-        NodeEvent::PluginPanel { plugin, title, elements } => json!({
-            "event": "plugin-panel", "plugin": plugin, "title": title,
+        NodeEvent::PluginPanel { plugin, name, title, elements } => json!({
+            "event": "plugin-panel", "plugin": plugin, "name": name, "title": title,
             "elements": elements.iter().map(panel_element_json).collect::<Vec<_>>(),
         }),
         NodeEvent::PluginToast { plugin, text } => {
@@ -448,7 +448,7 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             s.streams_refused
         ),
         NodeEvent::PluginMessage { .. } => return None,
-        NodeEvent::PluginPanel { plugin, title, elements } => {
+        NodeEvent::PluginPanel { plugin, title, elements, .. } => {
             let texts: Vec<String> = elements.iter().map(panel_element_text).collect();
             format!("[{plugin}] {title}: {}", texts.join(" | "))
         }

@@ -207,7 +207,8 @@ impl Session {
                 return;
             }
             PluginOut::Panel { plugin, title, elements } => {
-                let panel = NodeEvent::PluginPanel { plugin: plugin.clone(), title, elements };
+                let name = self.plugins.name(&plugin);
+                let panel = NodeEvent::PluginPanel { plugin: plugin.clone(), name, title, elements };
                 self.panels.insert(plugin, panel.clone());
                 panel
             }

@@ -161,6 +161,9 @@ impl Panels {
 
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct PluginPanel {
+    /// The plugin's name as installed: what its tab and heading say.
+    pub(crate) name: String,
+    /// The plugin's own title, shown under its name.
     pub(crate) title: String,
     pub(crate) elements: Vec<crate::events::PanelElement>,
 }
@@ -319,8 +322,8 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
             touched.party = set(Some(&mut party.status), Status::Reconnecting(*attempt));
         }
         NodeEvent::Error { message } => toast(ToastKind::Error, message.clone()),
-        NodeEvent::PluginPanel { plugin, title, elements } => {
-            let panel = PluginPanel { title: title.clone(), elements: elements.clone() };
+        NodeEvent::PluginPanel { plugin, name, title, elements } => {
+            let panel = PluginPanel { name: name.clone(), title: title.clone(), elements: elements.clone() };
             if panels.panels.get(plugin) != Some(&panel) {
                 panels.panels.insert(plugin.clone(), panel);
                 touched.panels = true;
@@ -400,7 +403,7 @@ mod tests {
 
     #[test]
     fn the_plugin_drawer_shows_the_chosen_panel_else_the_first() {
-        let panel = |title: &str| PluginPanel { title: title.into(), elements: vec![] };
+        let panel = |title: &str| PluginPanel { name: title.into(), title: title.into(), elements: vec![] };
         let mut panels = Panels::default();
         assert_eq!(panels.shown(), None);
         panels.panels.insert("game-store".into(), panel("Games"));

@@ -284,11 +284,17 @@ fn plugin_panels_are_drawn_and_their_buttons_and_inputs_go_back_to_the_plugin() 
         PanelElement::Input { id: "search".into(), placeholder: "Search".into(), value: String::new() },
         PanelElement::Progress { label: "Quake".into(), done: 1, total: 4 },
     ];
-    let panel = NodeEvent::PluginPanel { plugin: "game-store".into(), title: "Game store".into(), elements };
+    // A title the plugin chooses comes under the name it was installed as, never in its place.
+    let (name, title) = ("Game store".to_owned(), "Partyline security check".to_owned());
+    let panel = NodeEvent::PluginPanel { plugin: "game-store".into(), name, title, elements };
     h.event(panel.clone());
     h.act(Act::Open(Drawer::Plugins));
     h.update();
     let world = h.app.world_mut();
+    let mut texts = world.query::<&Text>();
+    let texts: Vec<String> = texts.iter(world).map(|t| t.0.clone()).collect();
+    let at = |s: &str| texts.iter().position(|t| t == s).unwrap_or_else(|| panic!("{s:?} in {texts:?}"));
+    assert!(at("Game store") < at("Partyline security check"), "the name heads the panel: {texts:?}");
     let mut buttons = world.query::<&Act>();
     let acts: Vec<Act> = buttons.iter(world).cloned().collect();
     let get = Act::Plugin { plugin: "game-store".into(), id: "get".into(), value: None };

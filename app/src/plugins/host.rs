@@ -37,6 +37,8 @@ pub struct PluginHost {
     dirs: Dirs,
     /// Running plugins that ask for permissions the user has not granted: id → (name, those).
     asking: HashMap<String, (String, Vec<Permission>)>,
+    /// Running plugins' names as installed: id → name.
+    names: HashMap<String, String>,
 }
 
 impl PluginHost {
@@ -52,6 +54,7 @@ impl PluginHost {
             party: PartyView::default(),
             dirs: dirs.clone(),
             asking: HashMap::new(),
+            names: HashMap::new(),
         };
         let mut problems = Vec::new();
         if let Err(e) = host.load_all(dirs, &tx, &mut problems) {
@@ -106,6 +109,7 @@ impl PluginHost {
                     if !missing.is_empty() {
                         self.asking.insert(id.clone(), (plugin.manifest.name.clone(), missing));
                     }
+                    self.names.insert(id.clone(), plugin.manifest.name.clone());
                     self.threads.insert(id, thread);
                 }
                 Err(e) => problems.push(format!("plugin {id}: {e:#}")),
@@ -226,6 +230,12 @@ impl PluginHost {
     pub fn restart(&self, plugin: &str) -> Result<()> {
         self.thread(plugin)?.restart(None);
         Ok(())
+    }
+
+    /// A running plugin's name as installed (what the user saw when installing it), not a
+    /// title it chooses: its id when unknown.
+    pub fn name(&self, plugin: &str) -> String {
+        self.names.get(plugin).cloned().unwrap_or_else(|| plugin.to_owned())
     }
 
     /// What running plugins ask for and were not granted, as events for the front ends.

@@ -97,7 +97,7 @@ fn draw(
                 for (plugin, panel) in &panels.panels {
                     let on = panels.shown() == Some(plugin);
                     r.spawn((
-                        button(panel.title.clone(), Act::ShowPanel(plugin.clone()), on, b),
+                        button(panel.name.clone(), Act::ShowPanel(plugin.clone()), on, b),
                         Probe(format!("tab:{plugin}")),
                     ));
                 }
@@ -106,7 +106,11 @@ fn draw(
         let shown = panels.shown().and_then(|p| panels.panels.get_key_value(p));
         if let Some((plugin, panel)) = shown {
             s.spawn((theme::panel(b), Probe(format!("plugin:{plugin}")))).with_children(|p| {
-                p.spawn(theme::bold(&fonts, panel.title.clone(), 13.0, theme::TEXT));
+                // The installed name heads the panel; what the plugin calls it comes under it.
+                p.spawn(theme::bold(&fonts, panel.name.clone(), 13.0, theme::TEXT));
+                if panel.title != panel.name && !panel.title.is_empty() {
+                    p.spawn(theme::text(panel.title.clone(), 12.0, theme::DIM));
+                }
                 for element in &panel.elements {
                     element_ui(p, plugin, element, &draft, b, &fonts, &mut images);
                 }
