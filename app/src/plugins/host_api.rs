@@ -206,8 +206,10 @@ impl HostState {
 
     /// Shows the panel held back by the rate, if the rate allows now.
     pub(crate) fn flush_panel(&mut self) {
-        if self.held_panel.is_some() && self.panels.take(Instant::now()) {
-            let panel = self.held_panel.take().expect("checked");
+        if self.held_panel.is_some()
+            && self.panels.take(Instant::now())
+            && let Some(panel) = self.held_panel.take()
+        {
             let _ = self.send(panel);
         }
     }
