@@ -55,8 +55,12 @@ fn voice_goes_over_datagrams_and_holds_up_through_ten_percent_loss() {
     }
     assert!(t.talker["datagrams_out"].as_u64().unwrap() > 300, "{}", t.talker);
     assert!(t.listener["datagrams_in"].as_u64().unwrap() > 250, "{}", t.listener);
-    let loss = alice["loss"].as_f64().unwrap();
-    assert!((0.03..0.25).contains(&loss), "the listener sees the network's loss: {alice}");
+    // Over the whole call (the stats' own `loss` covers only the last window, which may hold a
+    // handful of frames): frames the network lost, whether or not the next one rebuilt them.
+    let count = |key: &str| alice[key].as_u64().unwrap() as f64;
+    let missed = count("lost") + count("recovered");
+    let loss = missed / (missed + count("received"));
+    assert!((0.03..0.25).contains(&loss), "the listener sees the network's loss ({loss:.3}): {alice}");
     assert!(alice["recovered"].as_u64().unwrap() > 10, "lost frames rebuilt from the next: {alice}");
     assert!(t.alignment.median_correlation > 0.8, "{:?}", t.alignment);
     assert!(t.alignment.windows_found > 0.8, "{:?}", t.alignment);
