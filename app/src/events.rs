@@ -53,6 +53,9 @@ pub struct Stats {
     pub streams_refused: u64,
     /// Events the front end did not take in time.
     pub events_lost: u64,
+    /// Members' plugin messages the plugins did not take in time (they have a queue of their
+    /// own, so that a flood of them never crowds out the node's own events).
+    pub plugin_messages_lost: u64,
     /// Messages to a peer that was not keeping up.
     pub dropped_outbound: u64,
 }
@@ -257,6 +260,19 @@ pub enum NodeEvent {
         plugin: String,
         name: String,
         permissions: Vec<String>,
+    },
+    /// The user typed the path of something on this machine into a plugin's panel: nothing of it
+    /// reaches the plugin until the user says yes (`/allow-path`) or no (`/deny-path`).
+    PathAsked {
+        plugin: String,
+        /// The plugin's name as installed.
+        name: String,
+        path: String,
+    },
+    /// The path was shared with the plugin (`shared`), or not.
+    PathAskClosed {
+        plugin: String,
+        shared: bool,
     },
     /// A plugin was stopped (it crashed, overran its deadline or its memory); it stays stopped
     /// until restarted.

@@ -13,6 +13,7 @@ pub(crate) struct Counters {
     pub(crate) dropped_unauthorized: AtomicU64,
     pub(crate) streams_refused: AtomicU64,
     pub(crate) events_lost: AtomicU64,
+    pub(crate) plugin_messages_lost: AtomicU64,
     pub(crate) dropped_outbound: AtomicU64,
 }
 
@@ -31,6 +32,7 @@ impl Counters {
             dropped_unauthorized: get(&self.dropped_unauthorized),
             streams_refused: get(&self.streams_refused),
             events_lost: get(&self.events_lost),
+            plugin_messages_lost: get(&self.plugin_messages_lost),
             dropped_outbound: get(&self.dropped_outbound),
         }
     }

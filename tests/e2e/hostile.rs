@@ -4,9 +4,12 @@
 
 use std::time::Duration;
 
+use partyline_protocol::content::{Entry, EntryKind, MIN_PIECE, Manifest};
+use partyline_protocol::wire::Presence::{Away, Online};
 use partyline_protocol::wire::{self, Message};
-use partyline_protocol::{JoinLink, PartyId};
+use partyline_protocol::{ContentId, JoinLink, PartyId};
 use partyline_tests::attacker::{Attacker, framed};
+use partyline_tests::store::panel_has;
 use partyline_tests::{count, host, join};
 
 struct DumpOnPanic(std::path::PathBuf);
@@ -122,10 +125,7 @@ fn a_member_flooding_plugin_messages_is_held_to_its_budget_and_its_offers_capped
     let mut bob = join("bob", &link, &[]);
     bob.wait_event(Duration::from_secs(10), "joined");
     let mallory = Attacker::at(&alice, &link);
-    mallory.join(&link.parse().unwrap(), "mallory");
-    alice.seen_or_wait(Duration::from_secs(10), "mallory joins", |e| {
-        e["event"] == "member-joined" && e["name"] == "mallory"
-    });
+    joins_as_mallory(&alice, &mallory, &link);
     let before = count(&alice.stats(), "dropped_rate_limited");
 
     // 190 offers on one stream: within the stream's own limit (a burst of 200), over the member's.
@@ -150,11 +150,12 @@ fn a_member_flooding_plugin_messages_is_held_to_its_budget_and_its_offers_capped
     let panel = alice.seen_or_wait(Duration::from_secs(10), "the panel accounts for every offer", |e| {
         noticed(e) && 8 + declined(e) + dropped == 190
     });
+    // Each offer shown has its Decline button (mallory serves no manifests, so none can be accepted).
     let accepts = panel["elements"]
         .as_array()
         .unwrap()
         .iter()
-        .filter(|e| e["id"].as_str().is_some_and(|id| id.starts_with("accept:")))
+        .filter(|e| e["id"].as_str().is_some_and(|id| id.starts_with("decline:")))
         .count();
     let declined = declined(&panel);
     println!(
@@ -166,5 +167,95 @@ fn a_member_flooding_plugin_messages_is_held_to_its_budget_and_its_offers_capped
     bob.send("still here?");
     alice.wait_for(Duration::from_secs(5), "bob's chat", |e| {
         e["event"] == "chat" && e["text"] == "still here?"
+    });
+}
+
+/// A member's requests that cost the host more to answer than to send are budgeted per member: a
+/// chat page (tens of KiB) for a `ChatSync` of a few bytes, the roster to everyone for each
+/// presence change. Mallory asks for the same page 100 times and flips her presence 90 times.
+#[test]
+fn a_member_asking_for_pages_and_flipping_presence_is_held_to_its_budget() {
+    let (mut alice, link) = host("alice", &[]);
+    // A history whose first page is about 60 KB.
+    let line = "x".repeat(1500);
+    for i in 0..40 {
+        alice.send(&format!("{i:02} {line}"));
+    }
+    alice.wait_for(Duration::from_secs(10), "the history", |e| {
+        e["event"] == "chat" && e["text"].as_str().is_some_and(|t| t.starts_with("39 "))
+    });
+    let mut bob = join("bob", &link, &[]);
+    bob.wait_event(Duration::from_secs(10), "joined");
+    let mallory = Attacker::at(&alice, &link);
+    joins_as_mallory(&alice, &mallory, &link);
+    std::thread::sleep(Duration::from_secs(1));
+    let (before, heard_before) = (count(&alice.stats(), "dropped_rate_limited"), mallory.heard());
+
+    // 190 frames on one stream: within the stream's own limit (a burst of 200).
+    let syncs = (0..100).map(|_| wire::frame(&Message::ChatSync { after: 0 }));
+    let flips = (0..90).map(|i| wire::frame(&Message::Presence(if i % 2 == 0 { Away } else { Online })));
+    mallory.send_party(link.parse::<JoinLink>().unwrap().owner(), syncs.chain(flips));
+    std::thread::sleep(Duration::from_secs(3));
+
+    let dropped = count(&alice.stats(), "dropped_rate_limited") - before;
+    let heard = mallory.heard() - heard_before;
+    let flips_seen = bob.seen().iter().filter(|e| e["event"] == "presence" && e["name"] == "mallory").count();
+    println!(
+        "100 page requests and 90 presence flips: host sent mallory {heard} bytes, bob saw {flips_seen} flips, \
+         {dropped} requests dropped over mallory's budget"
+    );
+    // Budgets: 8 pages then one a second, 20 flips then two a second (3 s here, with slack).
+    assert!((5 * 60_000..16 * 60_000).contains(&heard), "pages answered within the budget: {heard} bytes");
+    assert!((15..=30).contains(&flips_seen), "presence changes passed on within the budget: {flips_seen}");
+    assert!((140..=170).contains(&dropped), "the rest dropped and counted: {dropped}");
+
+    // Bob, within his budget, is answered as always; the party goes on.
+    bob.send("/away");
+    alice.wait_for(Duration::from_secs(5), "bob away", |e| e["event"] == "presence" && e["name"] == "bob");
+}
+
+/// A file offer is shown by what the content is: its manifest, asked of the sender and checked
+/// against the id, gives the name and size; what the offer message says of it is not shown. An
+/// offer whose manifest cannot be had can only be declined.
+#[test]
+fn a_file_offer_shows_what_the_content_is_not_what_the_offer_says() {
+    let (alice, link) = host("alice", &[]);
+    let owner = link.parse::<JoinLink>().unwrap().owner();
+    let mallory = Attacker::at(&alice, &link);
+    // What mallory really offers: a 10 MiB program.
+    let entry = Entry { path: "payload.exe".into(), kind: EntryKind::File { size: 10 << 20, mode: 0o755 } };
+    let manifest = Manifest { piece_size: MIN_PIECE, pieces_root: [0; 32], entries: vec![entry] };
+    let (real, ghost) = (manifest.id(), ContentId([7; 32]));
+    mallory.serve_lies(vec![(real, manifest.encode(), vec![0; 32])]);
+    joins_as_mallory(&alice, &mallory, &link);
+
+    let offer = |id: ContentId, words: &str| {
+        let data = format!("offer\t{id}\t1200\t1\t{words}").into_bytes();
+        wire::frame(&Message::Plugin { plugin: "file-transfer".into(), data })
+    };
+    mallory.send_party(owner, [offer(real, "holiday.jpg"), offer(ghost, "birthday.jpg")]);
+    let checked = |e: &serde_json::Value| {
+        panel_has(e, "file-transfer", "payload.exe") && panel_has(e, "file-transfer", "cannot be checked")
+    };
+    let panel = alice.wait_for(Duration::from_secs(20), "both offers checked", checked);
+    let said = panel.to_string();
+    println!("alice's panel: {said}");
+    assert!(said.contains("payload.exe (10.0 MiB) from mallory"), "the manifest's name and size: {said}");
+    assert!(
+        !said.contains("holiday") && !said.contains("birthday"),
+        "the offer's words are not shown: {said}"
+    );
+    let buttons: Vec<&str> =
+        panel["elements"].as_array().unwrap().iter().filter_map(|e| e["id"].as_str()).collect();
+    assert!(buttons.contains(&format!("accept:{real}").as_str()), "{buttons:?}");
+    assert!(!buttons.contains(&format!("accept:{ghost}").as_str()), "an unchecked offer cannot be accepted");
+    assert!(buttons.contains(&format!("decline:{ghost}").as_str()), "{buttons:?}");
+}
+
+/// `mallory` joins the party of `link`, which `host` owns, and the host has seen her in.
+fn joins_as_mallory(host: &partyline_tests::Proc, mallory: &Attacker, link: &str) {
+    mallory.join(&link.parse().unwrap(), "mallory");
+    host.seen_or_wait(Duration::from_secs(10), "mallory joins", |e| {
+        e["event"] == "member-joined" && e["name"] == "mallory"
     });
 }

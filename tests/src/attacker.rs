@@ -24,6 +24,8 @@ pub struct Attacker {
     control: libp2p_stream::Control,
     redial: tokio::sync::mpsc::UnboundedSender<()>,
     runtime: tokio::runtime::Runtime,
+    /// Bytes the host sent on its party stream to us since we were welcomed.
+    heard: Arc<AtomicU64>,
 }
 
 /// `body` preceded by its length as a 4-byte big-endian integer (party framing).
@@ -61,7 +63,7 @@ impl Attacker {
             });
             control
         });
-        Self { control, redial, runtime }
+        Self { control, redial, runtime, heard: Arc::default() }
     }
 
     /// Connects over QUIC to the host of `link`, which `host` runs.
@@ -261,6 +263,11 @@ impl Attacker {
         counter
     }
 
+    /// Bytes the host has sent us on its party stream since it welcomed us.
+    pub fn heard(&self) -> u64 {
+        self.heard.load(Ordering::Relaxed)
+    }
+
     /// Joins the party behind `link` as `name`, like a real member; returns once welcomed.
     pub fn join(&self, link: &JoinLink, name: &str) {
         assert!(self.try_join(link, name), "not welcomed within 10 s");
@@ -276,26 +283,30 @@ impl Attacker {
             stream.write_all(&wire::frame(&Message::Join(Box::new(join)))).await.unwrap();
             stream.flush().await.unwrap();
             let welcomed = async {
-                let Some((_, mut from_host)) = incoming.next().await else { return false };
+                let (_, mut from_host) = incoming.next().await?;
                 loop {
                     let mut header = [0u8; 4];
-                    if from_host.read_exact(&mut header).await.is_err() {
-                        return false;
-                    }
-                    let Ok(len) = wire::frame_len(header) else { return false };
+                    from_host.read_exact(&mut header).await.ok()?;
+                    let len = wire::frame_len(header).ok()?;
                     let mut body = vec![0u8; len];
-                    if from_host.read_exact(&mut body).await.is_err() {
-                        return false;
-                    }
+                    from_host.read_exact(&mut body).await.ok()?;
                     if matches!(wire::decode(&body), Ok(Message::Welcome(_))) {
-                        return true;
+                        return Some(from_host);
                     }
                 }
             };
-            let welcomed = tokio::time::timeout(Duration::from_secs(10), welcomed).await.unwrap_or(false);
-            if !welcomed {
+            let Ok(Some(mut from_host)) = tokio::time::timeout(Duration::from_secs(10), welcomed).await
+            else {
                 return false;
-            }
+            };
+            // What the host sends us from now on is counted (and otherwise thrown away).
+            let heard = self.heard.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 << 10];
+                while let Ok(n @ 1..) = from_host.read(&mut buf).await {
+                    heard.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            });
             // Keep our stream to the host open: a member that hangs up has left.
             tokio::spawn(async move {
                 let _keep = stream;

@@ -43,11 +43,23 @@ pub fn install(home: &Path, dir: &Path, wasm: &Path, grant: &str) {
 /// Installs the hostile plugin (built with Partyline) into `home`: it misbehaves in `mode` (see
 /// plugins/hostile), asks for `permissions` and is granted `grant`.
 pub fn install_hostile(home: &Path, mode: &str, permissions: &[&str], grant: &str) {
+    install_hostile_with(home, mode, permissions, grant, &[]);
+}
+
+/// [`install_hostile`], with more settings (`url`, `path`) beside its mode.
+pub fn install_hostile_with(
+    home: &Path,
+    mode: &str,
+    permissions: &[&str],
+    grant: &str,
+    config: &[(&str, &str)],
+) {
     let dir = tempfile::tempdir().unwrap();
     let asked: Vec<String> = permissions.iter().map(|p| format!("\"{p}\"")).collect();
+    let settings: String = config.iter().map(|(k, v)| format!("{k} = {v:?}\n")).collect();
     let manifest = format!(
         "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.2.0\"\n\
-         permissions = [{}]\n[config]\nmode = \"{mode}\"\n",
+         permissions = [{}]\n[config]\nmode = \"{mode}\"\n{settings}",
         asked.join(", ")
     );
     std::fs::write(dir.path().join("plugin.toml"), manifest).unwrap();

@@ -31,6 +31,7 @@ Type a line to chat. Commands:
   /plugin ID ACTION [VALUE]  press a button (or submit an input) of a plugin's panel
   /restart-plugin ID       start a stopped plugin again
   /grant-plugin ID [PERMS|all]     allow what a plugin asks for (comma-separated; default all)
+  /allow-path, /deny-path  share (or not) the path you typed into a plugin's panel with it
   /share PATH              share a game's folder with the party (game store)
   /games                   games here, in the party and in the store
   /get GAME                download a game from every member who has it, into the library
@@ -90,6 +91,8 @@ pub(crate) enum Input {
     AcceptLink,
     /// Stay: forget the link that came from outside.
     DeclineLink,
+    /// Share the path typed into a plugin's panel with the plugin (`true`), or keep it from it.
+    AnswerPath(bool),
     /// Host your own party (when in none).
     Host,
     Leave,
@@ -193,6 +196,8 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "join" => Ok(Input::Open(rest.to_owned())),
         "accept-link" => no_args(Input::AcceptLink),
         "decline-link" => no_args(Input::DeclineLink),
+        "allow-path" => no_args(Input::AnswerPath(true)),
+        "deny-path" => no_args(Input::AnswerPath(false)),
         "host" => no_args(Input::Host),
         "leave" | "quit" | "exit" => no_args(Input::Leave),
         "end" => no_args(Input::End),
@@ -250,6 +255,8 @@ mod tests {
         assert_eq!(parse("/leave"), Ok(Input::Leave));
         assert_eq!(parse("/accept-link"), Ok(Input::AcceptLink));
         assert_eq!(parse("/decline-link"), Ok(Input::DeclineLink));
+        assert_eq!(parse("/allow-path"), Ok(Input::AnswerPath(true)));
+        assert_eq!(parse("/deny-path"), Ok(Input::AnswerPath(false)));
     }
 
     #[test]

@@ -194,6 +194,7 @@ fn stats_json(s: &Stats) -> Value {
         "dropped_unauthorized": s.dropped_unauthorized,
         "streams_refused": s.streams_refused,
         "events_lost": s.events_lost,
+        "plugin_messages_lost": s.plugin_messages_lost,
         "dropped_outbound": s.dropped_outbound,
     })
 }
@@ -271,6 +272,12 @@ pub(crate) fn to_json(event: &NodeEvent) -> Value {
         }
         NodeEvent::PluginStopped { plugin, reason } => {
             json!({"event": "plugin-stopped", "plugin": plugin, "reason": reason})
+        }
+        NodeEvent::PathAsked { plugin, name, path } => {
+            json!({"event": "path-asked", "plugin": plugin, "name": name, "path": path})
+        }
+        NodeEvent::PathAskClosed { plugin, shared } => {
+            json!({"event": "path-ask-closed", "plugin": plugin, "shared": shared})
         }
         NodeEvent::PluginAsks { plugin, name, permissions } => {
             json!({"event": "plugin-asks", "plugin": plugin, "name": name, "permissions": permissions})
@@ -453,6 +460,11 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             format!("[{plugin}] {title}: {}", texts.join(" | "))
         }
         NodeEvent::PluginToast { plugin, text } => format!("[{plugin}] {text}"),
+        NodeEvent::PathAsked { name, path, .. } => format!(
+            "* share {path} with the plugin {name}? `/allow-path` lets it read and send what is there, `/deny-path` keeps it from it"
+        ),
+        NodeEvent::PathAskClosed { shared: true, .. } => "* path shared".into(),
+        NodeEvent::PathAskClosed { shared: false, .. } => "* path not shared".into(),
         NodeEvent::PluginAsks { permissions, .. } if permissions.is_empty() => return None,
         NodeEvent::PluginAsks { plugin, name, permissions } => format!(
             "* plugin {name} asks for {}: `/grant-plugin {plugin} all` allows it",

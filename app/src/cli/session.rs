@@ -9,6 +9,8 @@ use partyline_protocol::{InviteTerms, JoinLink, PartyId};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
+mod asks;
+
 use super::input::{self, Input};
 use super::output::Printer;
 use super::{EXIT_JOIN_FAILED, EXIT_KICKED, shutdown_signal};
@@ -45,6 +47,8 @@ pub(super) struct Session {
     switch_to: Option<JoinLink>,
     /// A link that came from outside while in a party, waiting for the user's yes or no.
     offered: Option<JoinLink>,
+    /// A path typed into a plugin's panel, waiting for the user's yes or no.
+    path_asked: Option<asks::PathAsk>,
     /// The front end has closed: leave, then stop.
     quitting: bool,
     plugins: PluginHost,
@@ -73,6 +77,7 @@ impl Session {
             party: None,
             switch_to: None,
             offered: None,
+            path_asked: None,
             quitting: false,
             plugins,
             panels: std::collections::HashMap::new(),
@@ -109,6 +114,7 @@ impl Session {
             self.tell_front(FrontMsg::Event(ask));
         }
         self.plugins.remind().await;
+        let mut plugin_messages = self.node.plugin_messages();
         let mut lines = BufReader::new(tokio::io::stdin()).lines();
         let mut stdin_open = self.front.is_none();
         let signal = shutdown_signal();
@@ -144,7 +150,14 @@ impl Session {
                         self.on_plugin(out).await;
                     }
                 }
-                request = recv_request(&mut self.requests) => match request {
+                message = recv_maybe(&mut plugin_messages) => match message {
+                    Some(message) => {
+                        self.plugins.on_event(&message);
+                        self.publish(&message);
+                    }
+                    None => plugin_messages = None,
+                },
+                request = recv_maybe(&mut self.requests) => match request {
                     Some(incoming) => {
                         if let Some(lines) = incoming.lines {
                             self.followers.push(lines);
@@ -267,30 +280,6 @@ impl Session {
         }
     }
 
-    /// A link from outside (any web page can open one): in no party, it is joined; in a party,
-    /// the user is asked first, and until they say yes nothing moves (nor is the microphone heard
-    /// anywhere else).
-    async fn offer(&mut self, link: &str) -> Result<()> {
-        let link: JoinLink = link.parse().map_err(|e| anyhow::anyhow!("cannot use this link: {e}"))?;
-        if self.party.is_none() || self.party == Some(link.party_id()) {
-            return self.switch(link).await;
-        }
-        let event = NodeEvent::LinkOffered { party: link.party_id(), owner: link.owner() };
-        self.offered = Some(link);
-        self.publish(&event);
-        self.tell_front(FrontMsg::Event(event));
-        Ok(())
-    }
-
-    /// The user's answer to the link from outside.
-    async fn answer_offer(&mut self, accept: bool) -> Result<()> {
-        let link = self.offered.take().context("no link is waiting for an answer")?;
-        let event = NodeEvent::LinkOfferClosed { joining: accept };
-        self.publish(&event);
-        self.tell_front(FrontMsg::Event(event));
-        if accept { self.switch(link).await } else { Ok(()) }
-    }
-
     /// Joins the party of `link`, leaving the current one first; nothing if we are in it already.
     async fn open(&mut self, link: &str) -> Result<()> {
         let link: JoinLink = link.parse().map_err(|e| anyhow::anyhow!("cannot use this link: {e}"))?;
@@ -372,13 +361,8 @@ impl Session {
                     ));
                 }
             }
-            Input::PluginAction { plugin, id, value } => {
-                // A path the user submits to a plugin is theirs to share with it.
-                if let Some(path) = value.as_deref().map(std::path::Path::new).filter(|p| p.is_absolute()) {
-                    self.plugins.hand(&plugin, path);
-                }
-                self.plugins.act(&plugin, id, value)?;
-            }
+            Input::PluginAction { plugin, id, value } => self.plugin_action(plugin, id, value)?,
+            Input::AnswerPath(share) => self.answer_path(share)?,
             Input::Share(path) => self.hand_to(GAME_STORE, "share", &path, String::new())?,
             Input::Get(game) => self.bundled(GAME_STORE)?.act(GAME_STORE, "get".into(), Some(game))?,
             Input::Games => {
@@ -454,8 +438,9 @@ async fn recv_front(front: &mut Option<Front>) -> Option<Input> {
     }
 }
 
-async fn recv_request(requests: &mut Option<mpsc::Receiver<ipc::Incoming>>) -> Option<ipc::Incoming> {
-    match requests {
+/// The next of `queue`'s items; waits for ever when there is no queue.
+async fn recv_maybe<T>(queue: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
+    match queue {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
     }

@@ -40,6 +40,8 @@ use crate::voice::{Voice, VoiceConfig};
 const COMMAND_QUEUE: usize = 64;
 /// Events waiting for the front end; beyond this they are dropped and counted.
 const EVENT_QUEUE: usize = 1024;
+/// Members' plugin messages waiting for the plugin host (a queue apart from the node's events).
+const PLUGIN_MESSAGE_QUEUE: usize = 256;
 /// Messages from all peers waiting for the engine.
 const LINK_EVENT_QUEUE: usize = 512;
 
@@ -201,6 +203,8 @@ pub struct Node {
     tx: mpsc::Sender<Command>,
     peer_id: PeerId,
     transfers: Transfers,
+    /// Members' plugin messages ([`NodeEvent::PluginMessage`]), until taken.
+    plugin_messages: Arc<std::sync::Mutex<Option<mpsc::Receiver<NodeEvent>>>>,
 }
 
 impl Node {
@@ -237,6 +241,7 @@ impl Node {
 
         let (tx, rx) = mpsc::channel(COMMAND_QUEUE);
         let (events_tx, events_rx) = mpsc::channel(EVENT_QUEUE);
+        let (plugin_tx, plugin_rx) = mpsc::channel(PLUGIN_MESSAGE_QUEUE);
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let swarm_control = swarm.behaviour().stream.new_control();
         let links = links::Links::new(swarm.behaviour().stream.new_control(), link_tx, counters.clone());
@@ -295,12 +300,22 @@ impl Node {
                 direct: config.direct_transfers.then(|| config.direct_ip()).flatten(),
             },
         )?;
-        let event_loop = event_loop.announcing(config.announce.clone()).publishing_members(members);
+        let event_loop = event_loop
+            .announcing(config.announce.clone())
+            .publishing_members(members)
+            .delivering_plugin_messages(plugin_tx);
         tokio::spawn(event_loop.run());
 
-        let node = Node { tx, peer_id, transfers };
+        let plugin_messages = Arc::new(std::sync::Mutex::new(Some(plugin_rx)));
+        let node = Node { tx, peer_id, transfers, plugin_messages };
         node.call(Command::WaitReady).await?;
         Ok((node, events_rx))
+    }
+
+    /// Members' plugin messages, in a queue of their own (so that a flood of them cannot crowd
+    /// out the node's events): the first call takes it, later ones get `None`.
+    pub fn plugin_messages(&self) -> Option<mpsc::Receiver<NodeEvent>> {
+        self.plugin_messages.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     pub fn peer_id(&self) -> PeerId {

@@ -60,6 +60,8 @@ pub(crate) enum Act {
     },
     /// Join the party of the link from outside (true), or stay (false).
     AnswerLink(bool),
+    /// Share the path typed into a plugin's panel with it, or not.
+    AnswerPath(bool),
     /// Allow a plugin all it asks for.
     GrantPlugin(String),
     /// Put off what a plugin asks for (it asks again next start).
@@ -184,6 +186,7 @@ pub(crate) fn carry_out(
             },
             Act::Host => inputs.push(Input::Host),
             Act::AnswerLink(yes) => inputs.push(if *yes { Input::AcceptLink } else { Input::DeclineLink }),
+            Act::AnswerPath(yes) => inputs.push(Input::AnswerPath(*yes)),
             Act::Leave => inputs.push(Input::Leave),
             Act::Input(name) | Act::Output(name) => {
                 let output = matches!(act, Act::Output(_));

@@ -150,6 +150,8 @@ pub(crate) struct Panels {
     pub(crate) asks: std::collections::BTreeMap<String, (String, Vec<String>)>,
     /// The plugin whose panel the drawer shows (its tab); by default the first.
     pub(crate) shown: Option<String>,
+    /// A path typed into a plugin's panel, waiting for the user's yes: the plugin's name, the path.
+    pub(crate) path_ask: Option<(String, String)>,
 }
 
 impl Panels {
@@ -338,6 +340,12 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
                 true
             };
         }
+        NodeEvent::PathAsked { name, path, .. } => {
+            toast(ToastKind::Info, format!("Share {path} with {name}? (▦)"));
+            panels.path_ask = Some((name.clone(), path.clone()));
+            touched.panels = true;
+        }
+        NodeEvent::PathAskClosed { .. } => touched.panels = panels.path_ask.take().is_some(),
         NodeEvent::PluginToast { plugin, text } => toast(ToastKind::Info, format!("{plugin}: {text}")),
         NodeEvent::PluginStopped { plugin, reason } => {
             toast(ToastKind::Error, format!("Plugin {plugin} stopped: {reason}"));

@@ -24,8 +24,8 @@ pub(crate) struct MemberChat {
     /// Everything up to here has been delivered.
     head: u64,
     early: BTreeMap<u64, ChatMessage>,
-    /// A `ChatSync` is outstanding.
-    syncing: bool,
+    /// When we last asked for a page (`ChatSync`), while none has come since.
+    syncing: Option<Instant>,
     /// Submitted but not yet seen ordered, by nonce, with when it was last sent.
     unsent: BTreeMap<u64, (String, Option<Instant>)>,
     next_nonce: u64,
@@ -43,7 +43,7 @@ impl MemberChat {
         Self {
             head,
             early: BTreeMap::new(),
-            syncing: false,
+            syncing: None,
             unsent: BTreeMap::new(),
             next_nonce: rand::random(),
         }
@@ -70,10 +70,9 @@ impl MemberChat {
             if self.early.len() < MAX_EARLY {
                 self.early.insert(m.seq, m);
             }
-            if self.syncing {
+            if self.syncing.is_some() {
                 return Delivery::Ready(Vec::new());
             }
-            self.syncing = true;
             return Delivery::Gap { after: self.head };
         }
         let mut ready = vec![m];
@@ -85,9 +84,20 @@ impl MemberChat {
         Delivery::Ready(ready)
     }
 
+    /// We asked the host for a page.
+    pub(crate) fn asked(&mut self, now: Instant) {
+        self.syncing = Some(now);
+    }
+
     /// A page answering our `ChatSync` arrived.
     pub(crate) fn synced(&mut self) {
-        self.syncing = false;
+        self.syncing = None;
+    }
+
+    /// Whether we asked for a page `after` ago or longer and none came (the request or its
+    /// answer was lost, or the host held it over our budget): time to ask again.
+    pub(crate) fn sync_overdue(&self, now: Instant, after: Duration) -> bool {
+        self.syncing.is_some_and(|at| now.saturating_duration_since(at) >= after)
     }
 
     /// Queues our own message; `None` when too many are waiting for the host.
@@ -197,7 +207,11 @@ mod tests {
         let mut chat = MemberChat::new(0);
         assert_eq!(seqs(chat.receive(m(1))), vec![1]);
         assert_eq!(seqs(chat.receive(m(3))), vec![u64::MAX, 1], "gap after 1: ask once");
+        let (t0, again) = (Instant::now(), Duration::from_secs(5));
+        chat.asked(t0);
         assert_eq!(seqs(chat.receive(m(4))), Vec::<u64>::new(), "already syncing");
+        assert!(!chat.sync_overdue(t0 + Duration::from_secs(1), again));
+        assert!(chat.sync_overdue(t0 + again, again), "no page came: ask again");
         assert_eq!(seqs(chat.receive(m(1))), Vec::<u64>::new(), "duplicate");
         chat.synced();
         assert_eq!(seqs(chat.receive(m(2))), vec![2, 3, 4]);

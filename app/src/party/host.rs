@@ -13,13 +13,27 @@ use super::chat::{HostChat, Submission};
 use super::roster::HostRoster;
 use super::{Ctx, RevokeTarget, message_kind};
 use crate::events::{MemberInfo, NodeEvent, Path};
+use crate::rate::PeerBuckets;
 use crate::stats::Counters;
 
 pub(crate) struct HostState {
     party: Party,
     roster: HostRoster,
     chat: HostChat,
+    /// Each member's budget of requests whose answer costs more than the request: a chat page
+    /// (up to 64 messages) for a `ChatSync` of a few bytes, the roster to every member for a
+    /// presence change.
+    syncs: PeerBuckets,
+    presences: PeerBuckets,
 }
+
+/// Chat pages a member may ask for: a few at once (joining, a gap, coming back after a while),
+/// then one a second; a member whose request was held asks again a few seconds later.
+const SYNC_BURST: u32 = 8;
+const SYNC_PER_SEC: f64 = 1.0;
+/// Presence changes a member may make (away, back, mute, unmute): more than a hand does.
+const PRESENCE_BURST: u32 = 20;
+const PRESENCE_PER_SEC: f64 = 2.0;
 
 impl HostState {
     /// Resumes the party this node owns (so links and history carry over a restart), or creates one.
@@ -39,6 +53,8 @@ impl HostState {
         let host = Self {
             roster: HostRoster::new(id, me, Ctx::now_ms()),
             chat: HostChat::new(ctx.store.chat_head(id)?),
+            syncs: PeerBuckets::new(SYNC_BURST, SYNC_PER_SEC),
+            presences: PeerBuckets::new(PRESENCE_BURST, PRESENCE_PER_SEC),
             party,
         };
         let members = host.members(ctx);
@@ -92,6 +108,10 @@ impl HostState {
         }
         match msg {
             Message::ChatSubmit { nonce, text } => self.order_chat(ctx, from, nonce, text, now),
+            Message::ChatSync { .. } | Message::Presence(_) if !self.within_budget(&msg, from, now) => {
+                tracing::debug!(%from, kind = message_kind(&msg), "over the member's budget");
+                Counters::bump(&ctx.counters.dropped_rate_limited);
+            }
             Message::ChatSync { after } => {
                 let result = ctx.store.chat_after(self.id(), after, partyline_protocol::wire::MAX_CHAT_PAGE);
                 if let Some(messages) = ctx.check_store("read chat history", result) {
@@ -109,6 +129,15 @@ impl HostState {
             Message::Leave => self.remove(ctx, from, LeaveReason::Left),
             Message::Hello { party } if party == self.id() => {}
             other => ctx.unauthorized(from, message_kind(&other)),
+        }
+    }
+
+    /// Whether a member's chat sync or presence change is within its budget (takes from it).
+    fn within_budget(&self, msg: &Message, from: PeerId, now: Instant) -> bool {
+        match msg {
+            Message::ChatSync { .. } => self.syncs.take(from, now),
+            Message::Presence(_) => self.presences.take(from, now),
+            _ => true,
         }
     }
 

@@ -24,6 +24,8 @@ const REPRESENT_EVERY: Duration = Duration::from_secs(5);
 const REPRESENT_AT_MOST: Duration = Duration::from_secs(1);
 /// Our chat that the host has not echoed back ordered within this long is sent again.
 const RESEND_CHAT_AFTER: Duration = Duration::from_secs(3);
+/// A chat page asked for that has not come by then is asked for again.
+const RESYNC_AFTER: Duration = Duration::from_secs(5);
 
 enum Phase {
     /// Waiting for the host's answer to our invite, until the deadline.
@@ -93,7 +95,7 @@ impl MemberState {
     }
 
     /// Returns true when this node is no longer in the party.
-    pub(super) fn on_message(&mut self, ctx: &mut Ctx, from: PeerId, msg: Message, _now: Instant) -> bool {
+    pub(super) fn on_message(&mut self, ctx: &mut Ctx, from: PeerId, msg: Message, now: Instant) -> bool {
         if from != self.host() {
             match msg {
                 Message::Hello { party } if party == self.party_id() && self.is_member(&from) => {}
@@ -102,7 +104,7 @@ impl MemberState {
             return false;
         }
         match msg {
-            Message::Welcome(welcome) => self.welcomed(ctx, welcome),
+            Message::Welcome(welcome) => self.welcomed(ctx, welcome, now),
             // The owner is up but not hosting yet; a returning member keeps trying.
             Message::Rejected(Rejection::NotHosted) if matches!(self.phase, Phase::Reconnecting { .. }) => {}
             Message::Rejected(rejection) => {
@@ -124,14 +126,14 @@ impl MemberState {
             }
             _ if !matches!(self.phase, Phase::Joined) => {} // stale, from before we were let in
             Message::Roster(roster) => self.apply_roster(ctx, roster),
-            Message::Chat(m) => self.deliver(ctx, m),
+            Message::Chat(m) => self.deliver(ctx, m, now),
             Message::ChatPage { messages, head } => {
                 self.chat.synced();
                 for m in messages {
-                    self.deliver(ctx, m);
+                    self.deliver(ctx, m, now);
                 }
                 if self.chat.head() < head {
-                    ctx.send(self.host(), Message::ChatSync { after: self.chat.head() });
+                    self.ask_sync(ctx, self.chat.head(), now);
                 }
             }
             Message::Leave => self.host_lost(ctx, LeaveReason::Left),
@@ -144,7 +146,7 @@ impl MemberState {
         self.roster.members.iter().any(|m| m.peer == *peer)
     }
 
-    fn welcomed(&mut self, ctx: &mut Ctx, welcome: Welcome) {
+    fn welcomed(&mut self, ctx: &mut Ctx, welcome: Welcome, now: Instant) {
         let Welcome { roster, chat_head } = welcome;
         if roster.party != self.party_id() {
             return;
@@ -177,7 +179,7 @@ impl MemberState {
             self.apply_roster(ctx, roster);
         }
         if self.chat.head() < chat_head {
-            ctx.send(self.host(), Message::ChatSync { after: self.chat.head() });
+            self.ask_sync(ctx, self.chat.head(), now);
         }
         self.chat.mark_unsent();
         self.send_due_chat(ctx, Instant::now());
@@ -206,7 +208,13 @@ impl MemberState {
         self.roster = roster;
     }
 
-    fn deliver(&mut self, ctx: &mut Ctx, m: partyline_protocol::wire::ChatMessage) {
+    /// Asks the host for the chat page after `after` (again after a while if none comes).
+    fn ask_sync(&mut self, ctx: &mut Ctx, after: u64, now: Instant) {
+        self.chat.asked(now);
+        ctx.send(self.host(), Message::ChatSync { after });
+    }
+
+    fn deliver(&mut self, ctx: &mut Ctx, m: partyline_protocol::wire::ChatMessage, now: Instant) {
         match self.chat.receive(m) {
             Delivery::Ready(ready) => {
                 for m in ready {
@@ -215,7 +223,7 @@ impl MemberState {
                     ctx.emit(chat_event(&m, false));
                 }
             }
-            Delivery::Gap { after } => ctx.send(self.host(), Message::ChatSync { after }),
+            Delivery::Gap { after } => self.ask_sync(ctx, after, now),
         }
     }
 
@@ -291,6 +299,9 @@ impl MemberState {
     pub(super) fn tick(&mut self, ctx: &mut Ctx, now: Instant) -> bool {
         self.represent(ctx, now, REPRESENT_EVERY);
         self.send_due_chat(ctx, now);
+        if matches!(self.phase, Phase::Joined) && self.chat.sync_overdue(now, RESYNC_AFTER) {
+            self.ask_sync(ctx, self.chat.head(), now);
+        }
         let Phase::Joining { deadline, last_error } = &self.phase else { return false };
         if now < *deadline {
             return false;

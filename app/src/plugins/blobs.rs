@@ -1,6 +1,7 @@
 //! The `blobs` host functions: plugins share, download and place content through the transfer
-//! engine. A plugin may share only paths the user handed it (see [`Handed`]) or that are inside
-//! the places content goes (library, downloads); content goes only into those places. Slow work
+//! engine. A plugin may share only paths the user handed it (see [`Handed`]) or games in the
+//! library, and list only what it downloaded and the library; content goes only into the library
+//! and downloads. Slow work
 //! (hashing, moving) answers later as a `blob` event in the plugin's queue.
 
 use std::path::{Path, PathBuf};
@@ -35,7 +36,8 @@ impl Handed {
         }
     }
 
-    fn covers(&self, path: &Path) -> bool {
+    /// Whether `path` (canonical) is one handed over, or inside one.
+    pub(crate) fn covers(&self, path: &Path) -> bool {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).iter().any(|h| path.starts_with(h))
     }
 }
@@ -123,10 +125,9 @@ impl blobs::Host for HostState {
     fn share(&mut self, path: String) -> Result<u64, String> {
         let access = self.blobs()?;
         let path = PathBuf::from(&path).canonicalize().map_err(|e| format!("cannot find {path}: {e}"))?;
-        let allowed = access.handed.covers(&path)
-            || path.starts_with(&access.library)
-            || path.starts_with(&access.downloads);
-        if !allowed {
+        // Games in the library are there to be shared; what members sent the user (downloads) is
+        // shared only once the user hands it over, as anything else here.
+        if !(access.handed.covers(&path) || path.starts_with(&access.library)) {
             return Err(format!(
                 "{} was not handed to this plugin: share it with a command (/share PATH) or type it into the panel",
                 path.display()
@@ -167,10 +168,39 @@ impl blobs::Host for HostState {
         })
     }
 
+    /// What this plugin downloaded, and the games in the library: not what came to the user
+    /// through other plugins (files members sent), nor what the user shared by hand.
+    fn inspect(&mut self, id: String, member: String) -> Result<u64, String> {
+        let access = self.blobs()?;
+        let id = parse_id(&id)?;
+        let peer: libp2p::PeerId = member.parse().map_err(|e| format!("{member:?} is not a peer id: {e}"))?;
+        let transfers = access.transfers.clone();
+        access.later(async move {
+            let manifest = transfers.inspect(id, peer).await?;
+            Ok(ContentInfo {
+                id,
+                name: manifest.name().to_owned(),
+                label: String::new(),
+                state: "elsewhere",
+                total: manifest.total(),
+                files: manifest.files().count() as u64,
+                path: None,
+                plugin: None,
+                error: None,
+            })
+        })
+    }
+
     fn list(&mut self) -> Result<Vec<Content>, String> {
+        let plugin = self.plugin.clone();
         let access = self.blobs()?;
         let transfers = access.transfers.clone();
+        let library = access.library.clone();
         let list = access.now(async move { transfers.list().await })?;
-        Ok(list.iter().filter(|c| c.state != "failed").map(content).collect())
+        let visible = |c: &&ContentInfo| {
+            c.plugin.as_deref() == Some(plugin.as_str())
+                || c.path.as_ref().is_some_and(|p| p.starts_with(&library))
+        };
+        Ok(list.iter().filter(|c| c.state != "failed").filter(visible).map(content).collect())
     }
 }

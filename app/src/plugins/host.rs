@@ -135,6 +135,12 @@ impl PluginHost {
         self.handed.entry(plugin.to_owned()).or_default().hand(path);
     }
 
+    /// Whether the user has handed `plugin` this path, or a folder it is in, already.
+    pub fn holds(&self, plugin: &str, path: &std::path::Path) -> bool {
+        let Ok(path) = path.canonicalize() else { return false };
+        self.handed.get(plugin).is_some_and(|handed| handed.covers(&path))
+    }
+
     /// Whether `plugin` is running.
     pub fn runs(&self, plugin: &str) -> bool {
         self.threads.contains_key(plugin)

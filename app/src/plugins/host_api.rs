@@ -316,7 +316,7 @@ impl ui::Host for HostState {
                 return Err("images are at most 512 × 512, with 4 bytes per pixel".into());
             }
         }
-        let elements = elements.into_iter().map(to_panel).collect();
+        let elements = elements.into_iter().map(super::panel::element).collect();
         let panel = PluginOut::Panel { plugin: self.plugin.clone(), title, elements };
         if self.panels.take(Instant::now()) {
             self.held_panel = None;
@@ -335,19 +335,6 @@ impl notify::Host for HostState {
         self.allow_at_rate(&Permission::Notify, |s| &mut s.toasts)?;
         let text: String = text.chars().take(200).collect();
         self.send(PluginOut::Toast { plugin: self.plugin.clone(), text })
-    }
-}
-
-fn to_panel(e: ui::Element) -> PanelElement {
-    match e {
-        ui::Element::Text(t) => PanelElement::Text(t),
-        ui::Element::Heading(t) => PanelElement::Heading(t),
-        ui::Element::Button(b) => PanelElement::Button { id: b.id, label: b.label },
-        ui::Element::Input(i) => PanelElement::Input { id: i.id, placeholder: i.placeholder, value: i.value },
-        ui::Element::Items(items) => PanelElement::Items(items),
-        ui::Element::Progress(p) => PanelElement::Progress { label: p.label, done: p.done, total: p.total },
-        ui::Element::Qr(t) => PanelElement::Qr(t),
-        ui::Element::Image(i) => PanelElement::Image { width: i.width, height: i.height, rgba: i.rgba },
     }
 }
 

@@ -25,6 +25,7 @@ mod host_api;
 mod installed;
 mod limits;
 pub mod manifest;
+mod panel;
 pub mod permission;
 mod runtime;
 mod sandbox;

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
+use libp2p::PeerId;
 use partyline_protocol::content::{ContentId, Manifest, decode_piece_list};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -70,6 +71,7 @@ enum Command {
     Cancel { id: ContentId, reply: Reply<()> },
     Place { id: ContentId, dest: PathBuf, reply: Reply<PathBuf> },
     List(Reply<Vec<ContentInfo>>),
+    Inspect { id: ContentId, peer: PeerId, reply: Reply<Manifest> },
 }
 
 impl Transfers {
@@ -159,6 +161,11 @@ impl Transfers {
     pub async fn list(&self) -> Result<Vec<ContentInfo>> {
         self.call(Command::List).await
     }
+
+    /// What content `id` is, by member `peer`'s manifest of it (checked against the id).
+    pub async fn inspect(&self, id: ContentId, peer: PeerId) -> Result<Manifest> {
+        self.call(|reply| Command::Inspect { id, peer, reply }).await
+    }
 }
 
 pub(crate) struct Engine {
@@ -215,6 +222,12 @@ impl Engine {
             Command::Place { id, dest, reply } => self.place(id, dest, reply),
             Command::List(reply) => {
                 let _ = reply.send(self.db.all().map(|rows| rows.iter().map(info).collect()));
+            }
+            Command::Inspect { id, peer, reply } => {
+                let ctx = self.ctx.clone();
+                tokio::spawn(async move {
+                    let _ = reply.send(fetch::inspect(&ctx, id, peer).await);
+                });
             }
         }
     }

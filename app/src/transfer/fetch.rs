@@ -29,6 +29,8 @@ use crate::events::NodeEvent;
 
 /// How long a member has to say whether it has the content.
 const HAVE_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a member has to show a manifest asked for before a download.
+const INSPECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// How often the party is asked again, for providers that joined or came back.
 const REDISCOVER: Duration = Duration::from_secs(5);
 const PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -281,12 +283,28 @@ async fn learn(
 
 async fn learn_from(ctx: &Ctx, id: &ContentId, peer: PeerId) -> Result<(Manifest, Vec<PieceHash>)> {
     let mut s = ctx.control.clone().open_stream(peer, BLOBS_PROTOCOL).await?;
-    let bytes = stream::fetch_body(&mut s, &BlobRequest::Manifest { id: *id }, MAX_MANIFEST_LEN).await?;
-    let manifest = Manifest::decode(&bytes, id).context("its manifest is bad")?;
+    let manifest = manifest_on(&mut s, id).await?;
     let bytes =
         stream::fetch_body(&mut s, &BlobRequest::Pieces { id: *id }, (MAX_PIECES * 32) as usize).await?;
     let hashes = decode_piece_list(&bytes, &manifest).context("its piece list is bad")?;
     Ok((manifest, hashes))
+}
+
+async fn manifest_on(s: &mut libp2p::Stream, id: &ContentId) -> Result<Manifest> {
+    let bytes = stream::fetch_body(s, &BlobRequest::Manifest { id: *id }, MAX_MANIFEST_LEN).await?;
+    Manifest::decode(&bytes, id).context("its manifest is bad")
+}
+
+/// What content `id` is, as member `peer`'s manifest of it says (checked against the id, so it
+/// cannot say otherwise): before anything of it is downloaded.
+pub(crate) async fn inspect(ctx: &Ctx, id: ContentId, peer: PeerId) -> Result<Manifest> {
+    anyhow::ensure!(ctx.members.borrow().contains_key(&peer), "{peer} is not a member of this party");
+    let mut control = ctx.control.clone();
+    let ask = async move {
+        let mut s = control.open_stream(peer, BLOBS_PROTOCOL).await?;
+        manifest_on(&mut s, &id).await
+    };
+    tokio::time::timeout(INSPECT_TIMEOUT, ask).await.context("the member did not answer in time")?
 }
 
 /// Pulls every missing piece from every provider found, until all are written.

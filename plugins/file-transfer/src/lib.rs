@@ -7,6 +7,9 @@
 //! Messages between copies (tab-separated): `offer id size files name`, `accept id`,
 //! `decline id`, `progress id done total`, `done id`, `failed id why`, `cancel id`. A member
 //! has at most [`OFFERS_PER_MEMBER`] offers waiting for an answer; more are declined unseen.
+//! An offer is shown by what the content is, not by what the offer says of it: its manifest,
+//! asked of the sender (`blobs::inspect`, checked against the id), gives the name and size shown
+//! and stored; until it has come, or if it cannot be had, the offer can only be declined.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -20,6 +23,10 @@ struct FileTransfer;
 
 #[derive(Clone, Debug, PartialEq)]
 enum Stage {
+    /// An offer whose manifest is being asked for.
+    Checking,
+    /// An offer whose manifest could not be had (why): it can only be declined.
+    Unchecked(String),
     Offered,
     Going { done: u64, total: u64 },
     Done(String),
@@ -35,6 +42,7 @@ struct Transfer {
     peer: (String, String),
     name: String,
     size: u64,
+    files: u64,
     outgoing: bool,
     stage: Stage,
 }
@@ -42,7 +50,8 @@ struct Transfer {
 impl Transfer {
     /// An offer from `from` not answered yet.
     fn waits_on(&self, from: &Member) -> bool {
-        !self.outgoing && self.peer.0 == from.id && self.stage == Stage::Offered
+        let open = matches!(self.stage, Stage::Checking | Stage::Unchecked(_) | Stage::Offered);
+        !self.outgoing && self.peer.0 == from.id && open
     }
 }
 
@@ -56,6 +65,9 @@ struct State {
     sharing: BTreeMap<u64, (String, String)>,
     /// Places under way: request → content id.
     placing: BTreeMap<u64, String>,
+    /// Manifests asked for: request → the offer's id; and offers waiting for their turn to ask.
+    inspecting: BTreeMap<u64, String>,
+    to_inspect: Vec<String>,
     /// A path typed into the panel, waiting for a member to send it to.
     chosen: Option<String>,
     /// Offers declined unseen, by the name of the member who made too many at once.
@@ -113,7 +125,8 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
     let Some((kind, rest)) = f.split_first() else { return Ok(()) };
     let id = rest.first().cloned().unwrap_or_default();
     match (kind.as_str(), rest) {
-        ("offer", [_, size, _, name]) => {
+        // What the offer says of it (size, files, name) is not shown: its manifest will say.
+        ("offer", [_, _, _, _]) => {
             let waiting = state.transfers.values().filter(|t| t.waits_on(&from)).count();
             if state.transfers.get(&id).is_some_and(|t| t.peer.0 != from.id) {
                 return Ok(()); // another member's transfer: not this one's to change
@@ -125,16 +138,15 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
             }
             let t = Transfer {
                 peer: (from.id.clone(), from.name.clone()),
-                name: name.clone(),
-                size: size.parse().unwrap_or(0),
+                name: String::new(),
+                size: 0,
+                files: 0,
                 outgoing: false,
-                stage: Stage::Offered,
+                stage: Stage::Checking,
             };
-            keep(&id, &t)?;
-            let said = format!("{} offers {} ({})", from.name, t.name, human_bytes(t.size));
-            state.transfers.insert(id, t);
-            // A toast over the rate limit is not shown; the offer is on the panel all the same.
-            let _ = notify::toast(&said);
+            state.transfers.insert(id.clone(), t);
+            state.to_inspect.push(id);
+            inspect_next(state);
         }
         ("accept", _) => set_stage(state, &id, &from, Stage::Going { done: 0, total: 0 }),
         ("progress", [_, done, total]) => {
@@ -174,6 +186,39 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// Asks for the manifests of offers waiting to be checked, as many as the host takes at once.
+fn inspect_next(state: &mut State) {
+    while let Some(id) = state.to_inspect.first().cloned() {
+        let Some(t) = state.transfers.get_mut(&id).filter(|t| t.stage == Stage::Checking) else {
+            state.to_inspect.remove(0);
+            continue;
+        };
+        match blobs::inspect(&id, &t.peer.0) {
+            Ok(request) => drop(state.inspecting.insert(request, id)),
+            Err(why) if why.contains("at once") => return, // the next answer makes room
+            Err(why) => t.stage = Stage::Unchecked(why),
+        }
+        state.to_inspect.remove(0);
+    }
+}
+
+/// The manifest of an offer came (or could not be had): the offer now shows what it is.
+fn inspected(state: &mut State, id: &str, outcome: Result<blobs::Content, String>) -> Result<(), String> {
+    let Some(t) = state.transfers.get_mut(id).filter(|t| t.stage == Stage::Checking) else { return Ok(()) };
+    match outcome {
+        Ok(c) => {
+            (t.name, t.size, t.files, t.stage) = (c.name, c.size, c.files, Stage::Offered);
+            let t = t.clone();
+            keep(id, &t)?;
+            let files = if t.files == 1 { String::new() } else { format!(", {} files", t.files) };
+            // A toast over the rate limit is not shown; the offer is on the panel all the same.
+            let _ = notify::toast(&format!("{} offers {} ({}{files})", t.peer.1, t.name, human_bytes(t.size)));
+        }
+        Err(why) => t.stage = Stage::Unchecked(why),
+    }
+    Ok(())
+}
+
 fn outgoing(state: &State, id: &str, from: &Member) -> Option<Transfer> {
     state.transfers.get(id).filter(|t| t.outgoing && t.peer.0 == from.id).cloned()
 }
@@ -205,6 +250,9 @@ fn act(state: &mut State, id: &str, value: Option<String>) -> Result<(), String>
         }
         "accept" => {
             let t = state.transfers.get_mut(target).filter(|t| !t.outgoing).ok_or("no such offer")?;
+            if t.stage != Stage::Offered {
+                return Err("this offer cannot be accepted: what it is could not be checked".into());
+            }
             blobs::get(target, &t.name)?;
             t.stage = Stage::Going { done: 0, total: t.size };
             tell(&t.peer.0, &["accept", target])
@@ -235,6 +283,12 @@ fn draw(state: &State) -> Result<(), String> {
         let (dir, who) = if t.outgoing { ("to", &t.peer.1) } else { ("from", &t.peer.1) };
         let what = format!("{} ({}) {dir} {who}", t.name, human_bytes(t.size));
         panel = match &t.stage {
+            Stage::Checking => panel
+                .text(&format!("{who} offers something: checking what it is…"))
+                .button(&format!("decline:{id}"), "Decline"),
+            Stage::Unchecked(why) => panel
+                .text(&format!("{who} offers something that cannot be checked ({why})"))
+                .button(&format!("decline:{id}"), "Decline"),
             Stage::Offered if t.outgoing => panel.text(&format!("{what}: offered")),
             Stage::Offered => panel
                 .text(&format!("{what}: offered"))
@@ -253,8 +307,10 @@ fn draw(state: &State) -> Result<(), String> {
     for (who, n) in &state.flooding {
         panel = panel.text(&format!("{who} offered too many files at once: {n} more declined unseen"));
     }
-    panel = panel.input("path", "Path of a file or folder to send", state.chosen.as_deref().unwrap_or(""));
-    if state.chosen.is_some() {
+    // The host shows an input holding a path empty: what was chosen is said beside it.
+    panel = panel.input("path", "Path of a file or folder to send", "");
+    if let Some(chosen) = &state.chosen {
+        panel = panel.text(&format!("To send: {chosen}"));
         for m in party::members()?.into_iter().filter(|m| !m.me) {
             panel = panel.button(&format!("to:{}", m.id), &format!("Send to {}", m.name));
         }
@@ -270,7 +326,10 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
         Event::Message(m) => heard(state, m.from, &m.data)?,
         Event::Action(a) => act(state, &a.id, a.value)?,
         Event::Blob(answer) => {
-            if let Some((to_id, to_name)) = state.sharing.remove(&answer.request) {
+            if let Some(id) = state.inspecting.remove(&answer.request) {
+                inspected(state, &id, answer.outcome)?;
+                inspect_next(state);
+            } else if let Some((to_id, to_name)) = state.sharing.remove(&answer.request) {
                 let c = answer.outcome?;
                 tell(&to_id, &["offer", &c.id, &c.size.to_string(), &c.files.to_string(), &c.name])?;
                 notify::toast(&format!("Offered {} to {to_name}", c.name))?;
@@ -278,6 +337,7 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
                     peer: (to_id, to_name),
                     name: c.name,
                     size: c.size,
+                    files: c.files,
                     outgoing: true,
                     stage: Stage::Offered,
                 };
@@ -353,6 +413,7 @@ impl Guest for FileTransfer {
                         peer: (peer_id.clone(), peer_name.clone()),
                         name: name.clone(),
                         size: size.parse().unwrap_or(0),
+                        files: 0,
                         outgoing: false,
                         stage: Stage::Offered,
                     };

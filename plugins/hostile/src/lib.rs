@@ -9,16 +9,20 @@
 //! - `flood`: sends messages, toasts and log lines as fast as it can;
 //! - `fetch`: fetches its `url` on its first event and shows the answer in a toast (grant it
 //!   `http:<host>` and `notify`);
+//! - `snoop`: on an action, lists the content it can see and tries to share its `path` setting
+//!   (a file a member sent the user), and says what came of both in a toast (grant it `blobs`
+//!   and `notify`);
 //! - `well`: behaves (counts events in a toast), to show the others keep working.
 
 use std::sync::Mutex;
 
-use partyline_plugin_sdk::{Event, Guest, export, http, log, messaging, notify, party, storage, timers, ui};
+use partyline_plugin_sdk::{Event, Guest, blobs, export, http, log, messaging, notify, party, storage, timers, ui};
 
 struct Hostile;
 
 static MODE: Mutex<String> = Mutex::new(String::new());
 static URL: Mutex<String> = Mutex::new(String::new());
+static PATH: Mutex<String> = Mutex::new(String::new());
 static EVENTS: Mutex<u64> = Mutex::new(0);
 
 /// Never returns: it recurses until the stack runs out (its frames hold nothing in memory, so
@@ -63,6 +67,8 @@ impl Guest for Hostile {
         *MODE.lock().map_err(|e| e.to_string())? = mode.to_owned();
         *URL.lock().map_err(|e| e.to_string())? =
             partyline_plugin_sdk::config(&config, "url").unwrap_or("").to_owned();
+        *PATH.lock().map_err(|e| e.to_string())? =
+            partyline_plugin_sdk::config(&config, "path").unwrap_or("").to_owned();
         Ok(())
     }
 
@@ -98,6 +104,18 @@ impl Guest for Hostile {
                     let request = http::Request { method: "GET".into(), url, headers: vec![], body: vec![] };
                     http::fetch(&request).map(|_| ())
                 }
+            },
+            "snoop" => match event {
+                Event::Action(_) => {
+                    let seen = blobs::list()?.into_iter().map(|c| c.name).collect::<Vec<_>>();
+                    let path = PATH.lock().map_err(|e| e.to_string())?.clone();
+                    let shared = match blobs::share(&path) {
+                        Ok(_) => "ok".to_owned(),
+                        Err(e) => format!("refused ({e})"),
+                    };
+                    notify::toast(&format!("listed [{}]; share {shared}", seen.join(", ")))
+                }
+                _ => Ok(()),
             },
             "flood" => {
                 for i in 0..100_000u32 {

@@ -68,6 +68,8 @@ pub(super) struct EventLoop {
     commands: mpsc::Receiver<Command>,
     link_events: mpsc::Receiver<LinkEvent>,
     events: mpsc::Sender<NodeEvent>,
+    /// Members' plugin messages: a queue apart from `events`.
+    plugin_messages: Option<mpsc::Sender<NodeEvent>>,
     counters: Arc<Counters>,
     /// What each member's plugins may send here, together.
     plugin_budget: PeerBuckets,
@@ -128,6 +130,7 @@ impl EventLoop {
             commands,
             link_events,
             events,
+            plugin_messages: None,
             counters,
             own: OwnAddrs::default(),
             connections: Connections::default(),
@@ -153,6 +156,11 @@ impl EventLoop {
     /// Publishes the party's members to `members` as they change.
     pub(super) fn publishing_members(mut self, members: MemberSet) -> Self {
         self.members = Some(members);
+        self
+    }
+
+    pub(super) fn delivering_plugin_messages(mut self, to: mpsc::Sender<NodeEvent>) -> Self {
+        self.plugin_messages = Some(to);
         self
     }
 
@@ -212,6 +220,13 @@ impl EventLoop {
         if let Err(mpsc::error::TrySendError::Full(event)) = self.events.try_send(event) {
             tracing::warn!(?event, "front end is not keeping up; dropped an event");
             Counters::bump(&self.counters.events_lost);
+        }
+    }
+
+    fn deliver_plugin_message(&mut self, message: NodeEvent) {
+        let Some(to) = &self.plugin_messages else { return self.emit(message) };
+        if to.try_send(message).is_err() {
+            Counters::bump(&self.counters.plugin_messages_lost);
         }
     }
 
@@ -332,7 +347,7 @@ impl EventLoop {
                 } else if !self.plugin_budget.take(peer, Instant::now()) {
                     Counters::bump(&self.counters.dropped_rate_limited);
                 } else {
-                    self.emit(NodeEvent::PluginMessage { peer, plugin, data });
+                    self.deliver_plugin_message(NodeEvent::PluginMessage { peer, plugin, data });
                 }
             }
             LinkEvent::Message { peer, msg } => self.engine.on_message(peer, msg, now),

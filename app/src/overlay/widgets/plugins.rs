@@ -76,6 +76,18 @@ fn draw(
     }
     let b = *backdrop;
     redraw(&mut commands, &slots, Slot::Drawer(Drawer::Plugins), |s| {
+        // Drawn by the host, above every plugin's panel: nothing a plugin draws looks like it.
+        if let Some((name, path)) = &panels.path_ask {
+            s.spawn((theme::panel(b), Probe("path-ask".into()))).with_children(|p| {
+                p.spawn(theme::bold(&fonts, format!("Share this with {name}?"), 12.0, theme::WARN));
+                p.spawn(theme::text(path.clone(), 12.0, theme::TEXT));
+                p.spawn(theme::text("It may read and send all that is there.", 11.0, theme::DIM));
+                p.spawn(row()).with_children(|r| {
+                    r.spawn(button("Share", Act::AnswerPath(true), false, b));
+                    r.spawn(button("Don't share", Act::AnswerPath(false), false, b));
+                });
+            });
+        }
         for (plugin, (name, permissions)) in &panels.asks {
             s.spawn((theme::panel(b), Probe(format!("asks:{plugin}")))).with_children(|p| {
                 p.spawn(theme::bold(&fonts, format!("{name} asks to use"), 12.0, theme::WARN));
