@@ -96,8 +96,7 @@ impl Session {
             }
             Err(e) => {
                 let event = NodeEvent::JoinFailed { message: format!("cannot use this link: {e}") };
-                self.publish(&event);
-                self.tell_front(FrontMsg::Event(event));
+                self.announce(event);
                 if self.front.is_some() {
                     return true;
                 }
@@ -110,8 +109,7 @@ impl Session {
     /// Runs until the node leaves its party (headless) or the overlay closes.
     pub(super) async fn run(mut self, mut events: mpsc::Receiver<NodeEvent>) -> ExitCode {
         for ask in self.plugins.asks() {
-            self.publish(&ask);
-            self.tell_front(FrontMsg::Event(ask));
+            self.announce(ask);
         }
         self.plugins.remind().await;
         let mut plugin_messages = self.node.plugin_messages();
@@ -228,8 +226,7 @@ impl Session {
             PluginOut::Toast { plugin, text } => NodeEvent::PluginToast { plugin, text },
             PluginOut::Stopped { plugin, reason } => NodeEvent::PluginStopped { plugin, reason },
         };
-        self.publish(&event);
-        self.tell_front(FrontMsg::Event(event));
+        self.announce(event);
     }
 
     /// Prints an event, and hands it to the processes following events.
@@ -242,6 +239,12 @@ impl Session {
         }
     }
 
+    /// Prints an event and tells the front end.
+    fn announce(&mut self, event: NodeEvent) {
+        self.publish(&event);
+        self.tell_front(FrontMsg::Event(event));
+    }
+
     fn tell_front(&mut self, msg: FrontMsg) {
         if let Some(front) = &mut self.front {
             (front.notify)(msg);
@@ -250,8 +253,7 @@ impl Session {
 
     fn error(&mut self, message: &str) {
         let event = NodeEvent::Error { message: message.to_owned() };
-        self.publish(&event);
-        self.tell_front(FrontMsg::Event(event));
+        self.announce(event);
     }
 
     async fn on_request(&mut self, request: Request) -> Answer {
@@ -303,8 +305,7 @@ impl Session {
         let Err(e) = self.node.join(link).await else { return true };
         self.party = None;
         let event = NodeEvent::JoinFailed { message: format!("cannot join: {e:#}") };
-        self.publish(&event);
-        self.tell_front(FrontMsg::Event(event));
+        self.announce(event);
         false
     }
 
@@ -322,8 +323,7 @@ impl Session {
             Input::Chat(text) => node.chat(text).await?,
             Input::Members => {
                 let event = NodeEvent::Members { members: node.members().await? };
-                self.publish(&event);
-                self.tell_front(FrontMsg::Event(event));
+                self.announce(event);
             }
             Input::Invite { expires, uses } => {
                 let terms = InviteTerms {
@@ -389,8 +389,7 @@ impl Session {
             Input::RestartPlugin(plugin) => self.plugins.restart(&plugin)?,
             Input::GrantPlugin { plugin, permissions } => {
                 let ask = self.plugins.grant(&plugin, permissions)?;
-                self.publish(&ask);
-                self.tell_front(FrontMsg::Event(ask));
+                self.announce(ask);
             }
             Input::Open(link) => self.open(&link).await?,
             Input::AcceptLink => self.answer_offer(true).await?,

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use partyline_protocol::JoinLink;
 
-use super::{FrontMsg, Session};
+use super::Session;
 use crate::events::NodeEvent;
 
 /// A plugin action holding a path, waiting for the user's yes before the plugin hears of it.
@@ -27,11 +27,6 @@ fn typed_path(value: Option<&str>) -> Option<PathBuf> {
 }
 
 impl Session {
-    fn announce(&mut self, event: NodeEvent) {
-        self.publish(&event);
-        self.tell_front(FrontMsg::Event(event));
-    }
-
     /// A link from outside (any web page can open one): in no party, it is joined; in a party,
     /// the user is asked first, and until they say yes nothing moves (nor is the microphone heard
     /// anywhere else).
@@ -40,8 +35,9 @@ impl Session {
         if self.party.is_none() || self.party == Some(link.party_id()) {
             return self.switch(link).await;
         }
-        self.offered = Some(link.clone());
-        self.announce(NodeEvent::LinkOffered { party: link.party_id(), owner: link.owner() });
+        let event = NodeEvent::LinkOffered { party: link.party_id(), owner: link.owner() };
+        self.offered = Some(link);
+        self.announce(event);
         Ok(())
     }
 
