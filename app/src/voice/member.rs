@@ -55,6 +55,11 @@ struct Window {
     at: Option<Instant>,
 }
 
+/// A reception window holds at least this many frames (one second's) before it is told...
+const FEWEST_FRAMES: u64 = 50;
+/// ...unless it is this old.
+const LONGEST_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// A member's reception over the last window.
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct Reception {
@@ -86,7 +91,8 @@ impl MemberVoice {
             pose: None,
             placed: None,
             bytes: 0,
-            window: Window::default(),
+            // The first window starts when the member does.
+            window: Window { at: Some(Instant::now()), ..Window::default() },
             pcm: Vec::with_capacity(4 * frame_samples),
             time_scaled: (0, 0),
             mixed: true,
@@ -297,17 +303,22 @@ impl MemberVoice {
         self.ring.underruns()
     }
 
-    /// Reception since the last call, which starts a new window.
-    pub(crate) fn take_window(&mut self, now: Instant) -> Reception {
+    /// Reception since the last call, which starts a new window; `None` (the window goes on)
+    /// while it holds too few frames to tell the loss (the tail of a talk spurt: at 5% loss, ten
+    /// frames show none more often than not), for up to [`LONGEST_WINDOW`].
+    pub(crate) fn take_window(&mut self, now: Instant) -> Option<Reception> {
         let stats = self.jitter.stats();
         let before = self.window;
-        self.window = Window { stats, bytes: self.bytes, at: Some(now) };
         // What the network lost, whether or not the copy in the next frame made up for it: the
         // talker keeps its redundancy on while this is above zero.
         let lost = (stats.lost + stats.recovered) - (before.stats.lost + before.stats.recovered);
         let received = stats.received - before.stats.received;
         let seconds = before.at.map_or(0.0, |at| now.duration_since(at).as_secs_f32());
-        Reception {
+        if (1..FEWEST_FRAMES).contains(&(lost + received)) && seconds < LONGEST_WINDOW.as_secs_f32() {
+            return None;
+        }
+        self.window = Window { stats, bytes: self.bytes, at: Some(now) };
+        Some(Reception {
             frames: lost + received,
             loss: if lost + received == 0 { 0.0 } else { lost as f32 / (lost + received) as f32 },
             jitter_ms: self.jitter.jitter_ms() as f32,
@@ -316,7 +327,7 @@ impl MemberVoice {
             } else {
                 0.0
             },
-        }
+        })
     }
 }
 
@@ -354,6 +365,18 @@ mod tests {
         let mut m = MemberVoice::new("m".into(), 20, 1200, producer, Arc::default()).unwrap();
         hear(&mut m, 0..frames, level, t0);
         m
+    }
+
+    #[test]
+    fn a_window_of_a_few_frames_goes_on_until_it_can_tell_the_loss() {
+        let t0 = Instant::now();
+        let mut m = talker(10, 50, t0);
+        assert!(m.take_window(t0 + Duration::from_secs(2)).is_none(), "ten frames cannot tell");
+        hear(&mut m, 10..60, 50, t0);
+        let reception = m.take_window(t0 + Duration::from_secs(4)).expect("sixty frames can");
+        assert_eq!(reception.frames, 60);
+        let mut quiet = talker(10, 50, t0);
+        assert_eq!(quiet.take_window(t0 + LONGEST_WINDOW * 2).map(|r| r.frames), Some(10), "too old to wait");
     }
 
     fn hear(m: &mut MemberVoice, seqs: std::ops::Range<u32>, level: u8, t0: Instant) {

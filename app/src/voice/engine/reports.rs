@@ -11,7 +11,8 @@ impl Engine {
     /// Tells each member how its voice arrives, and tunes our FEC to what they tell us.
     pub(super) fn report(&mut self, now: Instant) {
         for (peer, member) in &mut self.members {
-            let reception = member.take_window(now);
+            // Too few frames yet to tell: the window goes on, the last report stands.
+            let Some(reception) = member.take_window(now) else { continue };
             self.last_reception.insert(*peer, reception);
             // Nothing heard, nothing to say: the talker keeps the last report between talk spurts.
             if reception.frames == 0 {
