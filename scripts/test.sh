@@ -20,5 +20,5 @@ cargo test --locked -p partyline-protocol
 # cargo runs test binaries one at a time.
 cargo test --locked -p partyline -p partyline-tests
 step "fuzz smoke run"
-scripts/fuzz-smoke.sh "${FUZZ_SECONDS:-20}"
+scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
 step "all good"
