@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use serde::{Deserialize, Serialize};
 
 use crate::voice::{
@@ -254,6 +254,13 @@ pub struct RelayServerSettings {
     pub max_circuits: usize,
     pub max_circuits_per_peer: usize,
     pub max_reservations: usize,
+    /// Reservations one source address (an IP) may make at once; then one more each 30 s.
+    pub reservations_per_ip: u32,
+    /// Relayed connections one source address may open at once; then one more each 10 s.
+    pub circuits_per_ip: u32,
+    /// Only these peers may reserve a slot (the community's members behind NATs); empty: anyone.
+    /// Anyone may still open a relayed connection to a peer that holds a slot.
+    pub allow: Vec<PeerId>,
 }
 
 impl Default for Settings {
@@ -290,6 +297,11 @@ impl Default for RelayServerSettings {
             max_circuits: 256,
             max_circuits_per_peer: 16,
             max_reservations: 512,
+            // A household behind one NAT address: a few players, each renewing once an hour.
+            reservations_per_ip: 8,
+            // One player joining a party of 16 behind NATs opens 15 circuits at once.
+            circuits_per_ip: 32,
+            allow: Vec::new(),
         }
     }
 }

@@ -15,6 +15,7 @@ mod poisoning;
 mod processes;
 mod rejection;
 mod relay;
+mod relay_abuse;
 mod transfers;
 mod voice;
 mod wire;

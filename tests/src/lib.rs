@@ -11,6 +11,7 @@ pub mod netns;
 pub mod plugins;
 pub mod procfs;
 pub mod pulse;
+pub mod relay_client;
 pub mod report;
 pub mod store;
 pub mod talk;

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Result;
 use clap::{Args, Parser, Subcommand};
-use libp2p::Multiaddr;
+use libp2p::{Multiaddr, PeerId};
 use partyline_protocol::InviteTerms;
 
 use crate::config::Settings;
@@ -217,6 +217,15 @@ struct RelayArgs {
     max_circuits_per_peer: Option<usize>,
     #[arg(long)]
     max_reservations: Option<usize>,
+    /// Reservations one IP address may make at once (then one more each 30 s).
+    #[arg(long, value_name = "N")]
+    reservations_per_ip: Option<u32>,
+    /// Relayed connections one IP address may open at once (then one more each 10 s).
+    #[arg(long, value_name = "N")]
+    circuits_per_ip: Option<u32>,
+    /// Only this peer may reserve a slot (repeatable, adds to `relay_server.allow`; none: anyone).
+    #[arg(long, value_name = "PEER")]
+    allow: Vec<PeerId>,
 }
 
 /// A bare `partyline://` link (how desktops and browsers start a link handler) means `join LINK`.
@@ -458,6 +467,9 @@ async fn relay(dirs: Dirs, settings: Settings, args: RelayArgs, printer: Printer
     limits.max_circuits = args.max_circuits.unwrap_or(limits.max_circuits);
     limits.max_circuits_per_peer = args.max_circuits_per_peer.unwrap_or(limits.max_circuits_per_peer);
     limits.max_reservations = args.max_reservations.unwrap_or(limits.max_reservations);
+    limits.reservations_per_ip = args.reservations_per_ip.unwrap_or(limits.reservations_per_ip);
+    limits.circuits_per_ip = args.circuits_per_ip.unwrap_or(limits.circuits_per_ip);
+    limits.allow.extend(args.allow);
     let key = Store::open(&dirs.database())?.relay_keypair()?;
     let config = RelayConfig { listen: args.listen, external: args.external, limits };
     tokio::select! {

@@ -135,6 +135,18 @@ impl Printer {
                     error.as_ref().map(|e| format!(": {e}")).unwrap_or_default()
                 ),
             ),
+            RelayEvent::Refused { peer, dst, reason } => (
+                json!({"event": "relay-refused", "peer": peer.to_string(), "dst": dst.map(|d| d.to_string()),
+                       "reason": reason}),
+                match dst {
+                    Some(dst) => format!("refused {peer} a circuit to {dst}: {reason}"),
+                    None => format!("refused {peer} a reservation: {reason}"),
+                },
+            ),
+            RelayEvent::Unreported { reservations, circuits } => (
+                json!({"event": "relay-refusals", "reservations": reservations, "circuits": circuits}),
+                format!("refused {reservations} more reservations and {circuits} more circuits"),
+            ),
         };
         self.line(&if self.json { value.to_string() } else { text });
     }

@@ -7,7 +7,7 @@
 
 use std::collections::HashSet;
 use std::num::NonZeroU32;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
@@ -20,6 +20,7 @@ use super::swarm::{
     autonat_behaviour, identify_config, kad_behaviour, learn_kad_peer, ping_config, quic_config, tcp_config,
 };
 use crate::config::RelayServerSettings;
+use crate::rate::TokenBucket;
 
 #[derive(Clone, Debug)]
 pub struct RelayConfig {
@@ -49,6 +50,18 @@ pub enum RelayEvent {
         dst: PeerId,
         error: Option<String>,
     },
+    /// A reservation (`dst` None) or a relayed connection to `dst` that `peer` asked for and did
+    /// not get. These reports are paced; [`RelayEvent::Unreported`] sums up the rest.
+    Refused {
+        peer: PeerId,
+        dst: Option<PeerId>,
+        reason: &'static str,
+    },
+    /// Refusals not reported one by one since the last such report.
+    Unreported {
+        reservations: u64,
+        circuits: u64,
+    },
 }
 
 #[derive(NetworkBehaviour)]
@@ -60,17 +73,75 @@ struct RelayBehaviour {
     kad: kad::Behaviour<kad::store::MemoryStore>,
 }
 
+/// Reservations of one peer at once, then one more each 2 minutes (a client renews about hourly).
+const RESERVATIONS_PER_PEER: u32 = 4;
+/// Relayed connections one peer may open at once, then one more each 10 s.
+const CIRCUITS_PER_PEER: u32 = 16;
+/// Refusals reported at once, then one a second (the rest are counted in the next report).
+const REFUSAL_REPORTS: u32 = 20;
+
 pub(crate) fn relay_limits(limits: &RelayServerSettings) -> relay::Config {
-    let mut config = relay::Config::default()
-        // Several members of several parties may sit behind one NAT address.
-        .reservation_rate_per_ip(NonZeroU32::new(120).expect("nonzero"), Duration::from_secs(60))
-        .circuit_src_per_ip(NonZeroU32::new(240).expect("nonzero"), Duration::from_secs(60));
+    let mut config = relay::Config::default();
+    // libp2p's own per-peer and per-IP rates (60 at once) are replaced, not added to.
+    let allow: HashSet<PeerId> = limits.allow.iter().copied().collect();
+    // First, so a peer that is not allowed spends no address's budget.
+    config.reservation_rate_limiters =
+        vec![Box::new(move |peer, _: &Multiaddr, _: Instant| allow.is_empty() || allow.contains(&peer))];
+    config.circuit_src_rate_limiters = Vec::new();
+    let nonzero = |n: u32| NonZeroU32::new(n.max(1)).expect("at least 1");
+    let mut config = config
+        .reservation_rate_per_peer(nonzero(RESERVATIONS_PER_PEER), Duration::from_secs(120))
+        .reservation_rate_per_ip(nonzero(limits.reservations_per_ip), Duration::from_secs(30))
+        .circuit_src_per_peer(nonzero(CIRCUITS_PER_PEER), Duration::from_secs(10))
+        .circuit_src_per_ip(nonzero(limits.circuits_per_ip), Duration::from_secs(10));
     config.max_reservations = limits.max_reservations;
     config.max_circuits = limits.max_circuits;
     config.max_circuits_per_peer = limits.max_circuits_per_peer;
     config.max_circuit_duration = limits.max_circuit_duration;
     config.max_circuit_bytes = limits.max_circuit_bytes;
     config
+}
+
+/// Why the relay said no, in words for its operator.
+fn refusal(status: &relay::StatusCode, allowed: bool) -> &'static str {
+    match status {
+        _ if !allowed => "not on the allow-list",
+        relay::StatusCode::ResourceLimitExceeded => "over a limit",
+        relay::StatusCode::NoReservation => "the destination holds no reservation",
+        relay::StatusCode::PermissionDenied => "permission denied",
+        relay::StatusCode::ConnectionFailed => "the destination could not be reached",
+        _ => "refused",
+    }
+}
+
+/// Paces refusal reports, so a crowd of strangers cannot fill the operator's log: the rest are
+/// counted and summed up once a second.
+struct Refusals {
+    reports: TokenBucket,
+    reservations: u64,
+    circuits: u64,
+}
+
+impl Refusals {
+    fn new() -> Self {
+        Self { reports: TokenBucket::new(REFUSAL_REPORTS, 1.0, Instant::now()), reservations: 0, circuits: 0 }
+    }
+
+    fn report(&mut self, peer: PeerId, dst: Option<PeerId>, reason: &'static str) -> Option<RelayEvent> {
+        if self.reports.take(Instant::now()) {
+            return Some(RelayEvent::Refused { peer, dst, reason });
+        }
+        *if dst.is_some() { &mut self.circuits } else { &mut self.reservations } += 1;
+        None
+    }
+
+    /// The sum of what was not reported, if there is any.
+    fn unreported(&mut self) -> Option<RelayEvent> {
+        (self.reservations + self.circuits > 0).then(|| RelayEvent::Unreported {
+            reservations: std::mem::take(&mut self.reservations),
+            circuits: std::mem::take(&mut self.circuits),
+        })
+    }
 }
 
 fn is_loopback(addr: &Multiaddr) -> bool {
@@ -124,6 +195,8 @@ pub async fn run(key: Keypair, config: RelayConfig, mut report: impl FnMut(Relay
     let me = *swarm.local_peer_id();
     let mut addrs: Vec<Multiaddr> = Vec::new();
     let mut ready = false;
+    let mut refusals = Refusals::new();
+    let mut summary = tokio::time::interval(Duration::from_secs(1));
     let settle = tokio::time::sleep(Duration::from_secs(3));
     tokio::pin!(settle);
 
@@ -136,6 +209,12 @@ pub async fn run(key: Keypair, config: RelayConfig, mut report: impl FnMut(Relay
                 }
                 ready = true;
                 report(RelayEvent::Ready { peer: me, addrs: addrs.clone() });
+                continue;
+            }
+            _ = summary.tick() => {
+                if let Some(event) = refusals.unreported() {
+                    report(event);
+                }
                 continue;
             }
         };
@@ -169,6 +248,20 @@ pub async fn run(key: Keypair, config: RelayConfig, mut report: impl FnMut(Relay
                         error: error.map(|e| e.to_string()),
                     })
                 }
+                relay::Event::ReservationReqDenied { src_peer_id, status } => {
+                    let allowed =
+                        config.limits.allow.is_empty() || config.limits.allow.contains(&src_peer_id);
+                    if let Some(event) = refusals.report(src_peer_id, None, refusal(&status, allowed)) {
+                        report(event);
+                    }
+                }
+                relay::Event::CircuitReqDenied { src_peer_id, dst_peer_id, status } => {
+                    if let Some(event) =
+                        refusals.report(src_peer_id, Some(dst_peer_id), refusal(&status, true))
+                    {
+                        report(event);
+                    }
+                }
                 other => tracing::debug!(?other, "relay event"),
             },
             SwarmEvent::Behaviour(RelayBehaviourEvent::Identify(identify::Event::Received {
@@ -178,5 +271,56 @@ pub async fn run(key: Keypair, config: RelayConfig, mut report: impl FnMut(Relay
             })) => learn_kad_peer(&mut swarm.behaviour_mut().kad, &peer_id, info),
             _ => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn asks(limiters: &mut [Box<dyn relay::RateLimiter>], peer: PeerId, ip: &str, now: Instant) -> bool {
+        let addr: Multiaddr = format!("/ip4/{ip}/udp/4001/quic-v1").parse().unwrap();
+        limiters.iter_mut().all(|l| l.try_next(peer, &addr, now))
+    }
+
+    #[test]
+    fn reservations_need_the_allow_list_and_fit_the_address_budget() {
+        let now = Instant::now();
+        let mut open = relay_limits(&RelayServerSettings::default());
+        let granted =
+            (0..20).filter(|_| asks(&mut open.reservation_rate_limiters, PeerId::random(), "10.0.0.1", now));
+        assert_eq!(granted.count(), 8, "one address gets its burst of reservations, new identities or not");
+        assert!(asks(&mut open.reservation_rate_limiters, PeerId::random(), "10.0.0.2", now), "per address");
+        let later = now + Duration::from_secs(31);
+        assert!(asks(&mut open.reservation_rate_limiters, PeerId::random(), "10.0.0.1", later), "refilled");
+
+        let member = PeerId::random();
+        let settings = RelayServerSettings { allow: vec![member], ..RelayServerSettings::default() };
+        let mut closed = relay_limits(&settings);
+        for _ in 0..20 {
+            assert!(!asks(&mut closed.reservation_rate_limiters, PeerId::random(), "10.0.0.1", now));
+        }
+        assert!(
+            asks(&mut closed.reservation_rate_limiters, member, "10.0.0.1", now),
+            "strangers spent nothing"
+        );
+
+        let mut circuits = relay_limits(&RelayServerSettings::default()).circuit_src_rate_limiters;
+        let opened = (0..50).filter(|_| asks(&mut circuits, PeerId::random(), "10.0.0.1", now)).count();
+        assert_eq!(opened, 32);
+    }
+
+    #[test]
+    fn refusal_reports_are_paced_and_sum_up_the_rest() {
+        let mut refusals = Refusals::new();
+        assert_eq!(refusals.unreported(), None);
+        let reported = (0..50)
+            .filter_map(|i| {
+                refusals.report(PeerId::random(), (i % 2 == 0).then(PeerId::random), "over a limit")
+            })
+            .count();
+        assert_eq!(reported, REFUSAL_REPORTS as usize);
+        assert_eq!(refusals.unreported(), Some(RelayEvent::Unreported { reservations: 15, circuits: 15 }));
+        assert_eq!(refusals.unreported(), None, "each refusal is summed up once");
     }
 }
