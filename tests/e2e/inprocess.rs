@@ -1,5 +1,6 @@
 //! Nodes in this process: rosters converge, chat has one order for everyone, history and the
-//! party itself survive restarts of members and of the host.
+//! party itself survive restarts of members and of the host; a member's flood of plugin messages
+//! for a plugin host that stopped reading costs plugin messages only.
 
 use std::path::Path;
 use std::time::Duration;
@@ -151,4 +152,55 @@ async fn rosters_converge_chat_has_one_order_and_history_survives_restarts() {
     for peer in [alice, bob, carol] {
         peer.stop().await;
     }
+}
+
+/// A plugin host that stops reading (a stuck plugin, a flood from a member) costs plugin messages,
+/// never the node's own events: members' plugin messages have a queue of their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_plugin_messages_for_a_stuck_plugin_host_leaves_the_nodes_events_alone() {
+    let homes: Vec<tempfile::TempDir> = (0..2).map(|_| tempfile::tempdir().unwrap()).collect();
+    let (mut alice, link) = Peer::host(homes[0].path(), "alice").await;
+    let mut plugin_queue = alice.node.plugin_messages().expect("the plugin queue, not read from now on");
+    let bob = Peer::join(homes[1].path(), "bob", &link).await;
+    alice.wait("bob", |e| matches!(e, NodeEvent::MemberJoined { name, .. } if name == "bob")).await;
+
+    // bob sends at his budget's pace (a burst of 100, then 50 a second) for 6 s: about 400 messages
+    // that alice's node takes in, for a queue of 256 that nobody reads.
+    let alice_id = alice.node.peer_id();
+    let sent = 100 + 6 * 50;
+    for i in 0..sent {
+        bob.node.plugin_message(Some(alice_id), "file-transfer".into(), vec![7; 512]).await.unwrap();
+        if i >= 100 {
+            tokio::time::sleep(Duration::from_millis(21)).await;
+        }
+    }
+    bob.node.chat("still heard").await.unwrap();
+    alice
+        .wait(
+            "bob's chat after the flood",
+            |e| matches!(e, NodeEvent::Chat { text, .. } if text == "still heard"),
+        )
+        .await;
+
+    let stats = alice.node.stats().await.unwrap();
+    println!(
+        "plugin flood: {sent} sent, {} over budget, {} lost at the full plugin queue, {} node events lost",
+        stats.dropped_rate_limited, stats.plugin_messages_lost, stats.events_lost
+    );
+    assert!(
+        stats.plugin_messages_lost > 0,
+        "the plugin queue filled up and counted what it dropped: {stats:?}"
+    );
+    assert_eq!(stats.events_lost, 0, "the node's own events were not crowded out");
+    let mut queued = 0;
+    while let Ok(message) = plugin_queue.try_recv() {
+        assert!(matches!(message, NodeEvent::PluginMessage { peer, .. } if peer == bob.node.peer_id()));
+        queued += 1;
+    }
+    assert_eq!(queued, 256, "the plugin queue is bounded");
+    let unsent = bob.node.stats().await.unwrap().dropped_outbound;
+    let accounted = queued + stats.plugin_messages_lost + stats.dropped_rate_limited + unsent;
+    assert_eq!(accounted, sent, "every message is accounted for");
+    bob.stop().await;
+    alice.stop().await;
 }
