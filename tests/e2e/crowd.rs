@@ -1,8 +1,9 @@
-//! A crowd of strangers: 64 throwaway identities hold every party and voice stream they can open
-//! on a party's host, and hundreds of raw TCP connections hang on its ports, while a new member
-//! joins, members chat, voice flows and a file is sent. The join takes its usual time, the party
-//! goes on, strangers' streams are closed after their time, and the host's descriptors stay
-//! bounded.
+//! A crowd of strangers: 64 throwaway identities from one address hold every connection, party
+//! stream and voice stream they can get on a party's host, and hundreds of raw TCP connections
+//! hang on its ports, while a new member joins, members chat, voice flows and a file is sent. The
+//! join takes its usual time, the party goes on, one address gets its share of connections,
+//! strangers' streams and then their connections are closed after their time, and the host's
+//! descriptors stay bounded.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
@@ -21,6 +22,10 @@ const STRANGERS: usize = 64;
 const RAW: usize = 200;
 /// How long the host keeps a stream from a peer it is not linked to (`net::links`), and a second.
 const STRANGER_TTL: Duration = Duration::from_secs(11);
+/// How long it keeps a stranger's connection (`net::strangers`), and a second and a tick.
+const STRANGER_LIFETIME: Duration = Duration::from_millis(21_300);
+/// Strangers' connections taken in from one address.
+const STRANGERS_PER_ADDRESS: usize = 32;
 
 fn joined_in(p: &Proc, started: Instant) -> Duration {
     p.wait_event(Duration::from_secs(30), "joined");
@@ -63,12 +68,33 @@ fn a_crowd_of_strangers_cannot_exhaust_a_host() {
     wait_talking(&bob);
     let calm_fds = open_fds(alice.pid());
 
-    // The crowd: each stranger opens four party streams and four voice streams and keeps them.
+    // The crowd, from an address no member uses: each stranger that gets a connection opens four
+    // party streams and four voice streams and keeps them.
+    let (stranger_ip, member_ip) = (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), IpAddr::V4(Ipv4Addr::LOCALHOST));
     let owner = link.parse::<JoinLink>().unwrap().owner();
-    let crowd: Vec<Attacker> = (0..STRANGERS).map(|_| Attacker::at(&alice, &link)).collect();
-    let party: Vec<_> = crowd.iter().flat_map(|a| a.hold(owner, PARTY_PROTOCOL, 4)).collect();
+    // One after the other, so that the cap on handshakes under way per address (8) is not what
+    // stops them.
+    let arrived = Instant::now();
+    let crowd: Vec<Attacker> = (0..STRANGERS)
+        .map(|_| Attacker::at_from(&alice, &link, Some(stranger_ip)))
+        .inspect(|a| {
+            a.connected(Duration::from_secs(10));
+        })
+        .collect();
+    let connected: Vec<&Attacker> = crowd.iter().filter(|a| a.connected(Duration::ZERO)).collect();
+    println!(
+        "the crowd got {} of {STRANGERS} connections from one address in {:?}",
+        connected.len(),
+        arrived.elapsed()
+    );
+    assert_eq!(
+        connected.len(),
+        STRANGERS_PER_ADDRESS,
+        "one address gets its share of strangers' connections"
+    );
+    let party: Vec<_> = connected.iter().flat_map(|a| a.hold(owner, PARTY_PROTOCOL, 4)).collect();
     let held = Instant::now();
-    let voice: Vec<_> = crowd.iter().flat_map(|a| a.hold(owner, VOICE_PROTOCOL, 4)).collect();
+    let voice: Vec<_> = connected.iter().flat_map(|a| a.hold(owner, VOICE_PROTOCOL, 4)).collect();
     // Raw TCP on every port the host listens on, from an address no member uses; and on the
     // direct port from the members' own (loopback) too.
     let libp2p_ports = libp2p_tcp_ports(&alice);
@@ -76,7 +102,6 @@ fn a_crowd_of_strangers_cannot_exhaust_a_host() {
     let direct: Vec<SocketAddr> =
         ports.iter().copied().filter(|p| !libp2p_ports.contains(&p.port())).collect();
     assert!(!direct.is_empty() && ports.len() > direct.len(), "libp2p's and the direct port: {ports:?}");
-    let (stranger_ip, member_ip) = (IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2)), IpAddr::V4(Ipv4Addr::LOCALHOST));
     let mut raw = Vec::new();
     for port in &ports {
         let sources = if direct.contains(port) { &[stranger_ip, member_ip][..] } else { &[stranger_ip] };
@@ -103,7 +128,7 @@ fn a_crowd_of_strangers_cannot_exhaust_a_host() {
         voice.len(),
         STRANGERS * 4
     );
-    assert!(party.len() <= 2 * STRANGERS, "two party streams per stranger at most: {}", party.len());
+    assert!(party.len() <= 2 * connected.len(), "two party streams per stranger at most: {}", party.len());
     assert!(voice.is_empty(), "voice streams only from members: {} kept", voice.len());
     for (is_direct, from, kept) in raw_kept {
         match (is_direct, from == member_ip) {
@@ -147,9 +172,14 @@ fn a_crowd_of_strangers_cannot_exhaust_a_host() {
     std::thread::sleep(STRANGER_TTL.saturating_sub(held.elapsed()));
     let party = crowd[0].kept(party);
     assert!(party.is_empty(), "{} strangers' party streams outlived their time", party.len());
+    // And their connections after theirs.
+    std::thread::sleep(STRANGER_LIFETIME.saturating_sub(arrived.elapsed()));
+    let still = connected.iter().filter(|a| a.connected(Duration::ZERO)).count();
+    println!("{still} of the crowd's {} connections left after {:?}", connected.len(), arrived.elapsed());
+    assert_eq!(still, 0, "strangers' connections are closed after their time");
     let stats = alice.stats();
     println!("host's counters: {stats}");
-    assert!(count(&stats, "streams_refused") >= 2 * STRANGERS as u64, "{stats}");
+    assert!(count(&stats, "streams_refused") >= 2 * connected.len() as u64, "{stats}");
     assert_eq!(
         partyline_tests::roster(&alice.seen()),
         ["alice", "bob", "carol"],

@@ -6,9 +6,10 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use futures::{AsyncReadExt, AsyncWriteExt, StreamExt};
+use libp2p::swarm::SwarmEvent;
 use libp2p::{Multiaddr, PeerId, Stream, StreamProtocol, SwarmBuilder, noise, tcp, yamux};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 use tokio::net::{TcpSocket, TcpStream};
 
 use partyline::net::{PARTY_PROTOCOL, VOICE_PROTOCOL};
@@ -26,7 +27,13 @@ pub struct Attacker {
     runtime: tokio::runtime::Runtime,
     /// Bytes the host sent on its party stream to us since we were welcomed.
     heard: Arc<AtomicU64>,
+    /// The connection: [`DIALING`], [`UP`] or [`DOWN`].
+    state: Arc<AtomicU8>,
 }
+
+const DIALING: u8 = 0;
+const UP: u8 = 1;
+const DOWN: u8 = 2;
 
 /// `body` preceded by its length as a 4-byte big-endian integer (party framing).
 pub fn framed(body: &[u8]) -> Vec<u8> {
@@ -38,6 +45,14 @@ pub fn framed(body: &[u8]) -> Vec<u8> {
 impl Attacker {
     /// Connects to `target` (ending in `/p2p/<peer>`), and redials whenever asked.
     pub fn connect(target: Multiaddr) -> Self {
+        Self::connect_from(target, None)
+    }
+
+    /// Connects to `target` from the local address `from` (QUIC dials from the socket it listens
+    /// on; any of 127/8 on loopback), or from the system's choice.
+    pub fn connect_from(target: Multiaddr, from: Option<IpAddr>) -> Self {
+        let state = Arc::new(AtomicU8::new(DIALING));
+        let seen = state.clone();
         let runtime =
             tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
         let (redial, mut redials) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -52,22 +67,49 @@ impl Attacker {
                 .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
                 .build();
             let control = swarm.behaviour().new_control();
+            if let Some(from) = from {
+                swarm.listen_on(format!("/ip4/{from}/udp/0/quic-v1").parse().unwrap()).unwrap();
+            }
             swarm.dial(target.clone()).unwrap();
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
-                        _ = swarm.select_next_some() => {}
-                        Some(()) = redials.recv() => drop(swarm.dial(target.clone())),
+                        event = swarm.select_next_some() => match event {
+                            SwarmEvent::ConnectionEstablished { .. } => seen.store(UP, Ordering::Relaxed),
+                            SwarmEvent::OutgoingConnectionError { .. }
+                            | SwarmEvent::ConnectionClosed { num_established: 0, .. } => {
+                                seen.store(DOWN, Ordering::Relaxed)
+                            }
+                            _ => {}
+                        },
+                        Some(()) = redials.recv() => {
+                            seen.store(DIALING, Ordering::Relaxed);
+                            drop(swarm.dial(target.clone()));
+                        }
                     }
                 }
             });
             control
         });
-        Self { control, redial, runtime, heard: Arc::default() }
+        Self { control, redial, runtime, heard: Arc::default(), state }
+    }
+
+    /// Whether the connection is up, once its dial has ended (or `timeout` passed).
+    pub fn connected(&self, timeout: Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        while self.state.load(Ordering::Relaxed) == DIALING && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        self.state.load(Ordering::Relaxed) == UP
     }
 
     /// Connects over QUIC to the host of `link`, which `host` runs.
     pub fn at(host: &Proc, link: &str) -> Self {
+        Self::at_from(host, link, None)
+    }
+
+    /// Connects over QUIC to the host of `link`, which `host` runs, from the local address `from`.
+    pub fn at_from(host: &Proc, link: &str, from: Option<IpAddr>) -> Self {
         let owner = link.parse::<JoinLink>().expect("a link").owner();
         let listening = host.seen().into_iter().rev().find(|e| e["event"] == "listening").expect("listening");
         let quic: Multiaddr = listening["addrs"]
@@ -79,7 +121,7 @@ impl Attacker {
             .expect("a QUIC address")
             .parse()
             .expect("a multiaddr");
-        Self::connect(quic.with(libp2p::multiaddr::Protocol::P2p(owner)))
+        Self::connect_from(quic.with(libp2p::multiaddr::Protocol::P2p(owner)), from)
     }
 
     /// A new stream of `protocol` to `peer`, dialing again if it hung up on us (as it may).

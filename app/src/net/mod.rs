@@ -6,7 +6,7 @@ mod addrs;
 mod event_loop;
 mod links;
 mod members;
-mod per_address;
+mod strangers;
 mod voice_bridge;
 mod voice_dgram;
 mod voice_links;

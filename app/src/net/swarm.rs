@@ -31,6 +31,9 @@ const IDLE_CONNECTION_TIMEOUT: Duration = Duration::from_secs(30);
 /// while a link is upgraded). A handshake that does not finish ends after libp2p's 10 s.
 const MAX_PENDING_INCOMING: u32 = 256;
 const MAX_PENDING_PER_ADDRESS: usize = 8;
+/// Strangers' connections taken in from one address (a LAN party behind one NAT joining at once
+/// stays well under it).
+const MAX_STRANGERS_PER_ADDRESS: usize = 32;
 pub(crate) const MAX_ESTABLISHED_INCOMING: u32 = 128;
 const MAX_PER_PEER: u32 = 8;
 
@@ -48,7 +51,7 @@ pub(crate) struct Behaviour {
     /// Peers this node refuses to connect to (everyone, while it stops).
     pub(crate) blocked: allow_block_list::Behaviour<allow_block_list::BlockedPeers>,
     pub(crate) limits: connection_limits::Behaviour,
-    pub(crate) per_address: super::per_address::Behaviour,
+    pub(crate) strangers: super::strangers::Behaviour,
     pub(crate) relay_client: relay::client::Behaviour,
     pub(crate) dcutr: dcutr::Behaviour,
     pub(crate) identify: identify::Behaviour,
@@ -142,7 +145,10 @@ pub(crate) fn build(key: Keypair, mdns: bool) -> Result<Swarm<Behaviour>> {
             Behaviour {
                 blocked: allow_block_list::Behaviour::default(),
                 limits: connection_limits(),
-                per_address: super::per_address::Behaviour::new(MAX_PENDING_PER_ADDRESS),
+                strangers: super::strangers::Behaviour::new(
+                    MAX_PENDING_PER_ADDRESS,
+                    MAX_STRANGERS_PER_ADDRESS,
+                ),
                 relay_client,
                 dcutr: dcutr::Behaviour::new(peer),
                 identify: identify::Behaviour::new(identify_config(key)),

@@ -380,6 +380,9 @@ impl EventLoop {
             }
         }
         self.engine.tick(now);
+        let members = self.engine.members().unwrap_or_default().into_iter().map(|m| m.peer);
+        let links = &self.links;
+        self.swarm.behaviour_mut().strangers.sweep(now, members, |p| links.is_linked(p));
         if self.ready.is_some() && (self.pending_listeners.is_empty() || now >= self.ready_deadline) {
             self.become_ready();
         }
