@@ -7,7 +7,7 @@ use libp2p::PeerId;
 use partyline_protocol::wire::{
     ChatMessage, Join, LeaveReason, MAX_MEMBERS, Member, Message, Presence, Rejection, Welcome, chat_page,
 };
-use partyline_protocol::{InviteId, InviteTerms, JoinLink, Party, PartyId, PartySalt, UnixTime};
+use partyline_protocol::{InviteId, InviteTerms, JoinLink, Party, PartyId, PartySalt};
 
 use super::chat::{HostChat, Submission};
 use super::roster::HostRoster;
@@ -43,7 +43,7 @@ impl HostState {
             Some(owned) => Party::new(ctx.key.public(), owned.salt),
             None => {
                 let party = Party::new(ctx.key.public(), PartySalt::random());
-                ctx.store.create_owned_party(party.id(), party.salt(), UnixTime::now())?;
+                ctx.store.create_owned_party(party.id(), party.salt(), ctx.clock.unix())?;
                 party
             }
         };
@@ -51,7 +51,7 @@ impl HostState {
         let me =
             Member { peer: ctx.me, name: ctx.name.clone(), presence: ctx.presence, addrs: ctx.addrs.clone() };
         let host = Self {
-            roster: HostRoster::new(id, me, Ctx::now_ms()),
+            roster: HostRoster::new(id, me, ctx.clock.now_ms()),
             chat: HostChat::new(ctx.store.chat_head(id)?),
             syncs: PeerBuckets::new(SYNC_BURST, SYNC_PER_SEC),
             presences: PeerBuckets::new(PRESENCE_BURST, PRESENCE_PER_SEC),
@@ -162,7 +162,7 @@ impl HostState {
         if invite.party_id() != id {
             return Err(Rejection::UnknownParty);
         }
-        let now = UnixTime::now();
+        let now = ctx.clock.unix();
         invite.check(now).map_err(Rejection::Invite)?;
         let standing = ctx.store.standing(id, invite.id(), from).map_err(|e| {
             tracing::warn!("cannot read admission records: {e:#}");
@@ -216,7 +216,7 @@ impl HostState {
             }
         };
         let name = self.roster.get(&from).map(|m| m.name.clone()).unwrap_or_default();
-        let message = ChatMessage { seq, from, name, text, ts_ms: Ctx::now_ms(), nonce };
+        let message = ChatMessage { seq, from, name, text, ts_ms: ctx.clock.now_ms(), nonce };
         let result = ctx.store.append_chat(self.id(), &message);
         ctx.check_store("save a chat message", result);
         ctx.emit(chat_event(&message, false));
@@ -243,7 +243,7 @@ impl HostState {
     }
 
     pub(super) fn invite(&mut self, ctx: &mut Ctx, terms: InviteTerms) -> Result<JoinLink> {
-        let link = JoinLink::mint(&ctx.key, self.party.salt(), terms, UnixTime::now(), ctx.addrs.clone());
+        let link = JoinLink::mint(&ctx.key, self.party.salt(), terms, ctx.clock.unix(), ctx.addrs.clone());
         ctx.store.record_invite(link.invite())?;
         let invite = link.invite();
         ctx.emit(NodeEvent::Link {
@@ -257,7 +257,7 @@ impl HostState {
 
     pub(super) fn revoke(&mut self, ctx: &mut Ctx, target: RevokeTarget) -> Result<Vec<InviteId>> {
         let ids = match target {
-            RevokeTarget::All => ctx.store.live_invites(self.id(), UnixTime::now())?,
+            RevokeTarget::All => ctx.store.live_invites(self.id(), ctx.clock.unix())?,
             RevokeTarget::One(id) => vec![id],
         };
         ctx.store.revoke_invites(self.id(), &ids)?;
@@ -311,7 +311,7 @@ impl HostState {
         for m in self.roster.others() {
             ctx.unlink(m.peer);
         }
-        let result = ctx.store.end_owned_party(self.id(), UnixTime::now());
+        let result = ctx.store.end_owned_party(self.id(), ctx.clock.unix());
         ctx.check_store("mark the party ended", result);
         ctx.emit(NodeEvent::PartyEnded);
     }

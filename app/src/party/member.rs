@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Result, bail};
 use libp2p::PeerId;
 use partyline_protocol::wire::{Join, LeaveReason, Member, Message, Presence, Rejection, Roster, Welcome};
-use partyline_protocol::{JoinLink, PartyId, UnixTime};
+use partyline_protocol::{JoinLink, PartyId};
 
 use super::chat::{Delivery, MemberChat};
 use super::host::chat_event;
@@ -49,7 +49,7 @@ pub(crate) struct MemberState {
 
 impl MemberState {
     pub(super) fn start(ctx: &mut Ctx, link: JoinLink, now: Instant) -> Result<Self> {
-        link.check(UnixTime::now())?;
+        link.check(ctx.clock.unix())?;
         let party = link.party_id();
         let host = link.owner();
         ctx.link(host, link.addrs().to_vec());

@@ -13,9 +13,12 @@
 //! through the host.
 
 mod chat;
+mod clock;
 mod host;
 mod member;
 mod roster;
+#[cfg(test)]
+mod sim;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -30,6 +33,7 @@ use partyline_protocol::{InviteId, InviteTerms, JoinLink, PartyId};
 use crate::events::{MemberInfo, NodeEvent};
 use crate::stats::Counters;
 use crate::store::Store;
+pub(crate) use clock::WallClock;
 use host::HostState;
 use member::MemberState;
 
@@ -75,6 +79,7 @@ pub(crate) struct Ctx {
     /// Our advertised addresses, best first.
     pub(crate) addrs: Vec<Multiaddr>,
     pub(crate) join_timeout: Duration,
+    pub(crate) clock: WallClock,
     presence: Presence,
     out: VecDeque<Action>,
 }
@@ -118,12 +123,6 @@ impl Ctx {
             }
         }
     }
-
-    pub(crate) fn now_ms() -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-    }
 }
 
 enum Role {
@@ -157,10 +156,18 @@ impl Engine {
             counters,
             addrs: Vec::new(),
             join_timeout,
+            clock: WallClock::system(),
             presence: Presence::Online,
             out: VecDeque::new(),
         };
         Ok(Self { ctx, role: Role::Idle })
+    }
+
+    /// The same engine reading wall time from `clock` (tests move it).
+    #[cfg(test)]
+    pub(crate) fn with_clock(mut self, clock: WallClock) -> Self {
+        self.ctx.clock = clock;
+        self
     }
 
     pub(crate) fn take_actions(&mut self) -> impl Iterator<Item = Action> + '_ {
