@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Everything CI checks, from a fresh Debian machine: set-up, formatting, lints, all tests, and a
+# Everything CI checks, from a fresh Debian machine: set-up, formatting, lints (and that modules
+# depend one way), all tests, and a
 # short fuzz run of the protocol decoders.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,6 +12,7 @@ step() { printf '\n==> %s\n' "$*" >&2; }
 step "format"
 cargo fmt --all --check
 step "lints"
+scripts/layers.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
 step "tests"
 # Two runs: the protocol's property tests pull in dev-dependency features that would otherwise

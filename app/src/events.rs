@@ -219,6 +219,13 @@ pub enum NodeEvent {
         name: String,
         on: bool,
     },
+    /// This node's own voice as the voice engine has it: `muted` (the user muted themselves) and
+    /// `deafened` (hears nobody, and sends nothing either). Sent whenever either changes, whoever
+    /// asked (the overlay, stdin, another process over the local socket).
+    VoiceState {
+        muted: bool,
+        deafened: bool,
+    },
     VoiceStats(VoiceStats),
     /// Where the game puts this player (`me`) and the members whose voice carries a position
     /// (from their games); sent when they change, a few times a second at most.

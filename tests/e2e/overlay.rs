@@ -172,6 +172,18 @@ fn overlay_draws_the_party_and_lets_clicks_through_until_interactive() {
     });
     assert!(through, "the click did not go through to the game:\n{}", ana.stderr_tail());
 
+    // Deafened from another process (the local socket, as a script or a stream deck would): the
+    // overlay's button says so, because it shows what the voice engine reports.
+    assert_eq!(ipc(&ana, json!({"request": "line", "line": "/deafen"})), json!("ok"));
+    ana.wait_for(Duration::from_secs(10), "voice-state", |e| {
+        e["event"] == "voice-state" && e["deafened"] == true
+    });
+    let deaf = Shot::until(&ana, "deafened", |s| s.has_text("Undeafen"));
+    assert!(deaf.has_text("Undeafen") && deaf.has_text("Mute"), "{:?}", deaf.texts());
+    assert_eq!(ipc(&ana, json!({"request": "line", "line": "/undeafen"})), json!("ok"));
+    let heard = Shot::until(&ana, "undeafened", |s| s.has_text("Deafen"));
+    assert!(heard.has_text("Deafen") && !heard.has_text("Undeafen"), "{:?}", heard.texts());
+
     // Four members, one speaking.
     let speech = audio::speech_wav().display().to_string();
     let bob = join("bob", &link, &["--mic-file", &speech, "--speaker-device", "none"]);

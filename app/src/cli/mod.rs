@@ -1,11 +1,9 @@
 //! The `partyline` command line: `host`, `join`, `relay`, and the headless session that prints
 //! node events and reads chat and commands from stdin.
 
-mod input;
 mod output;
 mod plugins;
 mod remote;
-mod session;
 mod store_feed;
 
 use std::num::NonZeroU32;
@@ -20,19 +18,13 @@ use partyline_protocol::InviteTerms;
 
 use crate::config::Settings;
 use crate::ipc::{Answer, Request};
+use crate::net::NodeConfig;
 use crate::net::relay_server::{self, RelayConfig};
-use crate::net::{Node, NodeConfig};
 use crate::paths::Dirs;
+use crate::session::{Begin, Start, invite_terms, shutdown_signal};
 use crate::store::Store;
 use crate::voice::{MicSource, SpeakerSink, VoiceConfig, VoiceMode};
-pub(crate) use input::Input;
 use output::Printer;
-use session::Session;
-pub(crate) use session::{Front, FrontMsg};
-
-/// Exit codes besides 0 (success), 1 (error) and 2 (bad usage).
-const EXIT_JOIN_FAILED: u8 = 3;
-const EXIT_KICKED: u8 = 4;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -247,20 +239,6 @@ pub enum Plan {
     Start(Box<Start>),
 }
 
-/// A node about to start: hosting or joining, with or without the overlay.
-pub struct Start {
-    pub(crate) dirs: Dirs,
-    pub(crate) settings: Settings,
-    printer: Printer,
-    action: Action,
-    overlay: bool,
-}
-
-enum Action {
-    Host(HostArgs),
-    Join(JoinArgs),
-}
-
 /// Reads settings, carries out the commands that need no node (relay, devices, desktop
 /// registration) and hands links to an already running Partyline.
 pub async fn plan(cli: Cli) -> Plan {
@@ -286,10 +264,10 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
     let dirs = Dirs::resolve(cli.home.as_deref())?;
     dirs.create()?;
     let settings = Settings::load_or_create(&dirs.settings_file())?;
-    let action = match cli.command {
-        None => Action::Host(HostArgs::default()),
-        Some(Command::Host(args)) => Action::Host(args),
-        Some(Command::Join(args)) => Action::Join(args),
+    let (begin, node_args, join_timeout) = match cli.command {
+        None => host_begin(&settings, HostArgs::default()),
+        Some(Command::Host(args)) => host_begin(&settings, args),
+        Some(Command::Join(args)) => (Begin::Join { link: args.link }, args.node, args.timeout),
         Some(Command::Relay(args)) => return relay(dirs, settings, args, printer).await.map(Plan::Exit),
         Some(Command::Devices) => return devices(printer).map(Plan::Exit),
         Some(Command::Plugins(command)) => return plugins::run(&dirs, command, printer).map(Plan::Exit),
@@ -307,93 +285,38 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
         }
     };
     // One Partyline per home: a running one takes the link, or says it is there.
-    let request = match &action {
-        Action::Join(args) => Request::Open { link: args.link.clone() },
-        Action::Host(_) => Request::Line { line: String::new() },
+    let request = match &begin {
+        Begin::Join { link } => Request::Open { link: link.clone() },
+        Begin::Host { .. } => Request::Line { line: String::new() },
     };
-    match (crate::ipc::hand_off(&dirs.socket(), &request).await?, &action) {
+    match (crate::ipc::hand_off(&dirs.socket(), &request).await?, &begin) {
         (None, _) => {}
-        (Some(Answer::Ok), Action::Join(_)) => {
+        (Some(Answer::Ok), Begin::Join { .. }) => {
             printer.help("handed the link to the Partyline already running");
             return Ok(Plan::Exit(ExitCode::SUCCESS));
         }
-        (Some(Answer::Error(e)), Action::Join(_)) => anyhow::bail!("the running Partyline cannot join: {e}"),
-        (Some(_), Action::Host(_)) => anyhow::bail!("Partyline is already running"),
+        (Some(Answer::Error(e)), Begin::Join { .. }) => {
+            anyhow::bail!("the running Partyline cannot join: {e}")
+        }
+        (Some(_), Begin::Host { .. }) => anyhow::bail!("Partyline is already running"),
+    }
+    let mut config = node_config(dirs.clone(), &settings, node_args)?;
+    if let Some(timeout) = join_timeout {
+        config.join_timeout = timeout;
     }
     let overlay = !cli.headless && (cli.overlay || settings.overlay.wanted());
-    Ok(Plan::Start(Box::new(Start { dirs, settings, printer, action, overlay })))
+    let start = Start::new(dirs, settings, std::sync::Arc::new(printer), config, begin, overlay);
+    Ok(Plan::Start(Box::new(start)))
 }
 
-impl Start {
-    /// Whether the overlay should draw this node.
-    pub fn overlay(&self) -> bool {
-        self.overlay
-    }
-
-    /// Runs the node headless until it leaves its party.
-    pub async fn run_headless(self) -> ExitCode {
-        self.run(None).await
-    }
-
-    /// Starts the node and runs it until it leaves its party (headless) or the overlay closes.
-    pub(crate) async fn run(self, front: Option<Front>) -> ExitCode {
-        let printer = self.printer;
-        match self.go(front).await {
-            Ok(code) => code,
-            Err(e) => {
-                printer.error(&format!("{e:#}"));
-                ExitCode::FAILURE
-            }
-        }
-    }
-
-    async fn go(self, front: Option<Front>) -> Result<ExitCode> {
-        let Self { dirs, settings, printer, action, .. } = self;
-        let requests = crate::ipc::serve(&dirs.socket())?;
-        let terms = invite_terms(&settings);
-        // Plugins start with the node (they share and download through it), before it joins
-        // a party, so that they hear of it.
-        let start_plugins = |node: &Node| {
-            let (plugins, problems) =
-                crate::plugins::PluginHost::start(&dirs, Some(node.transfers().clone()));
-            for problem in problems {
-                printer.error(&problem);
-            }
-            plugins
-        };
-        match action {
-            Action::Host(args) => {
-                let terms = InviteTerms {
-                    lifetime: args.expires.unwrap_or(terms.lifetime),
-                    max_uses: args.uses.map_or(terms.max_uses, NonZeroU32::new),
-                };
-                let config = node_config(dirs.clone(), &settings, args.node)?;
-                let (node, events) = Node::start(config).await?;
-                let plugins = start_plugins(&node);
-                node.host(args.new).await?;
-                node.invite(terms).await?;
-                let session = Session::new(node, printer, invite_terms(&settings), front, requests, plugins);
-                Ok(session.run(events).await)
-            }
-            Action::Join(args) => {
-                let mut config = node_config(dirs.clone(), &settings, args.node)?;
-                if let Some(timeout) = args.timeout {
-                    config.join_timeout = timeout;
-                }
-                let (node, events) = Node::start(config).await?;
-                let plugins = start_plugins(&node);
-                let mut session = Session::new(node, printer, terms, front, requests, plugins);
-                if !session.join_first(&args.link).await {
-                    return Ok(ExitCode::from(EXIT_JOIN_FAILED));
-                }
-                Ok(session.run(events).await)
-            }
-        }
-    }
-}
-
-fn invite_terms(settings: &Settings) -> InviteTerms {
-    InviteTerms { lifetime: settings.invites.expires, max_uses: NonZeroU32::new(settings.invites.max_uses) }
+/// Hosting: the first link's terms from the command line, else from the settings.
+fn host_begin(settings: &Settings, args: HostArgs) -> (Begin, NodeArgs, Option<Duration>) {
+    let terms = invite_terms(settings);
+    let terms = InviteTerms {
+        lifetime: args.expires.unwrap_or(terms.lifetime),
+        max_uses: args.uses.map_or(terms.max_uses, NonZeroU32::new),
+    };
+    (Begin::Host { fresh: args.new, terms }, args.node, None)
 }
 
 fn voice_config(base: Option<VoiceConfig>, args: VoiceArgs) -> Result<Option<VoiceConfig>> {
@@ -482,21 +405,4 @@ fn devices(printer: Printer) -> Result<ExitCode> {
     let (inputs, outputs) = crate::voice::list_devices()?;
     printer.devices(&inputs, &outputs);
     Ok(ExitCode::SUCCESS)
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(term) => term,
-            Err(_) => return std::future::pending().await,
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -60,8 +60,6 @@ pub(crate) struct VoiceBridge {
     told: std::collections::HashMap<PeerId, std::time::Instant>,
     members: HashSet<PeerId>,
     me: PeerId,
-    muted: bool,
-    deafened: bool,
 }
 
 impl VoiceBridge {
@@ -71,16 +69,7 @@ impl VoiceBridge {
         datagrams: Option<VoiceDatagrams>,
         me: PeerId,
     ) -> Self {
-        Self {
-            voice,
-            links,
-            datagrams,
-            told: Default::default(),
-            members: HashSet::new(),
-            me,
-            muted: false,
-            deafened: false,
-        }
+        Self { voice, links, datagrams, told: Default::default(), members: HashSet::new(), me }
     }
 
     pub(crate) fn voice_mut(&mut self) -> &mut Voice {
@@ -177,16 +166,9 @@ impl VoiceBridge {
         let command = match control {
             VoiceControl::Key(down) => VoiceCommand::Key(down),
             VoiceControl::Mode(mode) => VoiceCommand::Mode(mode),
-            VoiceControl::Muted(muted) => {
-                self.muted = muted;
-                VoiceCommand::Muted(self.muted || self.deafened)
-            }
-            VoiceControl::Deafened(deafened) => {
-                // Deafened also means not talking, as players expect.
-                self.deafened = deafened;
-                self.voice.command(VoiceCommand::Muted(self.muted || deafened));
-                VoiceCommand::Deafened(deafened)
-            }
+            // The voice engine owns both (and deafened also means not talking).
+            VoiceControl::Muted(muted) => VoiceCommand::Muted(muted),
+            VoiceControl::Deafened(deafened) => VoiceCommand::Deafened(deafened),
             VoiceControl::Volume { name, volume } => {
                 VoiceCommand::Volume { peer: member(members, &name)?, volume }
             }

@@ -8,8 +8,8 @@ use partyline_protocol::wire::Presence;
 
 use super::model::{Panels, Party, ToastKind, Toasts};
 use super::{Chat, Drawer, Outbox, Ptt, SettingsFile};
-use crate::cli::Input;
 use crate::net::VoiceControl;
+use crate::session::Input;
 use crate::voice::VoiceMode;
 
 /// Radar scale: the radar's radius is this many metres.

@@ -28,8 +28,8 @@ use bevy::prelude::*;
 use bevy::winit::{EventLoopProxy, EventLoopProxyWrapper, UpdateMode, WinitSettings, WinitUserEvent};
 use tokio::sync::mpsc;
 
-use crate::cli::{Front, FrontMsg, Input, Start};
 use crate::config::Settings;
+use crate::session::{Front, FrontMsg, Input, Start};
 pub(crate) use model::{Chat, GamePositions, Panels, Party, Toasts};
 pub(crate) use ptt::Ptt;
 

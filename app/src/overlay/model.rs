@@ -305,6 +305,10 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         NodeEvent::Speaking { peer, on, .. } => {
             touched.party = set(party.member_mut(peer).map(|m| &mut m.speaking), *on);
         }
+        // What the voice engine says, whoever asked (a click here, stdin, another process).
+        NodeEvent::VoiceState { muted, deafened } => {
+            touched.party = set(Some(&mut party.muted), *muted) | set(Some(&mut party.deafened), *deafened);
+        }
         NodeEvent::Link { link, .. } => touched.party = set(Some(&mut party.link), Some(link.clone())),
         NodeEvent::Chat { from, text, peer, history, .. } => {
             if chat.lines.len() == CHAT_LINES {

@@ -9,8 +9,9 @@ use anyhow::{Result, bail};
 use tokio::sync::mpsc;
 
 use super::bindings::partyline::plugin::types::Event;
+use super::budget::{DEADLINE_TICKS, TICK};
 use super::host_api::HostState;
-use super::runtime::{CompiledCache, DEADLINE_TICKS, Runtime, TICK};
+use super::runtime::{CompiledCache, Runtime};
 use super::sandbox::{CallError, Sandbox};
 use super::{Permission, PluginOut};
 

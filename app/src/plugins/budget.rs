@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use wasmtime::UpdateDeadline;
 
-use super::runtime::{DEADLINE_TICKS, TICK};
+/// The clock ticks this often; a call may run [`DEADLINE_TICKS`] ticks (100 ms).
+pub(crate) const TICK: Duration = Duration::from_millis(5);
+pub(crate) const DEADLINE_TICKS: u64 = 20;
 
 /// CPU time one call may use.
 pub(crate) const CPU: Duration = Duration::from_millis(DEADLINE_TICKS * TICK.as_millis() as u64);

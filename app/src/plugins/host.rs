@@ -11,7 +11,7 @@ use tokio::sync::mpsc;
 use super::bindings::partyline::plugin::types::{
     Content, Event, Member, PeerMessage, TransferProgress, UiAction,
 };
-use super::blobs::{BlobAccess, Handed, content};
+use super::blob_access::{BlobAccess, Handed, content};
 use super::db::PluginDb;
 use super::host_api::{HostState, PartyView, PluginOut};
 use super::installed::Installed;

@@ -9,7 +9,7 @@ use tokio::sync::mpsc;
 
 use super::bindings::partyline::plugin::types::Member;
 use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
-use super::blobs::BlobAccess;
+use super::blob_access::BlobAccess;
 use super::budget::Budget;
 use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};

@@ -16,6 +16,7 @@
 //! - `db`: plugins' storage, grants and enabled state in SQLite.
 
 pub mod bench;
+mod blob_access;
 mod blobs;
 mod budget;
 mod db;

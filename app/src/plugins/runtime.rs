@@ -6,19 +6,16 @@
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config, Engine};
 
 use super::bindings::{Plugin, PluginPre};
+use super::budget::TICK;
 use super::host_api::HostState;
 use super::manifest::check_api;
 
-/// The clock ticks this often; a call may run [`DEADLINE_TICKS`] ticks (100 ms).
-pub(crate) const TICK: Duration = Duration::from_millis(5);
-pub(crate) const DEADLINE_TICKS: u64 = 20;
 /// Native stack wasm code may use; plugin threads get [`THREAD_STACK`].
 const MAX_WASM_STACK: usize = 1 << 20;
 pub(crate) const THREAD_STACK: usize = 8 << 20;

@@ -10,9 +10,9 @@ use wasmtime::{Store, Trap};
 use super::bindings::partyline::plugin::types::Event;
 use super::bindings::{Plugin, PluginPre};
 use super::budget::Budget;
+use super::budget::DEADLINE_TICKS;
 use super::host_api::{Counters, HostState};
 use super::permission::Permission;
-use super::runtime::DEADLINE_TICKS;
 
 pub(crate) struct Sandbox {
     pre: PluginPre<HostState>,

@@ -66,6 +66,8 @@ pub(super) struct Engine {
     /// The user muted themselves, or deafened (which mutes too); the gate follows both.
     muted: bool,
     deafened: bool,
+    /// (muted, deafened) as last told to the front ends.
+    reported: Option<(bool, bool)>,
     typed_pose: Option<Pose>,
     pose: Option<Pose>,
     mumble: Option<MumbleLink>,
@@ -113,6 +115,7 @@ impl Engine {
             talking: false,
             muted: false,
             deafened: false,
+            reported: None,
             typed_pose: None,
             pose: None,
             mumble,
@@ -141,10 +144,15 @@ impl Engine {
         let _ = self.events.try_send(NodeEvent::Error { message });
     }
 
-    /// Deafened members do not talk either.
+    /// Deafened members do not talk either. The front ends hear of every change.
     fn apply_mute(&mut self) {
         if let Some(dsp) = &mut self.dsp {
             dsp.gate().set_muted(self.muted || self.deafened);
+        }
+        let state = (self.muted, self.deafened);
+        if self.reported != Some(state) {
+            self.reported = Some(state);
+            let _ = self.events.try_send(NodeEvent::VoiceState { muted: state.0, deafened: state.1 });
         }
     }
 

@@ -1,6 +1,8 @@
-//! A running Partyline: node events go out (printed, and to the overlay when one is drawn), inputs
-//! come in from stdin, from the overlay and from other `partyline` invocations (local IPC), and
-//! all of them are carried out here, in one place, in the order they come.
+//! The running session, the one owner of the node and the plugin host: node events go out (to
+//! the console, to the overlay when one is drawn, and to other processes that follow over the
+//! local socket), inputs come in from stdin, from the overlay and from other `partyline`
+//! invocations, and all of them are carried out here, in one place, in the order they come.
+//! Front ends (`cli`, `overlay`) read what goes out and send inputs; they hold no session state.
 
 use std::process::ExitCode;
 
@@ -10,14 +12,45 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 mod asks;
+pub(crate) mod input;
+mod start;
 
-use super::input::{self, Input};
-use super::output::Printer;
-use super::{EXIT_JOIN_FAILED, EXIT_KICKED, shutdown_signal};
+pub(crate) use input::Input;
+pub use start::{Begin, Start, invite_terms};
+
 use crate::events::NodeEvent;
 use crate::ipc::{self, Answer, Request};
 use crate::net::Node;
 use crate::plugins::{PluginHost, PluginOut};
+
+/// Exit codes besides 0 (success), 1 (error) and 2 (bad usage).
+pub const EXIT_JOIN_FAILED: u8 = 3;
+pub const EXIT_KICKED: u8 = 4;
+
+/// Where the session writes for the person at the terminal: the command line's printer.
+pub trait Console: Send + Sync {
+    fn event(&self, event: &NodeEvent);
+    fn help(&self, text: &str);
+    fn transfers(&self, list: &[crate::transfer::ContentInfo]);
+    fn error(&self, message: &str);
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => return std::future::pending().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
 
 /// A front end drawn by this process (the overlay): it is told every event and what other
 /// processes ask of it, and sends inputs back. `notify` must not block (it drops what does not fit).
@@ -36,7 +69,7 @@ pub(crate) enum FrontMsg {
 
 pub(super) struct Session {
     pub(super) node: Node,
-    pub(super) printer: Printer,
+    pub(super) console: std::sync::Arc<dyn Console>,
     pub(super) terms: InviteTerms,
     pub(super) front: Option<Front>,
     /// Requests from other `partyline` processes.
@@ -61,7 +94,7 @@ pub(super) struct Session {
 impl Session {
     pub(super) fn new(
         node: Node,
-        printer: Printer,
+        console: std::sync::Arc<dyn Console>,
         terms: InviteTerms,
         front: Option<Front>,
         requests: mpsc::Receiver<ipc::Incoming>,
@@ -70,7 +103,7 @@ impl Session {
         let requests = Some(requests);
         Self {
             node,
-            printer,
+            console,
             terms,
             front,
             requests,
@@ -231,9 +264,9 @@ impl Session {
 
     /// Prints an event, and hands it to the processes following events.
     fn publish(&mut self, event: &NodeEvent) {
-        self.printer.event(event);
+        self.console.event(event);
         if !self.followers.is_empty() {
-            let line = super::output::to_json(event).to_string();
+            let line = crate::event_json::to_json(event).to_string();
             // A follower that hung up, or does not keep up, is let go.
             self.followers.retain(|f| f.try_send(line.clone()).is_ok());
         }
@@ -319,7 +352,7 @@ impl Session {
         let node = self.node.clone();
         match input {
             Input::Nothing => {}
-            Input::Help => self.printer.help(input::HELP),
+            Input::Help => self.console.help(input::HELP),
             Input::Chat(text) => node.chat(text).await?,
             Input::Members => {
                 let event = NodeEvent::Members { members: node.members().await? };
@@ -355,7 +388,7 @@ impl Session {
                         None => "running".to_owned(),
                     };
                     let c = status.counters;
-                    self.printer.help(&format!(
+                    self.console.help(&format!(
                         "{id}: {state}; refused {}, rate-limited {}, dropped {} out and {} events",
                         c.refused, c.rate_limited, c.dropped, status.dropped_events
                     ));
@@ -375,7 +408,7 @@ impl Session {
             Input::Send { path, to } => self.hand_to(FILE_TRANSFER, "send", &path, format!("{to}\n"))?,
             Input::Transfers => {
                 let list = node.transfers().list().await?;
-                self.printer.transfers(&list);
+                self.console.transfers(&list);
             }
             Input::Cancel(what) => {
                 let list = node.transfers().list().await?;
