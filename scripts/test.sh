@@ -14,6 +14,8 @@ cargo fmt --all --check
 step "lints"
 scripts/layers.py
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The node without the overlay (the quick loop for node work) must build and lint clean too.
+cargo clippy -p partyline --no-default-features --all-targets --locked -- -D warnings
 step "tests"
 # Two runs: the protocol's property tests pull in dev-dependency features that would otherwise
 # give the app a second build (the integration tests build and run the real `partyline` binary).

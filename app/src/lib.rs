@@ -9,6 +9,7 @@ pub mod event_json;
 pub mod events;
 pub mod ipc;
 pub mod net;
+#[cfg(feature = "overlay")]
 pub mod overlay;
 pub mod party;
 pub mod paths;

@@ -21,6 +21,7 @@ fn main() -> ExitCode {
     };
     let code = match runtime.block_on(partyline::cli::plan(cli)) {
         partyline::cli::Plan::Exit(code) => code,
+        #[cfg(feature = "overlay")]
         partyline::cli::Plan::Start(start) if start.overlay() => partyline::overlay::run(&runtime, start),
         partyline::cli::Plan::Start(start) => runtime.block_on(start.run_headless()),
     };

@@ -8,6 +8,7 @@
 //! - [`content`]: shared content (games, files) addressed by BLAKE3: manifests, piece lists, and
 //!   the checks that keep a manifest inside the folder it is unpacked into.
 //! - [`blobs`]: requests for content between members (manifest, piece list, runs of pieces).
+//! - [`names`]: the protocol names these go by on a connection.
 //!
 //! Every decoder here takes untrusted bytes and answers with a typed error saying what is wrong.
 
@@ -15,6 +16,7 @@ pub mod blobs;
 pub mod content;
 pub mod invite;
 pub mod link;
+pub mod names;
 pub mod party;
 pub mod time;
 pub mod voice;

@@ -47,10 +47,23 @@ pub const LOOPBACK: &[&str] =
 
 /// Tests that measure real-time audio, and tests that keep both cores busy (the overlay renders
 /// on the CPU), take turns with this lock: on two cores, two of them at once starve each other
-/// and measure the machine rather than Partyline.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
+/// and measure the machine rather than Partyline. It is a lock on a file, so it holds between
+/// threads and between processes alike (a runner that gives each test its own process, or two
+/// test binaries at once); the kernel lets go of it when its holder ends, however it ends.
+pub struct Exclusive {
+    _lock: std::fs::File,
+}
+
+pub fn exclusive() -> Exclusive {
+    let path = std::env::temp_dir().join("partyline-tests.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open the tests' lock {}: {e}", path.display()));
+    file.lock().unwrap_or_else(|e| panic!("cannot take the tests' lock {}: {e}", path.display()));
+    Exclusive { _lock: file }
 }
 
 /// Party tests that are not about voice run without it (no audio devices exist in CI).

@@ -304,7 +304,11 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
     if let Some(timeout) = join_timeout {
         config.join_timeout = timeout;
     }
-    let overlay = !cli.headless && (cli.overlay || settings.overlay.wanted());
+    anyhow::ensure!(
+        !cli.overlay || cfg!(feature = "overlay"),
+        "this Partyline was built without the overlay (cargo feature `overlay`); run it headless"
+    );
+    let overlay = cfg!(feature = "overlay") && !cli.headless && (cli.overlay || settings.overlay.wanted());
     let start = Start::new(dirs, settings, std::sync::Arc::new(printer), config, begin, overlay);
     Ok(Plan::Start(Box::new(start)))
 }

@@ -25,7 +25,7 @@ use tokio::sync::mpsc;
 use crate::rate::TokenBucket;
 use crate::stats::Counters;
 
-pub const PARTY_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/party/1");
+pub const PARTY_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::PARTY);
 
 /// Messages queued for one peer before it counts as too slow and the message is dropped.
 const WRITER_QUEUE: usize = 256;

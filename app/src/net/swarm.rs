@@ -17,8 +17,8 @@ use libp2p::{
     mdns, noise, ping, quic, relay, tcp, tls, yamux,
 };
 
-pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/kad/1.0.0");
-pub(crate) const IDENTIFY_PROTOCOL: &str = "/partyline/id/1.0.0";
+pub(crate) const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::KAD);
+pub(crate) const IDENTIFY_PROTOCOL: &str = partyline_protocol::names::IDENTIFY;
 
 /// A dead peer shows within this long on QUIC (no packets, including keep-alives, arrive).
 pub(crate) const QUIC_IDLE_TIMEOUT: Duration = Duration::from_secs(5);

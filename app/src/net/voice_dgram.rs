@@ -31,7 +31,7 @@ use crate::transfer::Members;
 use crate::voice::Inbound;
 
 /// What the endpoint's TLS handshake says it is for (never mistaken for a libp2p connection).
-const ALPN: &[u8] = b"/partyline/voice-datagrams/1";
+const ALPN: &[u8] = partyline_protocol::names::VOICE_DATAGRAMS.as_bytes();
 /// Handshakes waiting or in progress at once; more are refused.
 const MAX_HANDSHAKES: usize = 8;
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(5);

@@ -23,7 +23,7 @@ use tokio::sync::mpsc;
 pub(crate) use crate::rate::PeerBuckets;
 use crate::voice::Inbound;
 
-pub const VOICE_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/voice/1");
+pub const VOICE_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::VOICE);
 
 /// A frame older than this when its turn to be written comes is dropped: it would arrive too late.
 const DEADLINE: Duration = Duration::from_millis(150);

@@ -46,7 +46,7 @@ Type a line to chat. Commands:
   //text                   chat a line that starts with /";
 
 #[derive(Debug, PartialEq)]
-pub(crate) enum Input {
+pub enum Input {
     Chat(String),
     Members,
     Invite {

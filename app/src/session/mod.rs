@@ -15,7 +15,7 @@ mod asks;
 pub(crate) mod input;
 mod start;
 
-pub(crate) use input::Input;
+pub use input::Input;
 pub use start::{Begin, Start, invite_terms};
 
 use crate::events::NodeEvent;
@@ -54,13 +54,13 @@ pub async fn shutdown_signal() {
 
 /// A front end drawn by this process (the overlay): it is told every event and what other
 /// processes ask of it, and sends inputs back. `notify` must not block (it drops what does not fit).
-pub(crate) struct Front {
-    pub(crate) notify: Box<dyn FnMut(FrontMsg) + Send>,
-    pub(crate) inputs: mpsc::Receiver<Input>,
+pub struct Front {
+    pub notify: Box<dyn FnMut(FrontMsg) + Send>,
+    pub inputs: mpsc::Receiver<Input>,
 }
 
 #[derive(Debug)]
-pub(crate) enum FrontMsg {
+pub enum FrontMsg {
     Event(NodeEvent),
     /// Draw yourself into this PNG (and the layout into `<path>.json`).
     Screenshot(std::path::PathBuf),

@@ -54,7 +54,7 @@ impl Start {
     }
 
     /// Starts the node and runs it until it leaves its party (headless) or the overlay closes.
-    pub(crate) async fn run(self, front: Option<Front>) -> ExitCode {
+    pub async fn run(self, front: Option<Front>) -> ExitCode {
         let console = self.console.clone();
         match self.go(front).await {
             Ok(code) => code,

@@ -32,7 +32,7 @@ use libp2p::{PeerId, StreamProtocol};
 
 pub use engine::{ContentInfo, TransferConfig, Transfers};
 
-pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new("/partyline/blobs/1");
+pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::BLOBS);
 
 /// The other members of the party (the only peers served, and the ones asked for content), with
 /// the IPs this node is directly connected to each at (empty: relayed only).
