@@ -125,15 +125,26 @@ impl Attacker {
     }
 
     /// A new stream of `protocol` to `peer`, dialing again if it hung up on us (as it may).
+    ///
+    /// The first dial is let finish first, and each try has a time limit: libp2p-stream asked for
+    /// a stream while a dial is under way dials again, and when that second dial is refused for
+    /// the first one's sake, the request waits forever (a CI run hung here for minutes).
     pub fn open(&self, peer: PeerId, protocol: StreamProtocol) -> Stream {
+        self.connected(Duration::from_secs(10));
         let mut control = self.control.clone();
         let redial = self.redial.clone();
         self.runtime.block_on(async move {
             let mut last = None;
             for _ in 0..50 {
-                match control.open_stream(peer, protocol.clone()).await {
-                    Ok(stream) => return stream,
-                    Err(e) => last = Some(e),
+                match tokio::time::timeout(
+                    Duration::from_secs(3),
+                    control.open_stream(peer, protocol.clone()),
+                )
+                .await
+                {
+                    Ok(Ok(stream)) => return stream,
+                    Ok(Err(e)) => last = Some(e.to_string()),
+                    Err(_) => last = Some("no answer within 3 s".to_owned()),
                 }
                 let _ = redial.send(());
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -9,14 +9,15 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result, anyhow, bail};
 use libp2p::PeerId;
-use partyline_protocol::content::{ContentId, Manifest, decode_piece_list};
+use partyline_protocol::content::{ContentId, Manifest};
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::db::{Db, Row, State};
+use super::db::{Db, State};
 use super::disk::{self, Tree};
 use super::fetch::{self, Job, Saved};
 use super::index;
-use super::serve::{self, Catalog, Served};
+use super::rows::{ContentInfo, complete_event, info, manifest_of, served, shared_event, tree_of};
+use super::serve::{self, Catalog};
 use super::{BLOBS_PROTOCOL, Members};
 use crate::events::NodeEvent;
 
@@ -37,23 +38,6 @@ pub struct TransferConfig {
     /// Offer direct sealed channels on a TCP port at this IP, and ask providers for theirs
     /// (`None`: libp2p streams only).
     pub direct: Option<std::net::IpAddr>,
-}
-
-/// What is known of one piece of content.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ContentInfo {
-    pub id: ContentId,
-    pub name: String,
-    pub label: String,
-    /// shared, downloading, stored, placed or failed.
-    pub state: &'static str,
-    pub total: u64,
-    pub files: u64,
-    /// Where its top entry is (whole content), or is being written.
-    pub path: Option<PathBuf>,
-    /// The plugin that asked for the download.
-    pub plugin: Option<String>,
-    pub error: Option<String>,
 }
 
 /// A handle to the engine. Cheap to clone.
@@ -450,68 +434,5 @@ impl Engine {
         tokio::spawn(async move {
             let _ = events.send(event).await;
         });
-    }
-}
-
-fn manifest_of(row: &Row) -> Result<Manifest> {
-    let bytes = row.manifest.as_deref().context("no manifest yet")?;
-    Ok(Manifest::decode(bytes, &row.id)?)
-}
-
-fn tree_of(row: &Row) -> Result<Tree> {
-    let root = row.root.clone().context("not on disk")?;
-    Ok(Tree::new(root, manifest_of(row)?))
-}
-
-fn served(row: &Row) -> Result<Served> {
-    let tree = tree_of(row)?;
-    let pieces = row.pieces.clone().context("no piece list")?;
-    decode_piece_list(&pieces, tree.manifest())?;
-    anyhow::ensure!(tree.top().exists(), "{} is gone", tree.top().display());
-    Ok(Served { manifest: tree.manifest().encode(), pieces, tree })
-}
-
-fn info(row: &Row) -> ContentInfo {
-    let manifest = manifest_of(row).ok();
-    let state = match row.state {
-        State::Shared => "shared",
-        State::Downloading => "downloading",
-        State::Stored => "stored",
-        State::Placed => "placed",
-        State::Failed => "failed",
-    };
-    ContentInfo {
-        id: row.id,
-        name: row.name.clone(),
-        label: row.label.clone(),
-        state,
-        total: manifest.as_ref().map_or(0, Manifest::total),
-        files: manifest.as_ref().map_or(0, |m| m.files().count() as u64),
-        path: row.root.as_ref().map(|root| root.join(&row.name)),
-        plugin: row.plugin.clone(),
-        error: row.error.clone(),
-    }
-}
-
-fn shared_event(info: &ContentInfo) -> NodeEvent {
-    NodeEvent::Shared {
-        id: info.id,
-        name: info.name.clone(),
-        total: info.total,
-        files: info.files,
-        path: info.path.clone().unwrap_or_default(),
-    }
-}
-
-fn complete_event(row: &Row) -> NodeEvent {
-    let info = info(row);
-    NodeEvent::TransferComplete {
-        id: row.id,
-        name: info.name,
-        label: info.label,
-        total: info.total,
-        files: info.files,
-        path: info.path.unwrap_or_default(),
-        plugin: info.plugin,
     }
 }

@@ -18,6 +18,7 @@ pub(crate) mod disk;
 mod engine;
 mod fetch;
 pub(crate) mod index;
+mod rows;
 mod sched;
 mod serve;
 mod stream;
@@ -30,7 +31,8 @@ use std::sync::Arc;
 
 use libp2p::{PeerId, StreamProtocol};
 
-pub use engine::{ContentInfo, TransferConfig, Transfers};
+pub use engine::{TransferConfig, Transfers};
+pub use rows::ContentInfo;
 
 pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::BLOBS);
 
