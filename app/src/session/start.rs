@@ -76,21 +76,19 @@ impl Start {
         for problem in problems {
             console.error(&problem);
         }
+        let mut session = Session::new(node, console, terms, front, requests, plugins);
         match begin {
             Begin::Host { fresh, terms: first } => {
-                node.host(fresh).await?;
-                node.invite(first).await?;
-                let session = Session::new(node, console, terms, front, requests, plugins);
-                Ok(session.run(events).await)
+                session.node.host(fresh).await?;
+                session.node.invite(first).await?;
             }
             Begin::Join { link } => {
-                let mut session = Session::new(node, console, terms, front, requests, plugins);
                 if !session.join_first(&link).await {
                     return Ok(ExitCode::from(EXIT_JOIN_FAILED));
                 }
-                Ok(session.run(events).await)
             }
         }
+        Ok(session.run(events).await)
     }
 }
 

@@ -23,6 +23,15 @@ fn day() -> InviteTerms {
     terms(Duration::from_secs(24 * 3600), None)
 }
 
+/// Alice hosts with a day's link; bob and carol join with it.
+fn party_of_three() -> (Sim, partyline_protocol::JoinLink) {
+    let mut sim = Sim::new(&["alice", "bob", "carol"]);
+    let link = sim.host(ALICE, day());
+    sim.join(BOB, &link).unwrap();
+    sim.join(CAROL, &link).unwrap();
+    (sim, link)
+}
+
 fn kicked(sim: &Sim, i: usize) -> Option<bool> {
     sim.nodes[i].events.iter().find_map(|e| match e {
         NodeEvent::Kicked { banned } => Some(*banned),
@@ -32,10 +41,7 @@ fn kicked(sim: &Sim, i: usize) -> Option<bool> {
 
 #[test]
 fn members_join_and_every_roster_agrees() {
-    let mut sim = Sim::new(&["alice", "bob", "carol"]);
-    let link = sim.host(ALICE, day());
-    sim.join(BOB, &link).unwrap();
-    sim.join(CAROL, &link).unwrap();
+    let (mut sim, _) = party_of_three();
     for i in [ALICE, BOB, CAROL] {
         assert_eq!(sim.roster(i), ["alice", "bob", "carol"], "as {} sees it", sim.nodes[i].name);
     }
@@ -102,10 +108,7 @@ fn a_full_party_refuses_one_more() {
 
 #[test]
 fn a_kicked_member_needs_a_new_link() {
-    let mut sim = Sim::new(&["alice", "bob", "carol"]);
-    let link = sim.host(ALICE, day());
-    sim.join(BOB, &link).unwrap();
-    sim.join(CAROL, &link).unwrap();
+    let (mut sim, link) = party_of_three();
     sim.engine(ALICE).kick("bob", false).unwrap();
     sim.run();
     assert_eq!(kicked(&sim, BOB), Some(false));
@@ -140,10 +143,7 @@ fn a_ban_holds_against_the_peer_and_closes_its_link_to_fresh_identities() {
 
 #[test]
 fn members_wait_for_their_owner_and_the_party_goes_on_when_it_is_back() {
-    let mut sim = Sim::new(&["alice", "bob", "carol"]);
-    let link = sim.host(ALICE, day());
-    sim.join(BOB, &link).unwrap();
-    sim.join(CAROL, &link).unwrap();
+    let (mut sim, _) = party_of_three();
     let party = sim.engine(ALICE).party();
     sim.stop(ALICE);
     sim.advance(Duration::from_secs(30));
@@ -163,10 +163,7 @@ fn members_wait_for_their_owner_and_the_party_goes_on_when_it_is_back() {
 
 #[test]
 fn chat_from_concurrent_senders_has_one_order_for_everyone() {
-    let mut sim = Sim::new(&["alice", "bob", "carol"]);
-    let link = sim.host(ALICE, day());
-    sim.join(BOB, &link).unwrap();
-    sim.join(CAROL, &link).unwrap();
+    let (mut sim, _) = party_of_three();
     for round in 0..5 {
         for i in [CAROL, ALICE, BOB] {
             let text = format!("{} {round}", sim.nodes[i].name);
@@ -183,10 +180,7 @@ fn chat_from_concurrent_senders_has_one_order_for_everyone() {
 
 #[test]
 fn a_member_that_missed_messages_fills_the_gap() {
-    let mut sim = Sim::new(&["alice", "bob", "carol"]);
-    let link = sim.host(ALICE, day());
-    sim.join(BOB, &link).unwrap();
-    sim.join(CAROL, &link).unwrap();
+    let (mut sim, _) = party_of_three();
     let bob = sim.nodes[BOB].peer;
     sim.deaf.insert(bob);
     for text in ["one", "two", "three"] {
