@@ -16,6 +16,7 @@ LAYERS = [
     ["voice", "store", "transfer", "event_json"],
     ["stats", "ipc", "rate", "paths", "display", "desktop"],
     ["events"],
+    ["choice"],
 ]
 LAYER = {m: i for i, layer in enumerate(LAYERS) for m in layer}
 

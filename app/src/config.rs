@@ -60,14 +60,86 @@ impl TransferSettings {
     }
 }
 
+/// Whether to draw the overlay (`overlay.show`; `--overlay` and `--headless` say it for one run).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Show {
+    /// The overlay when a display exists, else headless.
+    #[default]
+    Auto,
+    Overlay,
+    Headless,
+}
+
+impl Show {
+    /// Whether to draw the overlay rather than run headless.
+    pub fn overlay(self) -> bool {
+        self == Self::Overlay || (self == Self::Auto && crate::display::available())
+    }
+}
+
+/// The corner or edge of the screen the overlay keeps to (`overlay.anchor`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Anchor {
+    #[default]
+    TopLeft,
+    Top,
+    TopRight,
+    Right,
+    BottomRight,
+    Bottom,
+    BottomLeft,
+    Left,
+}
+
+impl Anchor {
+    /// Clockwise from the top-left corner.
+    pub const ALL: [Anchor; 8] = [
+        Self::TopLeft,
+        Self::Top,
+        Self::TopRight,
+        Self::Right,
+        Self::BottomRight,
+        Self::Bottom,
+        Self::BottomLeft,
+        Self::Left,
+    ];
+
+    /// The next one clockwise.
+    pub fn next(self) -> Self {
+        let i = Self::ALL.iter().position(|a| *a == self).unwrap_or(0);
+        Self::ALL[(i + 1) % Self::ALL.len()]
+    }
+
+    /// Which side it keeps to across and down: -1 the left or top, 1 the right or bottom, 0 the
+    /// middle.
+    pub fn sides(self) -> (i32, i32) {
+        match self {
+            Self::TopLeft => (-1, -1),
+            Self::Top => (0, -1),
+            Self::TopRight => (1, -1),
+            Self::Right => (1, 0),
+            Self::BottomRight => (1, 1),
+            Self::Bottom => (0, 1),
+            Self::BottomLeft => (-1, 1),
+            Self::Left => (-1, 0),
+        }
+    }
+}
+
+impl std::fmt::Display for Anchor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&crate::choice::name(self))
+    }
+}
+
 /// The overlay: where it sits, how it looks, its keys. Its settings panel rewrites this part.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct OverlaySettings {
-    /// "auto" (the overlay when a display exists, else headless), "overlay" or "headless".
-    pub show: String,
-    /// top-left, top, top-right, left, right, bottom-left, bottom or bottom-right.
-    pub anchor: String,
+    pub show: Show,
+    pub anchor: Anchor,
     /// Distance from that corner or edge, pixels.
     pub margin: [i32; 2],
     /// Window size, pixels.
@@ -85,8 +157,8 @@ pub struct OverlaySettings {
 impl Default for OverlaySettings {
     fn default() -> Self {
         Self {
-            show: "auto".into(),
-            anchor: "top-left".into(),
+            show: Show::Auto,
+            anchor: Anchor::TopLeft,
             margin: [24, 24],
             size: [340, 460],
             opacity: 0.8,
@@ -98,16 +170,7 @@ impl Default for OverlaySettings {
 }
 
 impl OverlaySettings {
-    /// Whether to draw the overlay (rather than run headless) when nothing on the command line says.
-    pub fn wanted(&self) -> bool {
-        self.show == "overlay" || (self.show == "auto" && crate::display::available())
-    }
-
     fn validate(&self) -> Result<()> {
-        anyhow::ensure!(
-            matches!(self.show.as_str(), "auto" | "overlay" | "headless"),
-            "overlay.show must be auto, overlay or headless"
-        );
         anyhow::ensure!((0.2..=1.0).contains(&self.opacity), "overlay.opacity must be 0.2 to 1");
         anyhow::ensure!((0.75..=2.0).contains(&self.scale), "overlay.scale must be 0.75 to 2");
         anyhow::ensure!(
@@ -129,7 +192,7 @@ pub struct VoiceSettings {
     /// Speakers or headset: "default", "none", or part of a device's name.
     pub output: String,
     /// "voice" (voice activation), "ptt" (push-to-talk, hold) or "latch" (press to toggle).
-    pub mode: String,
+    pub mode: VoiceMode,
     /// Voice activation: how sure the detector must be that it hears speech, 0 to 1.
     pub threshold: f32,
     /// Voice activation: how long the microphone stays open after speech.
@@ -165,7 +228,7 @@ impl Default for VoiceSettings {
             enabled: true,
             input: "default".into(),
             output: "default".into(),
-            mode: gate.mode.as_str().into(),
+            mode: gate.mode,
             threshold: gate.threshold,
             hold: Duration::from_millis(u64::from(gate.hold_ms)),
             noise_suppression: true,
@@ -194,7 +257,7 @@ impl VoiceSettings {
                 ..CodecSettings::default()
             },
             gate: GateSettings {
-                mode: self.mode.parse().unwrap_or_default(),
+                mode: self.mode,
                 threshold: self.threshold,
                 hold_ms: self.hold.as_millis() as u32,
                 ..GateSettings::default()
@@ -214,7 +277,6 @@ impl VoiceSettings {
     }
 
     fn validate(&self) -> Result<()> {
-        self.mode.parse::<VoiceMode>().map_err(anyhow::Error::msg).context("voice.mode")?;
         anyhow::ensure!((0.0..=1.0).contains(&self.threshold), "voice.threshold must be between 0 and 1");
         anyhow::ensure!(matches!(self.frame.as_millis(), 10 | 20), "voice.frame must be 10ms or 20ms");
         anyhow::ensure!((1..=64).contains(&self.mix_loudest), "voice.mix_loudest must be 1 to 64");
@@ -404,5 +466,24 @@ mod tests {
         assert!(err.contains("nmae"), "{err}");
         std::fs::write(&path, "relays = [\"not an address\"]\n").unwrap();
         assert!(Settings::load_or_create(&path).is_err());
+    }
+
+    #[test]
+    fn choices_read_the_same_from_the_file_and_the_command_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("settings.toml");
+        std::fs::write(&path, "[overlay]\nshow = \"headless\"\nanchor = \"bottom-left\"\n[voice]\nmode = \"vad\"\n")
+            .unwrap();
+        let s = Settings::load_or_create(&path).unwrap();
+        assert_eq!((s.overlay.show, s.overlay.anchor), (Show::Headless, Anchor::BottomLeft));
+        assert_eq!(s.voice.mode, VoiceMode::VoiceActivation);
+        assert_eq!("vad".parse::<VoiceMode>(), Ok(s.voice.mode), "the command line takes the same names");
+        assert_eq!(Anchor::BottomLeft.to_string(), "bottom-left");
+        assert_eq!(Anchor::Left.next(), Anchor::TopLeft);
+        std::fs::write(&path, "[overlay]\nanchor = \"middle\"\n").unwrap();
+        let err = format!("{:#}", Settings::load_or_create(&path).unwrap_err());
+        assert!(err.contains("anchor") && err.contains("`middle`") && err.contains("`top-left`"), "{err}");
+        let err = "loud".parse::<VoiceMode>().unwrap_err();
+        assert!(err.contains("`loud`") && ["`voice`", "`ptt`", "`latch`"].iter().all(|m| err.contains(m)), "{err}");
     }
 }

@@ -1,6 +1,7 @@
 //! Partyline: a peer-to-peer party node (libp2p), its voice engine, its command line and its
 //! overlay. See ARCHITECTURE.md at the repository root for how the pieces fit.
 
+pub mod choice;
 pub mod cli;
 pub mod config;
 pub mod desktop;

@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use libp2p::{Multiaddr, PeerId};
 use partyline_protocol::InviteTerms;
 
-use crate::config::Settings;
+use crate::config::{Settings, Show};
 use crate::ipc::{Answer, Request};
 use crate::net::NodeConfig;
 use crate::net::relay_server::{self, RelayConfig};
@@ -308,7 +308,13 @@ async fn prepare(cli: Cli, printer: Printer) -> Result<Plan> {
         !cli.overlay || cfg!(feature = "overlay"),
         "this Partyline was built without the overlay (cargo feature `overlay`); run it headless"
     );
-    let overlay = cfg!(feature = "overlay") && !cli.headless && (cli.overlay || settings.overlay.wanted());
+    // The command line's word for this run, else the settings'.
+    let show = match (cli.overlay, cli.headless) {
+        (true, _) => Show::Overlay,
+        (_, true) => Show::Headless,
+        _ => settings.overlay.show,
+    };
+    let overlay = cfg!(feature = "overlay") && show.overlay();
     let start = Start::new(dirs, settings, std::sync::Arc::new(printer), config, begin, overlay);
     Ok(Plan::Start(Box::new(start)))
 }

@@ -166,7 +166,7 @@ pub(crate) fn carry_out(
             Act::Mode(mode) => {
                 inputs.push(Input::Voice(ptt.set_mode(*mode)));
                 if let Some(file) = &mut file {
-                    file.settings.voice.mode = mode.as_str().into();
+                    file.settings.voice.mode = *mode;
                     save(file, &mut toasts, now);
                 }
             }
@@ -244,15 +244,9 @@ pub(crate) fn carry_out(
     }
 }
 
-pub(crate) const ANCHORS: [&str; 8] =
-    ["top-left", "top", "top-right", "right", "bottom-right", "bottom", "bottom-left", "left"];
-
 fn adjust_overlay(act: &Act, overlay: &mut crate::config::OverlaySettings) {
     match act {
-        Act::NextAnchor => {
-            let i = ANCHORS.iter().position(|a| *a == overlay.anchor).unwrap_or(0);
-            overlay.anchor = ANCHORS[(i + 1) % ANCHORS.len()].into();
-        }
+        Act::NextAnchor => overlay.anchor = overlay.anchor.next(),
         Act::Opacity(d) => overlay.opacity = (overlay.opacity + d).clamp(0.2, 1.0),
         Act::Scale(d) => overlay.scale = (overlay.scale + d).clamp(0.75, 2.0),
         _ => {}

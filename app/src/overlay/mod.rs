@@ -156,7 +156,7 @@ impl Plugin for OverlayPlugin {
         let mode = app
             .world()
             .get_resource::<SettingsFile>()
-            .map(|f| f.settings.voice.mode.parse().unwrap_or_default())
+            .map(|f| f.settings.voice.mode)
             .unwrap_or_default();
         app.init_resource::<Party>()
             .init_resource::<Chat>()

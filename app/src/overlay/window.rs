@@ -13,7 +13,7 @@ use bevy::window::{
 use super::theme::Backdrop;
 use super::x11::{X11Plugin, XLink};
 use super::{Interactive, SettingsFile, Toasts};
-use crate::config::OverlaySettings;
+use crate::config::{Anchor, OverlaySettings};
 
 pub(crate) fn plugin(settings: &OverlaySettings) -> WindowPlugin {
     WindowPlugin {
@@ -81,7 +81,7 @@ fn remember_moves(
     let now = time.elapsed();
     if let Some(m) = moved.read().filter(|m| primary.contains(m.window)).last() {
         let o = &file.settings.overlay;
-        let margin = margin_for(&o.anchor, m.position, UVec2::from(o.size), screen(monitor)).to_array();
+        let margin = margin_for(o.anchor, m.position, UVec2::from(o.size), screen(monitor)).to_array();
         if margin != o.margin {
             file.settings.overlay.margin = margin;
             *save_at = Some(now + std::time::Duration::from_secs(1));
@@ -127,7 +127,7 @@ fn place(
     }
     let (Ok(monitor), Ok(mut window)) = (monitors.single(), windows.single_mut()) else { return };
     let o = &file.settings.overlay;
-    let at = anchored(&o.anchor, IVec2::from(o.margin), UVec2::from(o.size), screen(monitor));
+    let at = anchored(o.anchor, IVec2::from(o.margin), UVec2::from(o.size), screen(monitor));
     if window.position != WindowPosition::At(at) {
         window.position = WindowPosition::At(at);
     }
@@ -152,26 +152,11 @@ fn screen(monitor: &Monitor) -> IRect {
     IRect::from_corners(monitor.physical_position, monitor.physical_position + size)
 }
 
-/// Which side of the screen an anchor is on, across and down: -1 the left or top, 1 the right
-/// or bottom, 0 the middle.
-fn sides(anchor: &str) -> (i32, i32) {
-    match anchor {
-        "top" => (0, -1),
-        "top-right" => (1, -1),
-        "right" => (1, 0),
-        "bottom-right" => (1, 1),
-        "bottom" => (0, 1),
-        "bottom-left" => (-1, 1),
-        "left" => (-1, 0),
-        _ => (-1, -1),
-    }
-}
-
 /// Where the window's top-left corner goes for this anchor (a corner, an edge's middle),
 /// `margin` pixels in from it.
-pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) -> IVec2 {
+pub(crate) fn anchored(anchor: Anchor, margin: IVec2, size: UVec2, screen: IRect) -> IVec2 {
     let size = size.as_ivec2();
-    let (h, v) = sides(anchor);
+    let (h, v) = anchor.sides();
     let along = |side: i32, lo: i32, hi: i32, len: i32, m: i32| match side {
         -1 => lo + m,
         1 => hi - len - m,
@@ -185,9 +170,9 @@ pub(crate) fn anchored(anchor: &str, margin: IVec2, size: UVec2, screen: IRect) 
 
 /// The margin that puts the window's top-left corner at `at` for this anchor: the inverse of
 /// [`anchored`].
-pub(crate) fn margin_for(anchor: &str, at: IVec2, size: UVec2, screen: IRect) -> IVec2 {
+pub(crate) fn margin_for(anchor: Anchor, at: IVec2, size: UVec2, screen: IRect) -> IVec2 {
     let size = size.as_ivec2();
-    let (h, v) = sides(anchor);
+    let (h, v) = anchor.sides();
     let along = |side: i32, lo: i32, hi: i32, len: i32, at: i32| match side {
         -1 => at - lo,
         1 => hi - len - at,
@@ -207,28 +192,26 @@ mod tests {
     fn anchors_place_the_window_inside_the_screen() {
         let screen = IRect::new(0, 0, 1920, 1080);
         let (m, s) = (IVec2::new(10, 20), UVec2::new(300, 400));
-        assert_eq!(anchored("top-left", m, s, screen), IVec2::new(10, 20));
-        assert_eq!(anchored("bottom-right", m, s, screen), IVec2::new(1920 - 300 - 10, 1080 - 400 - 20));
-        assert_eq!(anchored("top", IVec2::ZERO, s, screen), IVec2::new(810, 0));
-        assert_eq!(anchored("left", IVec2::ZERO, s, screen), IVec2::new(0, 340));
+        assert_eq!(anchored(Anchor::TopLeft, m, s, screen), IVec2::new(10, 20));
+        assert_eq!(anchored(Anchor::BottomRight, m, s, screen), IVec2::new(1920 - 300 - 10, 1080 - 400 - 20));
+        assert_eq!(anchored(Anchor::Top, IVec2::ZERO, s, screen), IVec2::new(810, 0));
+        assert_eq!(anchored(Anchor::Left, IVec2::ZERO, s, screen), IVec2::new(0, 340));
         // A second monitor to the right.
         let right = IRect::new(1920, 0, 3840, 1080);
-        assert_eq!(anchored("top-right", IVec2::ZERO, s, right), IVec2::new(3840 - 300, 0));
+        assert_eq!(anchored(Anchor::TopRight, IVec2::ZERO, s, right), IVec2::new(3840 - 300, 0));
     }
 
     #[test]
     fn a_moved_window_keeps_its_anchor_with_a_new_margin() {
         let screen = IRect::new(0, 0, 1920, 1080);
         let s = UVec2::new(300, 401);
-        for anchor in
-            ["top-left", "top", "top-right", "right", "bottom-right", "bottom", "bottom-left", "left"]
-        {
+        for anchor in Anchor::ALL {
             for at in [IVec2::new(0, 0), IVec2::new(777, 333), IVec2::new(1620, 679)] {
                 let margin = margin_for(anchor, at, s, screen);
                 assert_eq!(anchored(anchor, margin, s, screen), at, "{anchor} {at}");
             }
         }
         // Dragged 100 px left and down from the top-right corner: 100 px in from the right.
-        assert_eq!(margin_for("top-right", IVec2::new(1520, 100), s, screen), IVec2::new(100, 100));
+        assert_eq!(margin_for(Anchor::TopRight, IVec2::new(1520, 100), s, screen), IVec2::new(100, 100));
     }
 }

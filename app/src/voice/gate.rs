@@ -8,30 +8,26 @@
 use std::fmt;
 use std::str::FromStr;
 
+use serde::{Deserialize, Serialize};
+
 /// The analysis step: one VAD decision per 10 ms.
 pub(crate) const STEP_MS: u32 = 10;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// `voice.mode` in the settings, `--voice-mode` and `/mode`: one definition of the names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub enum VoiceMode {
     #[default]
+    #[serde(rename = "voice", alias = "vad", alias = "voice-activation")]
     VoiceActivation,
+    #[serde(rename = "ptt", alias = "push-to-talk")]
     PushToTalk,
+    #[serde(rename = "latch", alias = "ptt-latch")]
     PushToTalkLatch,
-}
-
-impl VoiceMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::VoiceActivation => "voice",
-            Self::PushToTalk => "ptt",
-            Self::PushToTalkLatch => "latch",
-        }
-    }
 }
 
 impl fmt::Display for VoiceMode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.write_str(&crate::choice::name(self))
     }
 }
 
@@ -39,12 +35,7 @@ impl FromStr for VoiceMode {
     type Err = String;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "voice" | "vad" | "voice-activation" => Ok(Self::VoiceActivation),
-            "ptt" | "push-to-talk" => Ok(Self::PushToTalk),
-            "latch" | "ptt-latch" => Ok(Self::PushToTalkLatch),
-            other => Err(format!("unknown voice mode {other:?}: use voice, ptt or latch")),
-        }
+        crate::choice::parse(s).map_err(|e| format!("voice mode: {e}"))
     }
 }
 

@@ -184,7 +184,7 @@ fn draw(
             }
             p.spawn(row()).with_children(|r| {
                 r.spawn(theme::text("Position", 12.0, theme::DIM));
-                r.spawn(button(s.overlay.anchor.clone(), Act::NextAnchor, false, b));
+                r.spawn(button(s.overlay.anchor.to_string(), Act::NextAnchor, false, b));
             });
             p.spawn(row()).with_children(|r| {
                 r.spawn(theme::text("Opacity", 12.0, theme::DIM));

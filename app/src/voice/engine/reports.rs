@@ -82,7 +82,7 @@ impl Engine {
                 c.status.largest_block.swap(0, std::sync::atomic::Ordering::Relaxed) as f32 * 1000.0
                     / c.rate as f32
             }),
-            mode: self.config.gate.mode.as_str().to_owned(),
+            mode: self.config.gate.mode.to_string(),
             talking: self.talking,
             sent_kbps: self.sent_kbps,
             fec_loss_percent: self.encoder.expected_loss(),
