@@ -69,7 +69,7 @@ impl BlobAccess {
     /// Runs `work` on the runtime; its outcome comes back as a `blob` event with the returned id.
     pub(super) fn later(
         &mut self,
-        work: impl Future<Output = anyhow::Result<ContentInfo>> + Send + 'static,
+        work: impl Future<Output = anyhow::Result<Content>> + Send + 'static,
     ) -> Result<u64, String> {
         use std::sync::atomic::Ordering;
         if self.in_flight.fetch_add(1, Ordering::AcqRel) >= IN_FLIGHT {
@@ -79,7 +79,7 @@ impl BlobAccess {
         self.next += 1;
         let (request, deliver, in_flight) = (self.next, self.deliver.clone(), self.in_flight.clone());
         self.runtime.spawn(async move {
-            let outcome = work.await.map(|info| content(&info)).map_err(|e| format!("{e:#}"));
+            let outcome = work.await.map_err(|e| format!("{e:#}"));
             in_flight.fetch_sub(1, Ordering::AcqRel);
             deliver(Event::Blob(BlobAnswer { request, outcome }));
         });

@@ -13,7 +13,7 @@ use super::bindings::partyline::plugin::types::Content;
 use super::blob_access::{BlobAccess, content};
 use super::host_api::HostState;
 use super::permission::Permission;
-use crate::transfer::ContentInfo;
+use crate::transfer::{ContentInfo, State};
 
 fn parse_id(id: &str) -> Result<ContentId, String> {
     id.parse().map_err(|e| format!("{e}"))
@@ -39,7 +39,7 @@ impl blobs::Host for HostState {
             ));
         }
         let transfers = access.transfers.clone();
-        access.later(async move { transfers.share(path).await })
+        access.later(async move { transfers.share(path).await.map(|c| content(&c)) })
     }
 
     fn get(&mut self, id: String, label: String) -> Result<(), String> {
@@ -69,7 +69,8 @@ impl blobs::Host for HostState {
         access.later(async move {
             transfers.place(id, dest).await?;
             let list = transfers.list().await?;
-            list.into_iter().find(|c| c.id == id).ok_or_else(|| anyhow::anyhow!("placed content vanished"))
+            let placed = list.into_iter().find(|c| c.id == id);
+            placed.map(|c| content(&c)).ok_or_else(|| anyhow::anyhow!("placed content vanished"))
         })
     }
 
@@ -82,16 +83,13 @@ impl blobs::Host for HostState {
         let transfers = access.transfers.clone();
         access.later(async move {
             let manifest = transfers.inspect(id, peer).await?;
-            Ok(ContentInfo {
-                id,
+            // Not here: no path.
+            Ok(Content {
+                id: id.to_string(),
                 name: manifest.name().to_owned(),
-                label: String::new(),
-                state: "elsewhere",
-                total: manifest.total(),
+                size: manifest.total(),
                 files: manifest.files().count() as u64,
                 path: None,
-                plugin: None,
-                error: None,
             })
         })
     }
@@ -106,6 +104,6 @@ impl blobs::Host for HostState {
             c.plugin.as_deref() == Some(plugin.as_str())
                 || c.path.as_ref().is_some_and(|p| p.starts_with(&library))
         };
-        Ok(list.iter().filter(|c| c.state != "failed").filter(visible).map(content).collect())
+        Ok(list.iter().filter(|c| c.state != State::Failed).filter(visible).map(content).collect())
     }
 }

@@ -21,7 +21,7 @@ use super::sandbox::Sandbox;
 use super::thread::{self, PluginThread, Status};
 use crate::events::{MemberInfo, NodeEvent};
 use crate::paths::Dirs;
-use crate::transfer::Transfers;
+use crate::transfer::{State, Transfers};
 
 /// What all plugins together may have waiting for the session.
 const OUT_QUEUE: usize = 256;
@@ -123,7 +123,7 @@ impl PluginHost {
     pub async fn remind(&self) {
         let Some(transfers) = &self.transfers else { return };
         let Ok(all) = transfers.list().await else { return };
-        for info in all.iter().filter(|c| c.state == "stored") {
+        for info in all.iter().filter(|c| c.state == State::Stored) {
             if let Some(thread) = info.plugin.as_ref().and_then(|p| self.threads.get(p)) {
                 thread.send(Event::TransferDone(content(info)));
             }

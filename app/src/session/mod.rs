@@ -22,6 +22,7 @@ use crate::events::NodeEvent;
 use crate::ipc::{self, Answer, Request};
 use crate::net::Node;
 use crate::plugins::{PluginHost, PluginOut};
+use crate::transfer::State;
 
 /// Exit codes besides 0 (success), 1 (error) and 2 (bad usage).
 pub const EXIT_JOIN_FAILED: u8 = 3;
@@ -413,7 +414,7 @@ impl Session {
             Input::Cancel(what) => {
                 let list = node.transfers().list().await?;
                 let found = list.iter().find(|c| {
-                    c.state == "downloading"
+                    c.state == State::Downloading
                         && (c.id.to_string().starts_with(&what) || c.name == what || c.label == what)
                 });
                 let found = found.with_context(|| format!("no download {what:?} (/transfers lists them)"))?;

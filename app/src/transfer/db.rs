@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use partyline_protocol::ContentId;
 use rusqlite::{Connection, OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS content (
@@ -27,9 +28,11 @@ CREATE TABLE IF NOT EXISTS content (
 );
 ";
 
-/// Where a piece of content is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum State {
+/// Where a piece of content is in its life: the `state` column, `ContentInfo::state`, and
+/// `"state"` in `partyline transfers --json`, named by its serde derive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum State {
     /// A user's own files, shared where they are.
     Shared,
     Downloading,
@@ -41,29 +44,24 @@ pub(crate) enum State {
 }
 
 impl State {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Shared => "shared",
-            Self::Downloading => "downloading",
-            Self::Stored => "stored",
-            Self::Placed => "placed",
-            Self::Failed => "failed",
-        }
+    fn name(self) -> String {
+        crate::choice::name(&self)
     }
 
+    /// A state the database does not know (written by a later version) counts as failed.
     fn parse(s: &str) -> Self {
-        match s {
-            "shared" => Self::Shared,
-            "downloading" => Self::Downloading,
-            "stored" => Self::Stored,
-            "placed" => Self::Placed,
-            _ => Self::Failed,
-        }
+        crate::choice::parse(s).unwrap_or(Self::Failed)
     }
 
     /// Whether the content is whole on disk (and can be served).
     pub(crate) fn whole(self) -> bool {
         matches!(self, Self::Shared | Self::Stored | Self::Placed)
+    }
+}
+
+impl std::fmt::Display for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name())
     }
 }
 
@@ -221,7 +219,7 @@ impl Db {
         let root = root.map(path_text).transpose()?;
         self.db.execute(
             "UPDATE content SET state = ?2, root = COALESCE(?3, root), error = NULL, updated_ms = ?4 WHERE id = ?1",
-            params![&id.0[..], state.as_str(), root, now_ms()],
+            params![&id.0[..], state.name(), root, now_ms()],
         )?;
         Ok(())
     }

@@ -32,6 +32,7 @@ use std::sync::Arc;
 use libp2p::{PeerId, StreamProtocol};
 
 pub use engine::{TransferConfig, Transfers};
+pub use db::State;
 pub use rows::ContentInfo;
 
 pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::BLOBS);

@@ -17,8 +17,7 @@ pub struct ContentInfo {
     pub id: ContentId,
     pub name: String,
     pub label: String,
-    /// shared, downloading, stored, placed or failed.
-    pub state: &'static str,
+    pub state: State,
     pub total: u64,
     pub files: u64,
     /// Where its top entry is (whole content), or is being written.
@@ -48,18 +47,11 @@ pub(super) fn served(row: &Row) -> Result<Served> {
 
 pub(super) fn info(row: &Row) -> ContentInfo {
     let manifest = manifest_of(row).ok();
-    let state = match row.state {
-        State::Shared => "shared",
-        State::Downloading => "downloading",
-        State::Stored => "stored",
-        State::Placed => "placed",
-        State::Failed => "failed",
-    };
     ContentInfo {
         id: row.id,
         name: row.name.clone(),
         label: row.label.clone(),
-        state,
+        state: row.state,
         total: manifest.as_ref().map_or(0, Manifest::total),
         files: manifest.as_ref().map_or(0, |m| m.files().count() as u64),
         path: row.root.as_ref().map(|root| root.join(&row.name)),
