@@ -8,6 +8,7 @@ use libp2p::{Multiaddr, PeerId};
 use partyline_protocol::voice::Pose;
 use partyline_protocol::wire::{LeaveReason, Presence};
 use partyline_protocol::{ContentId, InviteId, PartyId, UnixTime};
+use serde::{Deserialize, Serialize};
 
 /// How this node reaches a member right now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,7 +44,7 @@ pub struct MemberInfo {
 }
 
 /// Counters of what the node refused from other peers, or could not deliver.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stats {
     pub frames_in: u64,
     pub dropped_oversize: u64,
@@ -61,7 +62,7 @@ pub struct Stats {
 }
 
 /// How voice flows right now.
-#[derive(Clone, Debug, Default, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct VoiceStats {
     /// The microphone in use (`None`: listen-only).
     pub input: Option<String>,
@@ -103,7 +104,7 @@ pub struct VoiceStats {
 }
 
 /// How one member's voice reaches us.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct MemberVoiceStats {
     pub peer: PeerId,
     pub name: String,
@@ -258,9 +259,12 @@ pub enum NodeEvent {
         title: String,
         elements: Vec<PanelElement>,
     },
+    /// A plugin's short message; `outcome` when it says how something the user asked of it
+    /// went (`notify.report`).
     PluginToast {
         plugin: String,
         text: String,
+        outcome: Option<Outcome>,
     },
     /// A running plugin asks for these permissions, not granted (empty: it asks for nothing more).
     PluginAsks {
@@ -349,6 +353,15 @@ pub enum NodeEvent {
     },
     PartyEnded,
     Left,
+}
+
+/// How something the user asked of a plugin went (the WIT `notify.outcome`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Working,
+    Done,
+    Failed,
 }
 
 /// One element of a plugin's panel (the WIT `ui.element`).

@@ -62,14 +62,14 @@ fn a_plugin_built_for_another_api_version_is_refused_saying_so() {
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let manifest = std::fs::read_to_string(template_dir().join("plugin.toml")).unwrap();
-    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.2.0\"", "api = \"0.3.0\""))
+    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.2.1\"", "api = \"0.3.0\""))
         .unwrap();
     std::fs::copy(template_wasm(), dir.path().join("template.wasm")).unwrap();
     let (ok, out) = plugins(home.path(), &["install", dir.path().to_str().unwrap()]);
     assert!(!ok);
     let message = out.iter().find_map(|e| e["message"].as_str()).unwrap_or_default().to_owned();
     assert!(
-        message.contains("built for the plugin API 0.3.0") && message.contains("provides 0.2.0"),
+        message.contains("built for the plugin API 0.3.0") && message.contains("provides 0.2.1"),
         "{message}"
     );
     let (_, listed) = plugins(home.path(), &["list"]);

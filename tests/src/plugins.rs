@@ -58,7 +58,7 @@ pub fn install_hostile_with(
     let asked: Vec<String> = permissions.iter().map(|p| format!("\"{p}\"")).collect();
     let settings: String = config.iter().map(|(k, v)| format!("{k} = {v:?}\n")).collect();
     let manifest = format!(
-        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.2.0\"\n\
+        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.2.1\"\n\
          permissions = [{}]\n[config]\nmode = \"{mode}\"\n{settings}",
         asked.join(", ")
     );

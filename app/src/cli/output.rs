@@ -293,7 +293,7 @@ fn to_text(event: &NodeEvent) -> Option<String> {
             let texts: Vec<String> = elements.iter().map(panel_element_text).collect();
             format!("[{plugin}] {title}: {}", texts.join(" | "))
         }
-        NodeEvent::PluginToast { plugin, text } => format!("[{plugin}] {text}"),
+        NodeEvent::PluginToast { plugin, text, .. } => format!("[{plugin}] {text}"),
         NodeEvent::PathAsked { name, path, .. } => format!(
             "* share {path} with the plugin {name}? `/allow-path` lets it read and send what is there, `/deny-path` keeps it from it"
         ),

@@ -10,10 +10,11 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
-use serde_json::Value;
 
 use super::output::{Printer, progress_line};
+use crate::event_json::{Element, Event, Outcome};
 use crate::ipc::{self, Answer, Request};
+use crate::session::{FILE_TRANSFER, GAME_STORE};
 use crate::paths::Dirs;
 
 #[derive(Subcommand, Debug)]
@@ -40,23 +41,19 @@ enum Step {
 pub(crate) async fn games(dirs: &Dirs, command: GamesCommand, printer: Printer) -> Result<ExitCode> {
     match command {
         GamesCommand::List => {
-            run(dirs, "/games", printer, |e| {
-                if e["event"] == "plugin-panel" && e["plugin"] == "game-store" {
-                    Step::Done(ExitCode::SUCCESS)
-                } else {
-                    Step::Ignore
-                }
+            run(dirs, "/games", printer, |e| match e {
+                Event::PluginPanel { plugin, .. } if plugin == GAME_STORE => Step::Done(ExitCode::SUCCESS),
+                _ => Step::Ignore,
             })
             .await
         }
         GamesCommand::Share { path } => {
             let path = absolute(&path)?;
-            let wanted = path.display().to_string();
-            run(dirs, &format!("/share {wanted}"), printer, move |e| match e["event"].as_str() {
-                Some("shared") if e["path"] == wanted.as_str() => Step::Done(ExitCode::SUCCESS),
-                Some("plugin-toast") if e["plugin"] == "game-store" => {
-                    let text = e["text"].as_str().unwrap_or_default();
-                    if text.starts_with("Sharing") { Step::Ignore } else { Step::Done(ExitCode::FAILURE) }
+            let line = format!("/share {}", path.display());
+            run(dirs, &line, printer, move |e| match e {
+                Event::Shared { path: shared, .. } if *shared == path => Step::Done(ExitCode::SUCCESS),
+                Event::PluginToast { plugin, outcome: Some(Outcome::Failed), .. } if plugin == GAME_STORE => {
+                    Step::Done(ExitCode::FAILURE)
                 }
                 _ => Step::Ignore,
             })
@@ -64,27 +61,20 @@ pub(crate) async fn games(dirs: &Dirs, command: GamesCommand, printer: Printer) 
         }
         GamesCommand::Get { game } => {
             let mut complete: Option<std::time::Instant> = None;
-            let ours = |e: &Value| e["label"].as_str().is_some_and(|l| l.eq_ignore_ascii_case(&game));
             run(dirs, &format!("/get {game}"), printer, move |e| {
                 if complete.is_some_and(|at| at.elapsed() > AFTER_COMPLETE) {
                     return Step::Done(ExitCode::SUCCESS);
                 }
-                match e["event"].as_str() {
-                    Some("transfer") if ours(e) => Step::Show,
-                    Some("transfer-complete") if ours(e) => {
+                let ours = |label: &str| label.eq_ignore_ascii_case(&game);
+                match e {
+                    Event::Transfer { label, .. } if ours(label) => Step::Show,
+                    Event::TransferComplete { label, .. } if ours(label) => {
                         complete = Some(std::time::Instant::now());
                         Step::Show
                     }
-                    Some("transfer-failed") if ours(e) => Step::Done(ExitCode::FAILURE),
-                    Some("plugin-toast") if e["plugin"] == "game-store" => {
-                        let text = e["text"].as_str().unwrap_or_default();
-                        if text.contains("installed") || text.contains("already in your library") {
-                            Step::Done(ExitCode::SUCCESS)
-                        } else if text.starts_with("Getting") {
-                            Step::Show
-                        } else {
-                            Step::Done(ExitCode::FAILURE)
-                        }
+                    Event::TransferFailed { label, .. } if ours(label) => Step::Done(ExitCode::FAILURE),
+                    Event::PluginToast { plugin, outcome: Some(outcome), .. } if plugin == GAME_STORE => {
+                        ended(*outcome)
                     }
                     _ => Step::Ignore,
                 }
@@ -98,23 +88,20 @@ pub(crate) async fn games(dirs: &Dirs, command: GamesCommand, printer: Printer) 
 pub(crate) async fn send(dirs: &Dirs, path: &Path, to: &str, printer: Printer) -> Result<ExitCode> {
     let path = absolute(path)?;
     let line = format!("/send {} {to}", path.display());
-    run(dirs, &line, printer, |e| {
-        if e["event"] != "plugin-toast" || e["plugin"] != "file-transfer" {
-            return Step::Ignore;
-        }
-        let text = e["text"].as_str().unwrap_or_default();
-        if text.contains(" received ") {
-            Step::Done(ExitCode::SUCCESS)
-        } else if text.contains("declined")
-            || text.contains("could not receive")
-            || text.contains("no member")
-        {
-            Step::Done(ExitCode::FAILURE)
-        } else {
-            Step::Show
-        }
+    run(dirs, &line, printer, |e| match e {
+        Event::PluginToast { plugin, outcome: Some(outcome), .. } if plugin == FILE_TRANSFER => ended(*outcome),
+        _ => Step::Ignore,
     })
     .await
+}
+
+/// What a plugin's report of the request means for the command.
+fn ended(outcome: Outcome) -> Step {
+    match outcome {
+        Outcome::Working => Step::Show,
+        Outcome::Done => Step::Done(ExitCode::SUCCESS),
+        Outcome::Failed => Step::Done(ExitCode::FAILURE),
+    }
 }
 
 fn absolute(path: &Path) -> Result<PathBuf> {
@@ -129,7 +116,7 @@ async fn run(
     dirs: &Dirs,
     line: &str,
     printer: Printer,
-    mut step: impl FnMut(&Value) -> Step,
+    mut step: impl FnMut(&Event) -> Step,
 ) -> Result<ExitCode> {
     let socket = dirs.socket();
     let mut events = ipc::follow(&socket)
@@ -142,8 +129,8 @@ async fn run(
     }
     let mut bar = false;
     while let Some(text) = events.next_line().await? {
-        let Ok(event) = serde_json::from_str::<Value>(&text) else { continue };
-        let what = if event["event"] == "error" { Step::Done(ExitCode::FAILURE) } else { step(&event) };
+        let Some(event) = Event::from_line(&text) else { continue };
+        let what = if matches!(event, Event::Error { .. }) { Step::Done(ExitCode::FAILURE) } else { step(&event) };
         match what {
             Step::Ignore => continue,
             Step::Show => bar = show(&event, printer, bar),
@@ -158,55 +145,40 @@ async fn run(
 
 /// Prints one followed event: as it came with `--json`; as a progress bar redrawn in place, or a
 /// line, for people. Whether a bar is on screen now.
-fn show(event: &Value, printer: Printer, bar: bool) -> bool {
+fn show(event: &Event, printer: Printer, bar: bool) -> bool {
     if printer.is_json() {
-        printer.raw(&event.to_string());
+        printer.raw(&event.to_line());
         return false;
     }
-    let text = |k: &str| event[k].as_str().unwrap_or_default().to_owned();
-    let number = |k: &str| event[k].as_u64().unwrap_or(0);
     let mut out = std::io::stdout().lock();
-    match event["event"].as_str() {
-        Some("transfer") => {
-            let line =
-                progress_line(&text("name"), number("done"), number("total"), number("peers") as usize);
+    let line = match event {
+        Event::Transfer { name, done, total, peers, .. } => {
+            let line = progress_line(name, *done, *total, *peers);
             let _ = write!(out, "\r{line:<100}");
             let _ = out.flush();
-            true
+            return true;
         }
-        _ => {
-            let line = match event["event"].as_str() {
-                Some("transfer-complete") => format!("{} is here, verified: {}", text("name"), text("path")),
-                Some("plugin-panel") => panel_text(event),
-                Some("shared") => format!("sharing {} ({})", text("name"), text("id")),
-                _ => event["text"].as_str().or(event["message"].as_str()).unwrap_or_default().to_owned(),
-            };
-            let _ = writeln!(out, "{}{line}", if bar { "\n" } else { "" });
-            false
-        }
-    }
+        Event::TransferComplete { name, path, .. } => format!("{name} is here, verified: {}", path.display()),
+        Event::PluginPanel { title, elements, .. } => panel_text(title, elements),
+        Event::Shared { name, id, .. } => format!("sharing {name} ({id})"),
+        Event::PluginToast { text, .. } => text.clone(),
+        Event::TransferFailed { message, .. } | Event::Error { message, .. } => message.clone(),
+        _ => String::new(),
+    };
+    let _ = writeln!(out, "{}{line}", if bar { "\n" } else { "" });
+    false
 }
 
-fn panel_text(panel: &Value) -> String {
-    let mut lines = vec![panel["title"].as_str().unwrap_or_default().to_owned()];
-    for e in panel["elements"].as_array().into_iter().flatten() {
-        match e["kind"].as_str() {
-            Some("heading") => lines.push(format!("\n{}", e["text"].as_str().unwrap_or_default())),
-            Some("text") => lines.push(format!("  {}", e["text"].as_str().unwrap_or_default())),
-            Some("items") => {
-                for item in e["items"].as_array().into_iter().flatten() {
-                    lines.push(format!("  {}", item.as_str().unwrap_or_default()));
-                }
+fn panel_text(title: &str, elements: &[Element]) -> String {
+    let mut lines = vec![title.to_owned()];
+    for e in elements {
+        match e {
+            Element::Heading { text } => lines.push(format!("\n{text}")),
+            Element::Text { text } => lines.push(format!("  {text}")),
+            Element::Items { items } => lines.extend(items.iter().map(|item| format!("  {item}"))),
+            Element::Progress { label, done, total } => {
+                lines.push(format!("  {}", progress_line(label, *done, *total, 1)))
             }
-            Some("progress") => lines.push(format!(
-                "  {}",
-                progress_line(
-                    e["label"].as_str().unwrap_or_default(),
-                    e["done"].as_u64().unwrap_or(0),
-                    e["total"].as_u64().unwrap_or(0),
-                    1
-                )
-            )),
             _ => {}
         }
     }

@@ -10,7 +10,7 @@ use partyline_protocol::wire::{LeaveReason, Presence};
 
 use partyline_protocol::voice::Pose;
 
-use crate::events::{MemberInfo, MemberPose, NodeEvent, Path};
+use crate::events::{MemberInfo, MemberPose, NodeEvent, Outcome, Path};
 
 /// Chat lines kept for scrolling back.
 pub(crate) const CHAT_LINES: usize = 200;
@@ -350,7 +350,10 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
             touched.panels = true;
         }
         NodeEvent::PathAskClosed { .. } => touched.panels = panels.path_ask.take().is_some(),
-        NodeEvent::PluginToast { plugin, text } => toast(ToastKind::Info, format!("{plugin}: {text}")),
+        NodeEvent::PluginToast { plugin, text, outcome } => {
+            let kind = if *outcome == Some(Outcome::Failed) { ToastKind::Error } else { ToastKind::Info };
+            toast(kind, format!("{plugin}: {text}"));
+        }
         NodeEvent::PluginStopped { plugin, reason } => {
             toast(ToastKind::Error, format!("Plugin {plugin} stopped: {reason}"));
         }

@@ -15,7 +15,7 @@ use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;
 use super::permission::Permission;
-use crate::events::PanelElement;
+use crate::events::{Outcome, PanelElement};
 use crate::rate::TokenBucket;
 
 /// Largest message to the same plugin on other members.
@@ -45,6 +45,7 @@ pub enum PluginOut {
     Toast {
         plugin: String,
         text: String,
+        outcome: Option<Outcome>,
     },
     /// The plugin was stopped (trap, deadline, limits) and is disabled until restarted.
     Stopped {
@@ -332,9 +333,25 @@ impl ui::Host for HostState {
 
 impl notify::Host for HostState {
     fn toast(&mut self, text: String) -> Result<(), String> {
+        self.say(text, None)
+    }
+
+    fn report(&mut self, text: String, outcome: notify::Outcome) -> Result<(), String> {
+        let outcome = match outcome {
+            notify::Outcome::Working => Outcome::Working,
+            notify::Outcome::Done => Outcome::Done,
+            notify::Outcome::Failed => Outcome::Failed,
+        };
+        self.say(text, Some(outcome))
+    }
+}
+
+impl HostState {
+    /// A toast (at most 200 characters), at the plugin's toast rate.
+    pub(crate) fn say(&mut self, text: String, outcome: Option<Outcome>) -> Result<(), String> {
         self.allow_at_rate(&Permission::Notify, |s| &mut s.toasts)?;
         let text: String = text.chars().take(200).collect();
-        self.send(PluginOut::Toast { plugin: self.plugin.clone(), text })
+        self.send(PluginOut::Toast { plugin: self.plugin.clone(), text, outcome })
     }
 }
 

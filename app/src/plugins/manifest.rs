@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::permission::Permission;
 
 /// The plugin API this host provides: the version of the WIT package `partyline:plugin`.
-pub const API_VERSION: &str = "0.2.0";
+pub const API_VERSION: &str = "0.2.1";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -53,12 +53,17 @@ pub fn check_api(wanted: &str) -> Result<()> {
     };
     let h = parse_version(API_VERSION).expect("the host's version parses");
     let same_track = if h.0 == 0 { w.0 == 0 && w.1 == h.1 } else { w.0 == h.0 };
-    if !same_track || (w.0, w.1) > (h.0, h.1) {
+    if !same_track {
         let track = if h.0 == 0 { format!("0.{}.x", h.1) } else { format!("{}.x", h.0) };
         bail!(
             "built for the plugin API {wanted}, but this Partyline provides {API_VERSION} (it runs plugins built for {track})"
         );
     }
+    // A newer patch may call functions this host does not have.
+    anyhow::ensure!(
+        w <= h,
+        "built for the plugin API {wanted}, but this Partyline provides {API_VERSION}, an older one: update Partyline"
+    );
     Ok(())
 }
 
@@ -91,7 +96,9 @@ feed = "https://store.example.com/feed.json"
     #[test]
     fn api_versions_on_the_same_track_are_accepted_others_refused_saying_why() {
         assert!(check_api("0.2.0").is_ok());
-        assert!(check_api("0.2.7").is_ok(), "patch releases are compatible");
+        assert!(check_api("0.2.1").is_ok());
+        let e = check_api("0.2.7").unwrap_err().to_string();
+        assert!(e.contains("provides 0.2.1"), "a newer patch may use what this host lacks: {e}");
         let e = check_api("0.3.0").unwrap_err().to_string();
         assert!(e.contains("built for the plugin API 0.3.0") && e.contains("0.2.x"), "{e}");
         let e = check_api("0.1.0").unwrap_err().to_string();

@@ -33,7 +33,18 @@ fn start(
     config: &[(&str, &str)],
     db: Option<&Path>,
 ) -> Started {
-    let loaded = rt.load(&wasm(name)).unwrap();
+    start_component(rt, &wasm(name), name, grants, config, db)
+}
+
+fn start_component(
+    rt: &Runtime,
+    component: &[u8],
+    name: &str,
+    grants: &[Permission],
+    config: &[(&str, &str)],
+    db: Option<&Path>,
+) -> Started {
+    let loaded = rt.load(component).unwrap();
     let (tx, out) = mpsc::channel(64);
     let db = db.map(|p| PluginDb::open(p).unwrap());
     let state = HostState::new(name, grants, db, tx);
@@ -114,6 +125,45 @@ fn the_template_plugin_renders_stores_and_messages() {
     let mut sandbox = sandbox;
     sandbox.handle(&Event::Action(UiAction { id: "wave".into(), value: None })).unwrap();
     assert!(texts(&drain(&mut t.out)).contains(&"You waved 2 times".to_owned()));
+}
+
+/// The template as built for API 0.2.0 (kept in `tests/fixtures`) runs on this host: 0.2.1 only
+/// added to the API, and wasmtime matches the component's 0.2.0 imports and exports to it.
+#[test]
+fn a_plugin_built_for_an_older_patch_of_the_api_still_runs() {
+    let rt = Runtime::new(None).unwrap();
+    let old = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/template-0.2.0.wasm")).unwrap();
+    let (grants, dir) = (all_template_permissions(), tempfile::tempdir().unwrap());
+    let db = dir.path().join("plugins.db");
+    let mut t = start_component(&rt, &old, "template", &grants, &[("greeting", "Old friend")], Some(&db));
+    assert_eq!(t.started, Ok(()));
+    assert!(texts(&drain(&mut t.out)).contains(&"Old friend".to_owned()), "init draws the panel");
+    t.sandbox.handle(&Event::Joined(vec![member("ana", true), member("bob", false)])).unwrap();
+    t.sandbox.handle(&Event::Action(UiAction { id: "wave".into(), value: None })).unwrap();
+    assert!(texts(&drain(&mut t.out)).contains(&"You waved 1 times".to_owned()));
+}
+
+/// A request the user made that the plugin refuses (sending to a member who is not there) is
+/// reported to the user as failed, with the plugin's reason: before, it was only logged, and
+/// `partyline send` waited forever.
+#[test]
+fn an_action_the_plugin_refuses_is_reported_as_failed() {
+    let rt = Runtime::new(None).unwrap();
+    let grants: Vec<Permission> =
+        ["party", "party.message", "storage", "ui", "notify", "blobs"].iter().map(|p| p.parse().unwrap()).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let mut t = start(&rt, "file_transfer", &grants, &[], Some(&dir.path().join("plugins.db")));
+    assert_eq!(t.started, Ok(()));
+    t.sandbox.handle(&Event::Joined(vec![member("ana", true), member("bob", false)])).unwrap();
+    drain(&mut t.out);
+    let send = UiAction { id: "send".into(), value: Some("carl\n/tmp/a file".into()) };
+    assert!(matches!(t.sandbox.handle(&Event::Action(send)), Err(CallError::Plugin(_))));
+    let outs = drain(&mut t.out);
+    let failed = outs.iter().find_map(|o| match o {
+        PluginOut::Toast { text, outcome: Some(crate::events::Outcome::Failed), .. } => Some(text.clone()),
+        _ => None,
+    });
+    assert_eq!(failed.as_deref(), Some("no member named \"carl\""), "{outs:?}");
 }
 
 /// The hostile plugin in `mode`, granted `grants`.

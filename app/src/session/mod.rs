@@ -257,7 +257,7 @@ impl Session {
                 self.panels.insert(plugin, panel.clone());
                 panel
             }
-            PluginOut::Toast { plugin, text } => NodeEvent::PluginToast { plugin, text },
+            PluginOut::Toast { plugin, text, outcome } => NodeEvent::PluginToast { plugin, text, outcome },
             PluginOut::Stopped { plugin, reason } => NodeEvent::PluginStopped { plugin, reason },
         };
         self.announce(event);
@@ -441,8 +441,8 @@ impl Session {
 }
 
 /// The bundled plugins the transfer commands go to.
-const GAME_STORE: &str = "game-store";
-const FILE_TRANSFER: &str = "file-transfer";
+pub(crate) const GAME_STORE: &str = "game-store";
+pub(crate) const FILE_TRANSFER: &str = "file-transfer";
 
 impl Session {
     /// The plugin host, if the bundled `plugin` runs.

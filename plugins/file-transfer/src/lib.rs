@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use partyline_plugin_sdk::blobs::{self, Destination};
+use partyline_plugin_sdk::notify::Outcome;
 use partyline_plugin_sdk::{
     Event, Guest, Member, Panel, export, fields, human_bytes, line, messaging, notify, party, storage,
 };
@@ -85,11 +86,12 @@ fn with<T>(f: impl FnOnce(&mut State) -> Result<T, String>) -> Result<T, String>
 const HISTORY: &str = "history";
 const INCOMING: &str = "in:";
 
-fn note(state: &mut State, text: String) -> Result<(), String> {
+/// Keeps `text` in the history and reports it: how a transfer the user asked for ended.
+fn note(state: &mut State, text: String, outcome: Outcome) -> Result<(), String> {
     state.history.insert(0, text.clone());
     state.history.truncate(20);
     storage::set(HISTORY, state.history.join("\n").as_bytes())?;
-    notify::toast(&text)
+    notify::report(&text, outcome)
 }
 
 fn member_named(name: &str) -> Result<Member, String> {
@@ -157,19 +159,19 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
             if let Some(t) = outgoing(state, &id, &from) {
                 let text = format!("{} received {} ({}, verified)", from.name, t.name, human_bytes(t.size));
                 set_stage(state, &id, &from, Stage::Done(String::new()));
-                note(state, text)?;
+                note(state, text, Outcome::Done)?;
             }
         }
         ("decline", _) => {
             if let Some(t) = outgoing(state, &id, &from) {
                 set_stage(state, &id, &from, Stage::Declined);
-                note(state, format!("{} declined {}", from.name, t.name))?;
+                note(state, format!("{} declined {}", from.name, t.name), Outcome::Failed)?;
             }
         }
         ("failed", [_, why]) => {
             if let Some(t) = outgoing(state, &id, &from) {
                 set_stage(state, &id, &from, Stage::Failed(why.clone()));
-                note(state, format!("{} could not receive {}: {why}", from.name, t.name))?;
+                note(state, format!("{} could not receive {}: {why}", from.name, t.name), Outcome::Failed)?;
             }
         }
         ("cancel", _) => {
@@ -178,7 +180,7 @@ fn heard(state: &mut State, from: Member, data: &[u8]) -> Result<(), String> {
                 let _ = blobs::cancel(&id);
                 let _ = storage::delete(&format!("{INCOMING}{id}"));
                 set_stage(state, &id, &from, Stage::Cancelled);
-                note(state, format!("{} cancelled {}", from.name, t.name))?;
+                note(state, format!("{} cancelled {}", from.name, t.name), Outcome::Failed)?;
             }
         }
         _ => {}
@@ -330,9 +332,12 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
                 inspected(state, &id, answer.outcome)?;
                 inspect_next(state);
             } else if let Some((to_id, to_name)) = state.sharing.remove(&answer.request) {
-                let c = answer.outcome?;
+                let c = match answer.outcome {
+                    Ok(c) => c,
+                    Err(why) => return notify::report(&format!("Cannot send to {to_name}: {why}"), Outcome::Failed),
+                };
                 tell(&to_id, &["offer", &c.id, &c.size.to_string(), &c.files.to_string(), &c.name])?;
-                notify::toast(&format!("Offered {} to {to_name}", c.name))?;
+                notify::report(&format!("Offered {} to {to_name}", c.name), Outcome::Working)?;
                 let t = Transfer {
                     peer: (to_id, to_name),
                     name: c.name,
@@ -352,11 +357,11 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
                         if let Some(t) = state.transfers.get_mut(&id) {
                             t.stage = Stage::Done(path.clone());
                         }
-                        note(state, format!("{} from {} is in {path}", t.name, t.peer.1))?;
+                        note(state, format!("{} from {} is in {path}", t.name, t.peer.1), Outcome::Done)?;
                     }
                     (Err(why), Some(t)) => {
                         tell(&t.peer.0, &["failed", &id, &why])?;
-                        note(state, format!("{}: {why}", t.name))?;
+                        note(state, format!("{}: {why}", t.name), Outcome::Failed)?;
                     }
                     _ => {}
                 }
@@ -387,7 +392,7 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
                 let (peer, name) = (t.peer.0.clone(), t.name.clone());
                 if why != "cancelled" {
                     let _ = tell(&peer, &["failed", &id, &why]);
-                    note(state, format!("{name}: {why}"))?;
+                    note(state, format!("{name}: {why}"), Outcome::Failed)?;
                 }
             }
         }

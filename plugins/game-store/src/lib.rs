@@ -21,6 +21,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use partyline_plugin_sdk::blobs::{self, Destination};
+use partyline_plugin_sdk::notify::Outcome;
 use partyline_plugin_sdk::{
     Content, Event, Guest, Panel, export, fields, http, human_bytes, line, messaging, notify, storage,
 };
@@ -216,17 +217,17 @@ fn find(state: &State, wanted: &str) -> Result<(String, String), String> {
 fn get(state: &mut State, wanted: &str) -> Result<(), String> {
     let (id, name) = match find(state, wanted) {
         Ok(found) => found,
-        Err(why) => return notify::toast(&why),
+        Err(why) => return notify::report(&why, Outcome::Failed),
     };
     if state.library.values().any(|g| g.id == id) {
-        notify::toast(&format!("{name} is already in your library"))?;
+        notify::report(&format!("{name} is already in your library"), Outcome::Done)?;
         return Ok(());
     }
     blobs::get(&id, &name)?;
     storage::set(&format!("{PENDING}{id}"), name.as_bytes())?;
     state.pending.insert(id.clone(), name.clone());
     state.progress.insert(id, (0, 0, 0));
-    notify::toast(&format!("Getting {name}"))
+    notify::report(&format!("Getting {name}"), Outcome::Working)
 }
 
 fn placed(state: &mut State, id: &str, content: Content) -> Result<(), String> {
@@ -241,7 +242,7 @@ fn placed(state: &mut State, id: &str, content: Content) -> Result<(), String> {
     let path = game.path.clone();
     state.library.insert(name.clone(), game);
     announce(state)?;
-    notify::toast(&format!("{name} installed: {path}"))
+    notify::report(&format!("{name} installed: {path}"), Outcome::Done)
 }
 
 fn draw(state: &State) -> Result<(), String> {
@@ -350,12 +351,12 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
                 state.library.insert(content.name.clone(), game);
                 state.note = None;
                 announce(state)?;
-                notify::toast(&format!("Sharing {} with the party", content.name))?;
+                notify::report(&format!("Sharing {} with the party", content.name), Outcome::Done)?;
             }
             (Some(Request::Place(id)), Ok(content)) => placed(state, &id, content)?,
             (_, Err(why)) => {
                 state.note = Some(why.clone());
-                notify::toast(&why)?;
+                notify::report(&why, Outcome::Failed)?;
             }
             (None, Ok(_)) => {}
         },
@@ -375,7 +376,7 @@ fn on_event(state: &mut State, event: Event) -> Result<(), String> {
         Event::TransferFailed((id, why)) => {
             state.progress.remove(&id);
             let name = state.pending.get(&id).cloned().unwrap_or(id);
-            notify::toast(&format!("{name}: {why}"))?;
+            notify::report(&format!("{name}: {why}"), Outcome::Failed)?;
         }
         Event::Http(answer) => match serde_json::from_slice::<Feed>(&answer.body) {
             Ok(feed) if answer.status == 200 => {
