@@ -292,6 +292,12 @@ fn a_file_is_sent_accepted_and_received_and_another_declined() {
     let (ok, out) = send_file(&alice, &mut bob, "bob", &folder, "decline:");
     assert!(!ok && out.iter().any(|e| e["text"].as_str().is_some_and(|t| t.contains("declined"))), "{out:?}");
     assert!(!bob.home.join("data/downloads/Saves").exists());
+
+    // To someone not in the party: refused at once, saying so (it used to wait forever).
+    let (ok, out) =
+        run_cli(&alice.home, &["send", file.to_str().unwrap(), "--to", "carl"], Duration::from_secs(20));
+    let said = |e: &Value| e["outcome"] == "failed" && e["text"] == "no member named \"carl\"";
+    assert!(!ok && out.iter().any(said), "{out:?}");
 }
 
 #[test]
