@@ -15,6 +15,7 @@ LAYERS = [
     ["config", "party", "plugins"],
     ["voice", "store", "transfer", "event_json"],
     ["stats", "ipc", "rate", "paths", "display", "desktop"],
+    ["membership"],
     ["events"],
     ["choice"],
 ]

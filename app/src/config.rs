@@ -472,8 +472,11 @@ mod tests {
     fn choices_read_the_same_from_the_file_and_the_command_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("settings.toml");
-        std::fs::write(&path, "[overlay]\nshow = \"headless\"\nanchor = \"bottom-left\"\n[voice]\nmode = \"vad\"\n")
-            .unwrap();
+        std::fs::write(
+            &path,
+            "[overlay]\nshow = \"headless\"\nanchor = \"bottom-left\"\n[voice]\nmode = \"vad\"\n",
+        )
+        .unwrap();
         let s = Settings::load_or_create(&path).unwrap();
         assert_eq!((s.overlay.show, s.overlay.anchor), (Show::Headless, Anchor::BottomLeft));
         assert_eq!(s.voice.mode, VoiceMode::VoiceActivation);
@@ -484,6 +487,9 @@ mod tests {
         let err = format!("{:#}", Settings::load_or_create(&path).unwrap_err());
         assert!(err.contains("anchor") && err.contains("`middle`") && err.contains("`top-left`"), "{err}");
         let err = "loud".parse::<VoiceMode>().unwrap_err();
-        assert!(err.contains("`loud`") && ["`voice`", "`ptt`", "`latch`"].iter().all(|m| err.contains(m)), "{err}");
+        assert!(
+            err.contains("`loud`") && ["`voice`", "`ptt`", "`latch`"].iter().all(|m| err.contains(m)),
+            "{err}"
+        );
     }
 }

@@ -395,6 +395,15 @@ pub enum PanelElement {
 }
 
 impl NodeEvent {
+    /// Whether the party engine's members may have changed with it (who, their names or
+    /// presence).
+    pub fn touches_membership(&self) -> bool {
+        matches!(
+            self,
+            Self::Joined { .. } | Self::MemberJoined { .. } | Self::MemberLeft { .. } | Self::Presence { .. }
+        ) || self.is_terminal()
+    }
+
     /// After a terminal event the node is no longer in a party.
     pub fn is_terminal(&self) -> bool {
         matches!(self, Self::JoinFailed { .. } | Self::Kicked { .. } | Self::PartyEnded | Self::Left)

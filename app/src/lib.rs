@@ -9,6 +9,7 @@ pub mod display;
 pub mod event_json;
 pub mod events;
 pub mod ipc;
+pub mod membership;
 pub mod net;
 #[cfg(feature = "overlay")]
 pub mod overlay;

@@ -14,8 +14,8 @@ use clap::Subcommand;
 use super::output::{Printer, progress_line};
 use crate::event_json::{Element, Event, Outcome};
 use crate::ipc::{self, Answer, Request};
-use crate::session::{FILE_TRANSFER, GAME_STORE};
 use crate::paths::Dirs;
+use crate::session::{FILE_TRANSFER, GAME_STORE};
 
 #[derive(Subcommand, Debug)]
 pub(crate) enum GamesCommand {
@@ -89,7 +89,9 @@ pub(crate) async fn send(dirs: &Dirs, path: &Path, to: &str, printer: Printer) -
     let path = absolute(path)?;
     let line = format!("/send {} {to}", path.display());
     run(dirs, &line, printer, |e| match e {
-        Event::PluginToast { plugin, outcome: Some(outcome), .. } if plugin == FILE_TRANSFER => ended(*outcome),
+        Event::PluginToast { plugin, outcome: Some(outcome), .. } if plugin == FILE_TRANSFER => {
+            ended(*outcome)
+        }
         _ => Step::Ignore,
     })
     .await
@@ -130,7 +132,8 @@ async fn run(
     let mut bar = false;
     while let Some(text) = events.next_line().await? {
         let Some(event) = Event::from_line(&text) else { continue };
-        let what = if matches!(event, Event::Error { .. }) { Step::Done(ExitCode::FAILURE) } else { step(&event) };
+        let what =
+            if matches!(event, Event::Error { .. }) { Step::Done(ExitCode::FAILURE) } else { step(&event) };
         match what {
             Step::Ignore => continue,
             Step::Show => bar = show(&event, printer, bar),

@@ -9,25 +9,34 @@ impl From<&NodeEvent> for Event {
     fn from(event: &NodeEvent) -> Self {
         use NodeEvent as N;
         match event.clone() {
-            N::Listening { addrs } => Self::Listening { addrs: addrs.iter().map(ToString::to_string).collect() },
+            N::Listening { addrs } => {
+                Self::Listening { addrs: addrs.iter().map(ToString::to_string).collect() }
+            }
             N::Link { link, invite, expires, max_uses } => {
                 Self::Link { link, invite: invite.to_string(), expires: expires.to_string(), max_uses }
             }
             N::LinkOffered { party, owner } => Self::LinkOffered { party: party.to_string(), owner },
             N::LinkOfferClosed { joining } => Self::LinkOfferClosed { joining },
-            N::Joined { party, members } => {
-                Self::Joined { party: party.to_string(), members: members.into_iter().map(|m| m.name).collect() }
-            }
+            N::Joined { party, members } => Self::Joined {
+                party: party.to_string(),
+                members: members.into_iter().map(|m| m.name).collect(),
+            },
             N::MemberJoined { peer, name } => Self::MemberJoined { peer, name },
-            N::MemberLeft { peer, name, reason } => Self::MemberLeft { peer, name, reason: reason.as_str().into() },
-            N::Presence { peer, name, presence } => Self::Presence { peer, name, presence: presence.as_str().into() },
+            N::MemberLeft { peer, name, reason } => {
+                Self::MemberLeft { peer, name, reason: reason.as_str().into() }
+            }
+            N::Presence { peer, name, presence } => {
+                Self::Presence { peer, name, presence: presence.as_str().into() }
+            }
             N::Chat { seq, peer, from, text, ts_ms, history } => {
                 Self::Chat { from, text, ts: ts_ms, seq, peer, history }
             }
             N::Members { members } => Self::Members { members: members.iter().map(member).collect() },
             N::Connection { peer, name, path } => Self::Connection { peer, name, path: path.as_str().into() },
             N::HolePunch { peer, name, ok, error } => Self::HolePunch { peer, name, ok, error },
-            N::Revoked { invites } => Self::Revoked { invites: invites.iter().map(ToString::to_string).collect() },
+            N::Revoked { invites } => {
+                Self::Revoked { invites: invites.iter().map(ToString::to_string).collect() }
+            }
             N::Reconnecting { attempt } => Self::Reconnecting { attempt },
             N::Speaking { peer, name, on } => Self::Speaking { peer, name, on },
             N::VoiceState { muted, deafened } => Self::VoiceState { muted, deafened },
@@ -41,16 +50,23 @@ impl From<&NodeEvent> for Event {
             },
             N::AudioStarted { source, at_ms } => Self::AudioStarted { source: source.into(), at_ms },
             N::Stats(s) => Self::Stats(s),
-            N::PluginMessage { peer, plugin, data } => Self::PluginMessage { plugin, from: peer, bytes: data.len() },
-            N::PluginPanel { plugin, name, title, elements } => {
-                Self::PluginPanel { plugin, name, title, elements: elements.into_iter().map(element).collect() }
+            N::PluginMessage { peer, plugin, data } => {
+                Self::PluginMessage { plugin, from: peer, bytes: data.len() }
             }
+            N::PluginPanel { plugin, name, title, elements } => Self::PluginPanel {
+                plugin,
+                name,
+                title,
+                elements: elements.into_iter().map(element).collect(),
+            },
             N::PluginToast { plugin, text, outcome } => Self::PluginToast { plugin, text, outcome },
             N::PluginStopped { plugin, reason } => Self::PluginStopped { plugin, reason },
             N::PathAsked { plugin, name, path } => Self::PathAsked { plugin, name, path },
             N::PathAskClosed { plugin, shared } => Self::PathAskClosed { plugin, shared },
             N::PluginAsks { plugin, name, permissions } => Self::PluginAsks { plugin, name, permissions },
-            N::Shared { id, name, total, files, path } => Self::Shared { id: id.to_string(), name, total, files, path },
+            N::Shared { id, name, total, files, path } => {
+                Self::Shared { id: id.to_string(), name, total, files, path }
+            }
             N::Transfer { id, name, label, done, total, peers, direct, .. } => {
                 Self::Transfer { id: id.to_string(), name, label, done, total, peers, direct }
             }

@@ -10,8 +10,8 @@ use libp2p::PeerId;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use crate::events::{Outcome, Stats, VoiceStats};
 use crate::events::NodeEvent;
+pub use crate::events::{Outcome, Stats, VoiceStats};
 
 mod from;
 
@@ -20,34 +20,104 @@ mod from;
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
 pub enum Event {
-    Listening { addrs: Vec<String> },
-    Link { link: String, invite: String, expires: String, max_uses: Option<u32> },
-    LinkOffered { party: String, owner: PeerId },
-    LinkOfferClosed { joining: bool },
+    Listening {
+        addrs: Vec<String>,
+    },
+    Link {
+        link: String,
+        invite: String,
+        expires: String,
+        max_uses: Option<u32>,
+    },
+    LinkOffered {
+        party: String,
+        owner: PeerId,
+    },
+    LinkOfferClosed {
+        joining: bool,
+    },
     /// `members`: their names.
-    Joined { party: String, members: Vec<String> },
-    MemberJoined { peer: PeerId, name: String },
+    Joined {
+        party: String,
+        members: Vec<String>,
+    },
+    MemberJoined {
+        peer: PeerId,
+        name: String,
+    },
     /// `reason`: left, timeout or kicked.
-    MemberLeft { peer: PeerId, name: String, reason: String },
+    MemberLeft {
+        peer: PeerId,
+        name: String,
+        reason: String,
+    },
     /// `presence`: online, away or muted.
-    Presence { peer: PeerId, name: String, presence: String },
+    Presence {
+        peer: PeerId,
+        name: String,
+        presence: String,
+    },
     /// `ts`: ms since the Unix epoch.
-    Chat { from: String, text: String, ts: u64, seq: u64, peer: PeerId, history: bool },
-    Members { members: Vec<Member> },
+    Chat {
+        from: String,
+        text: String,
+        ts: u64,
+        seq: u64,
+        peer: PeerId,
+        history: bool,
+    },
+    Members {
+        members: Vec<Member>,
+    },
     /// `path`: direct, relayed or offline.
-    Connection { peer: PeerId, name: String, path: String },
-    HolePunch { peer: PeerId, name: String, ok: bool, error: Option<String> },
-    Revoked { invites: Vec<String> },
-    Reconnecting { attempt: u32 },
-    Speaking { peer: PeerId, name: String, on: bool },
-    VoiceState { muted: bool, deafened: bool },
+    Connection {
+        peer: PeerId,
+        name: String,
+        path: String,
+    },
+    HolePunch {
+        peer: PeerId,
+        name: String,
+        ok: bool,
+        error: Option<String>,
+    },
+    Revoked {
+        invites: Vec<String>,
+    },
+    Reconnecting {
+        attempt: u32,
+    },
+    Speaking {
+        peer: PeerId,
+        name: String,
+        on: bool,
+    },
+    VoiceState {
+        muted: bool,
+        deafened: bool,
+    },
     VoiceStats(VoiceStats),
-    Positions { me: Option<Place>, members: Vec<MemberPlace> },
-    AudioStarted { source: String, at_ms: u64 },
+    Positions {
+        me: Option<Place>,
+        members: Vec<MemberPlace>,
+    },
+    AudioStarted {
+        source: String,
+        at_ms: u64,
+    },
     Stats(Stats),
     /// `bytes`: how many came (the bytes themselves are the plugin's).
-    PluginMessage { plugin: String, from: PeerId, bytes: usize },
-    PluginPanel { plugin: String, name: String, title: String, elements: Vec<Element> },
+    PluginMessage {
+        plugin: String,
+        from: PeerId,
+        bytes: usize,
+    },
+    PluginPanel {
+        plugin: String,
+        name: String,
+        title: String,
+        elements: Vec<Element>,
+    },
     /// `outcome` (working, done or failed) only when the plugin reports how a request went.
     PluginToast {
         plugin: String,
@@ -55,22 +125,68 @@ pub enum Event {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         outcome: Option<Outcome>,
     },
-    PluginStopped { plugin: String, reason: String },
-    PathAsked { plugin: String, name: String, path: String },
-    PathAskClosed { plugin: String, shared: bool },
-    PluginAsks { plugin: String, name: String, permissions: Vec<String> },
-    Shared { id: String, name: String, total: u64, files: u64, path: PathBuf },
-    Transfer { id: String, name: String, label: String, done: u64, total: u64, peers: usize, direct: usize },
-    TransferComplete { id: String, name: String, label: String, total: u64, files: u64, path: PathBuf },
-    TransferFailed { id: String, name: String, label: String, message: String },
-    TransferPeerDropped { id: String, peer: PeerId, reason: String },
+    PluginStopped {
+        plugin: String,
+        reason: String,
+    },
+    PathAsked {
+        plugin: String,
+        name: String,
+        path: String,
+    },
+    PathAskClosed {
+        plugin: String,
+        shared: bool,
+    },
+    PluginAsks {
+        plugin: String,
+        name: String,
+        permissions: Vec<String>,
+    },
+    Shared {
+        id: String,
+        name: String,
+        total: u64,
+        files: u64,
+        path: PathBuf,
+    },
+    Transfer {
+        id: String,
+        name: String,
+        label: String,
+        done: u64,
+        total: u64,
+        peers: usize,
+        direct: usize,
+    },
+    TransferComplete {
+        id: String,
+        name: String,
+        label: String,
+        total: u64,
+        files: u64,
+        path: PathBuf,
+    },
+    TransferFailed {
+        id: String,
+        name: String,
+        label: String,
+        message: String,
+    },
+    TransferPeerDropped {
+        id: String,
+        peer: PeerId,
+        reason: String,
+    },
     /// `fatal`: joining failed for good (the node has left); absent otherwise.
     Error {
         message: String,
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         fatal: bool,
     },
-    Kicked { banned: bool },
+    Kicked {
+        banned: bool,
+    },
     PartyEnded,
     Left,
     /// Written by another version of Partyline.

@@ -90,10 +90,18 @@ fn samples() -> Vec<NodeEvent> {
     let (name, label, path) = ("game".to_owned(), "Game".to_owned(), PathBuf::from("/lib/game"));
     vec![
         NodeEvent::Listening { addrs: vec!["/ip4/127.0.0.1/udp/1/quic-v1".parse().unwrap()] },
-        NodeEvent::Link { link: "partyline://x".into(), invite: InviteId([1; 10]), expires: UnixTime(60), max_uses: Some(16) },
+        NodeEvent::Link {
+            link: "partyline://x".into(),
+            invite: InviteId([1; 10]),
+            expires: UnixTime(60),
+            max_uses: Some(16),
+        },
         NodeEvent::LinkOffered { party: PartyId([2; 16]), owner: p },
         NodeEvent::LinkOfferClosed { joining: true },
-        NodeEvent::Joined { party: PartyId([2; 16]), members: vec![member(1, false, Path::Direct), member(2, true, Path::Offline)] },
+        NodeEvent::Joined {
+            party: PartyId([2; 16]),
+            members: vec![member(1, false, Path::Direct), member(2, true, Path::Offline)],
+        },
         NodeEvent::MemberJoined { peer: p, name: "m1".into() },
         NodeEvent::MemberLeft { peer: p, name: "m1".into(), reason: LeaveReason::Banned },
         NodeEvent::Presence { peer: p, name: "m1".into(), presence: Presence::Muted },
@@ -107,23 +115,53 @@ fn samples() -> Vec<NodeEvent> {
         NodeEvent::VoiceStats(voice),
         NodeEvent::Positions {
             me: Some(Pose { x: 1.0, y: 2.0, z: 3.0, yaw: std::f32::consts::FRAC_PI_2 }),
-            members: vec![MemberPose { peer: p, name: "m1".into(), pose: Pose { x: 0.0, y: 0.5, z: -1.0, yaw: 0.0 } }],
+            members: vec![MemberPose {
+                peer: p,
+                name: "m1".into(),
+                pose: Pose { x: 0.0, y: 0.5, z: -1.0, yaw: 0.0 },
+            }],
         },
         NodeEvent::Positions { me: None, members: vec![] },
         NodeEvent::AudioStarted { source: "microphone", at_ms: 9 },
         NodeEvent::Reconnecting { attempt: 2 },
         NodeEvent::Stats(stats),
         NodeEvent::PluginMessage { peer: p, plugin: "game-store".into(), data: vec![1, 2, 3] },
-        NodeEvent::PluginPanel { plugin: "game-store".into(), name: "Games".into(), title: "T".into(), elements },
+        NodeEvent::PluginPanel {
+            plugin: "game-store".into(),
+            name: "Games".into(),
+            title: "T".into(),
+            elements,
+        },
         NodeEvent::PluginToast { plugin: "game-store".into(), text: "hello".into(), outcome: None },
-        NodeEvent::PluginToast { plugin: "game-store".into(), text: "Star Fox installed".into(), outcome: Some(Outcome::Done) },
+        NodeEvent::PluginToast {
+            plugin: "game-store".into(),
+            text: "Star Fox installed".into(),
+            outcome: Some(Outcome::Done),
+        },
         NodeEvent::PluginAsks { plugin: "x".into(), name: "X".into(), permissions: vec!["ui".into()] },
         NodeEvent::PathAsked { plugin: "x".into(), name: "X".into(), path: "/home/a".into() },
         NodeEvent::PathAskClosed { plugin: "x".into(), shared: false },
         NodeEvent::PluginStopped { plugin: "x".into(), reason: "crashed".into() },
         NodeEvent::Shared { id, name: name.clone(), total: 10, files: 2, path: path.clone() },
-        NodeEvent::Transfer { id, name: name.clone(), label: label.clone(), done: 1, total: 10, peers: 2, direct: 1, plugin: None },
-        NodeEvent::TransferComplete { id, name: name.clone(), label: label.clone(), total: 10, files: 2, path, plugin: None },
+        NodeEvent::Transfer {
+            id,
+            name: name.clone(),
+            label: label.clone(),
+            done: 1,
+            total: 10,
+            peers: 2,
+            direct: 1,
+            plugin: None,
+        },
+        NodeEvent::TransferComplete {
+            id,
+            name: name.clone(),
+            label: label.clone(),
+            total: 10,
+            files: 2,
+            path,
+            plugin: None,
+        },
         NodeEvent::TransferFailed { id, name, label, message: "no space".into(), plugin: None },
         NodeEvent::TransferPeerDropped { id, peer: p, reason: "bad piece".into() },
         NodeEvent::Error { message: "oops".into() },
@@ -139,8 +177,11 @@ fn every_event_writes_the_documented_json() {
     let written: Vec<String> = samples().iter().map(|e| super::to_json(e).to_string()).collect();
     let golden = include_str!("golden.jsonl");
     if std::env::var_os("PARTYLINE_WRITE_GOLDEN").is_some() {
-        std::fs::write(concat!(env!("CARGO_MANIFEST_DIR"), "/src/event_json/golden.jsonl"), written.join("\n") + "\n")
-            .unwrap();
+        std::fs::write(
+            concat!(env!("CARGO_MANIFEST_DIR"), "/src/event_json/golden.jsonl"),
+            written.join("\n") + "\n",
+        )
+        .unwrap();
     }
     let golden: Vec<&str> = golden.lines().collect();
     assert_eq!(written.len(), golden.len());

@@ -29,6 +29,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Settings;
 use crate::events::{MemberInfo, NodeEvent, Stats, VoiceStats};
+use crate::membership::MembershipView;
 use crate::party::{Engine, RevokeTarget};
 use crate::paths::Dirs;
 use crate::stats::Counters;
@@ -205,6 +206,7 @@ pub struct Node {
     transfers: Transfers,
     /// Members' plugin messages ([`NodeEvent::PluginMessage`]), until taken.
     plugin_messages: Arc<std::sync::Mutex<Option<mpsc::Receiver<NodeEvent>>>>,
+    membership: MembershipView,
 }
 
 impl Node {
@@ -245,7 +247,7 @@ impl Node {
         let (link_tx, link_rx) = mpsc::channel(LINK_EVENT_QUEUE);
         let swarm_control = swarm.behaviour().stream.new_control();
         let links = links::Links::new(swarm.behaviour().stream.new_control(), link_tx, counters.clone());
-        let (members, members_rx) = members::MemberSet::new(peer_id);
+        let (members, members_rx) = members::MemberSet::new();
         let voice = match config.voice.clone() {
             Some(mut voice_config) => {
                 voice_config.me = peer_id;
@@ -274,7 +276,7 @@ impl Node {
                 } else {
                     None
                 };
-                Some(voice_bridge::VoiceBridge::new(voice, voice_links, datagrams, peer_id))
+                Some(voice_bridge::VoiceBridge::new(voice, voice_links, datagrams))
             }
             None => None,
         };
@@ -290,6 +292,7 @@ impl Node {
             listeners,
             relays,
         );
+        let membership = members_rx.clone();
         let transfers = Transfers::start(
             swarm_control,
             members_rx,
@@ -307,7 +310,7 @@ impl Node {
         tokio::spawn(event_loop.run());
 
         let plugin_messages = Arc::new(std::sync::Mutex::new(Some(plugin_rx)));
-        let node = Node { tx, peer_id, transfers, plugin_messages };
+        let node = Node { tx, peer_id, transfers, plugin_messages, membership };
         node.call(Command::WaitReady).await?;
         Ok((node, events_rx))
     }
@@ -316,6 +319,11 @@ impl Node {
     /// out the node's events): the first call takes it, later ones get `None`.
     pub fn plugin_messages(&self) -> Option<mpsc::Receiver<NodeEvent>> {
         self.plugin_messages.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    /// Who is in the party, as the node publishes it.
+    pub fn membership(&self) -> MembershipView {
+        self.membership.clone()
     }
 
     pub fn peer_id(&self) -> PeerId {

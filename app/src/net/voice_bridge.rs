@@ -1,5 +1,5 @@
 //! Between the event loop and the voice thread: who gets our voice (the party's members, from the
-//! engine's events), frames and reports going out, reports coming in, and user controls.
+//! membership view), frames and reports going out, reports coming in, and user controls.
 
 use std::collections::HashSet;
 
@@ -12,7 +12,8 @@ use tokio::sync::oneshot;
 use super::links::Links;
 use super::voice_dgram::VoiceDatagrams;
 use super::voice_links::VoiceLinks;
-use crate::events::{MemberInfo, NodeEvent, VoiceStats};
+use crate::events::VoiceStats;
+use crate::membership::Membership;
 use crate::voice::{MicSource, SpeakerSink, Voice, VoiceCommand, VoiceMode, VoiceOut};
 
 /// What a user can change about voice.
@@ -58,18 +59,13 @@ pub(crate) struct VoiceBridge {
     datagrams: Option<VoiceDatagrams>,
     /// When each member was last told our datagram endpoint.
     told: std::collections::HashMap<PeerId, std::time::Instant>,
+    /// The members the voice thread was given (following the membership view).
     members: HashSet<PeerId>,
-    me: PeerId,
 }
 
 impl VoiceBridge {
-    pub(crate) fn new(
-        voice: Voice,
-        links: VoiceLinks,
-        datagrams: Option<VoiceDatagrams>,
-        me: PeerId,
-    ) -> Self {
-        Self { voice, links, datagrams, told: Default::default(), members: HashSet::new(), me }
+    pub(crate) fn new(voice: Voice, links: VoiceLinks, datagrams: Option<VoiceDatagrams>) -> Self {
+        Self { voice, links, datagrams, told: Default::default(), members: HashSet::new() }
     }
 
     pub(crate) fn voice_mut(&mut self) -> &mut Voice {
@@ -77,7 +73,7 @@ impl VoiceBridge {
     }
 
     fn add(&mut self, peer: PeerId, name: &str, links: &mut Links) {
-        if peer != self.me && self.members.insert(peer) {
+        if self.members.insert(peer) {
             self.links.add_peer(peer);
             self.voice.command(VoiceCommand::AddMember { peer, name: name.to_owned() });
             self.tell_endpoint(peer, links);
@@ -117,23 +113,15 @@ impl VoiceBridge {
         true
     }
 
-    /// Follows membership through the party engine's events.
-    pub(crate) fn on_event(&mut self, event: &NodeEvent, links: &mut Links) {
-        match event {
-            NodeEvent::Joined { members, .. } => {
-                for m in members {
-                    self.add(m.peer, &m.name, links);
-                }
-            }
-            NodeEvent::MemberJoined { peer, name } => self.add(*peer, name, links),
-            NodeEvent::MemberLeft { peer, .. } => self.remove(peer),
-            e if e.is_terminal() => {
-                let peers: Vec<PeerId> = self.members.iter().copied().collect();
-                for peer in peers {
-                    self.remove(&peer);
-                }
-            }
-            _ => {}
+    /// Follows the membership view: members who came get our voice (and are told where our
+    /// datagrams go), members who left no longer do.
+    pub(crate) fn follow(&mut self, view: &Membership, links: &mut Links) {
+        let gone: Vec<PeerId> = self.members.iter().filter(|p| !view.is_other(p)).copied().collect();
+        for peer in gone {
+            self.remove(&peer);
+        }
+        for m in view.others() {
+            self.add(m.info.peer, &m.info.name, links);
         }
     }
 
@@ -162,7 +150,7 @@ impl VoiceBridge {
         true
     }
 
-    pub(crate) fn control(&mut self, control: VoiceControl, members: &[MemberInfo]) -> Result<()> {
+    pub(crate) fn control(&mut self, control: VoiceControl, members: &Membership) -> Result<()> {
         let command = match control {
             VoiceControl::Key(down) => VoiceCommand::Key(down),
             VoiceControl::Mode(mode) => VoiceCommand::Mode(mode),
@@ -209,11 +197,6 @@ impl VoiceBridge {
 }
 
 /// The other member called `name` (exactly, or else ignoring case).
-fn member(members: &[MemberInfo], name: &str) -> Result<PeerId> {
-    members
-        .iter()
-        .find(|m| !m.me && m.name == name)
-        .or_else(|| members.iter().find(|m| !m.me && m.name.eq_ignore_ascii_case(name)))
-        .map(|m| m.peer)
-        .ok_or_else(|| anyhow!("no member named {name:?}"))
+fn member(members: &Membership, name: &str) -> Result<PeerId> {
+    members.named(name).map(|m| m.info.peer).ok_or_else(|| anyhow!("no member named {name:?}"))
 }

@@ -27,7 +27,7 @@ use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 use tokio::sync::watch;
 
 use super::voice_links::{PeerBuckets, VoiceCounters};
-use crate::transfer::Members;
+use crate::membership::MembershipView as Members;
 use crate::voice::Inbound;
 
 /// What the endpoint's TLS handshake says it is for (never mistaken for a libp2p connection).
@@ -53,7 +53,7 @@ pub(crate) struct VoiceDatagrams {
     port: u16,
     me: PeerId,
     keypair: Keypair,
-    members: watch::Receiver<Members>,
+    members: Members,
     paths: Paths,
     /// Ports members announced, watched by the task keeping each member's path.
     announced: HashMap<PeerId, (watch::Sender<Option<u16>>, tokio::task::JoinHandle<()>)>,
@@ -70,7 +70,7 @@ impl VoiceDatagrams {
         listen: SocketAddr,
         announce: Option<u16>,
         keypair: &Keypair,
-        members: watch::Receiver<Members>,
+        members: Members,
         inbound: SyncSender<Inbound>,
         buckets: PeerBuckets,
         counters: Arc<VoiceCounters>,
@@ -275,7 +275,7 @@ impl Reader {
 }
 
 /// Accepts handshakes from members; closes the others.
-async fn accept_loop(endpoint: quinn::Endpoint, members: watch::Receiver<Members>, reader: Reader) {
+async fn accept_loop(endpoint: quinn::Endpoint, members: Members, reader: Reader) {
     let handshakes = Arc::new(AtomicUsize::new(0));
     while let Some(incoming) = endpoint.accept().await {
         if handshakes.fetch_add(1, Ordering::Relaxed) >= MAX_HANDSHAKES {
@@ -290,7 +290,7 @@ async fn accept_loop(endpoint: quinn::Endpoint, members: watch::Receiver<Members
             handshakes.fetch_sub(1, Ordering::Relaxed);
             let Ok(Ok(conn)) = conn else { return };
             match peer_of(&conn) {
-                Some(peer) if members.borrow().contains_key(&peer) => reader.file(peer, conn, false),
+                Some(peer) if members.borrow().is_other(&peer) => reader.file(peer, conn, false),
                 peer => {
                     tracing::debug!(?peer, remote = %conn.remote_address(), "voice datagrams from a non-member refused");
                     reader.counters.refused.fetch_add(1, Ordering::Relaxed);
@@ -311,7 +311,7 @@ struct Dialer {
 }
 
 impl Dialer {
-    async fn keep(self, mut ports: watch::Receiver<Option<u16>>, mut members: watch::Receiver<Members>) {
+    async fn keep(self, mut ports: watch::Receiver<Option<u16>>, mut members: Members) {
         let Ok(config) = client_config(&self.keypair, self.peer) else { return };
         let mut wait = REDIAL_FIRST;
         loop {
@@ -329,7 +329,7 @@ impl Dialer {
                 continue;
             }
             let target = *ports.borrow_and_update();
-            let ips: Vec<IpAddr> = members.borrow_and_update().get(&self.peer).cloned().unwrap_or_default();
+            let ips: Vec<IpAddr> = members.borrow_and_update().ips(&self.peer).to_vec();
             if let (Some(port), false) = (target, ips.is_empty()) {
                 for ip in ips {
                     if self.dial(&config, SocketAddr::new(ip, port)).await {
@@ -381,14 +381,14 @@ mod tests {
     struct Side {
         datagrams: VoiceDatagrams,
         peer: PeerId,
-        members: watch::Sender<Members>,
+        members: crate::net::members::MemberSet,
         inbound: std::sync::mpsc::Receiver<Inbound>,
         counters: Arc<VoiceCounters>,
     }
 
     fn side() -> Side {
         let keypair = Keypair::generate_ed25519();
-        let (members, rx) = watch::channel(Members::default());
+        let (members, rx) = crate::net::members::MemberSet::new();
         let (tx, inbound) = std::sync::mpsc::sync_channel(64);
         let counters = Arc::new(VoiceCounters::default());
         let datagrams = VoiceDatagrams::start(
@@ -404,9 +404,15 @@ mod tests {
         Side { datagrams, peer: keypair.public().to_peer_id(), members, inbound, counters }
     }
 
-    fn admit(side: &Side, peer: PeerId) {
+    /// `peer` is the one other member, directly connected at 127.0.0.1.
+    fn admit(side: &mut Side, peer: PeerId) {
         let lo: IpAddr = "127.0.0.1".parse().unwrap();
-        side.members.send_modify(|m| drop(Arc::make_mut(m).insert(peer, vec![lo])));
+        let presence = partyline_protocol::wire::Presence::Online;
+        let path = crate::events::Path::Direct;
+        let info =
+            crate::events::MemberInfo { peer, name: "m".into(), presence, owner: false, me: false, path };
+        side.members.connected(peer, vec![lo]);
+        side.members.publish(Some(vec![info]));
     }
 
     async fn until(what: &str, f: impl Fn() -> bool) {
@@ -428,8 +434,8 @@ mod tests {
     #[tokio::test]
     async fn members_reach_each_other_over_one_path_both_ways() {
         let (mut a, mut b) = (side(), side());
-        admit(&a, b.peer);
-        admit(&b, a.peer);
+        admit(&mut a, b.peer);
+        admit(&mut b, a.peer);
         // Both learn the other's port at once: both dial, one connection stays.
         a.datagrams.announced(b.peer, b.datagrams.port());
         b.datagrams.announced(a.peer, a.datagrams.port());
@@ -444,7 +450,7 @@ mod tests {
         let got = a.inbound.recv_timeout(Duration::from_secs(2)).unwrap();
         assert_eq!((got.peer, got.bytes.as_slice()), (b.peer, &b"voice from b"[..]));
         // A member that leaves loses its path, and cannot open another.
-        a.members.send_modify(|m| drop(Arc::make_mut(m).remove(&b.peer)));
+        a.members.publish(Some(vec![]));
         a.datagrams.remove_peer(&b.peer);
         assert!(!a.datagrams.send(&b.peer, &framed(b"gone")));
         until("b sees it closed", || !b.datagrams.has_path(&a.peer)).await;
@@ -454,7 +460,7 @@ mod tests {
     async fn a_stranger_is_refused_and_nothing_it_sends_gets_in() {
         let (a, mut stranger) = (side(), side());
         // The stranger knows a's port and thinks a is a member; a does not know it.
-        admit(&stranger, a.peer);
+        admit(&mut stranger, a.peer);
         stranger.datagrams.announced(a.peer, a.datagrams.port());
         until("refusal", || a.counters.refused.load(Ordering::Relaxed) >= 1).await;
         // Whatever it sends while its side believes a handshake went through goes nowhere.

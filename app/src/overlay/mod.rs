@@ -153,11 +153,8 @@ pub(crate) struct OverlayPlugin;
 
 impl Plugin for OverlayPlugin {
     fn build(&self, app: &mut App) {
-        let mode = app
-            .world()
-            .get_resource::<SettingsFile>()
-            .map(|f| f.settings.voice.mode)
-            .unwrap_or_default();
+        let mode =
+            app.world().get_resource::<SettingsFile>().map(|f| f.settings.voice.mode).unwrap_or_default();
         app.init_resource::<Party>()
             .init_resource::<Chat>()
             .init_resource::<Toasts>()

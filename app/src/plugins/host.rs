@@ -13,13 +13,14 @@ use super::bindings::partyline::plugin::types::{
 };
 use super::blob_access::{BlobAccess, Handed, content};
 use super::db::PluginDb;
-use super::host_api::{HostState, PartyView, PluginOut};
+use super::host_api::{HostState, PluginOut, member as from_info};
 use super::installed::Installed;
 use super::permission::Permission;
 use super::runtime::{CompiledCache, Runtime};
 use super::sandbox::Sandbox;
 use super::thread::{self, PluginThread, Status};
-use crate::events::{MemberInfo, NodeEvent};
+use crate::events::NodeEvent;
+use crate::membership::MembershipView;
 use crate::paths::Dirs;
 use crate::transfer::{State, Transfers};
 
@@ -33,7 +34,8 @@ pub struct PluginHost {
     transfers: Option<Transfers>,
     out: mpsc::Receiver<PluginOut>,
     /// Who is in the party, to say who a message is from.
-    party: PartyView,
+    /// Who is in the party (the node's published view).
+    membership: MembershipView,
     dirs: Dirs,
     /// Running plugins that ask for permissions the user has not granted: id → (name, those).
     asking: HashMap<String, (String, Vec<Permission>)>,
@@ -42,16 +44,21 @@ pub struct PluginHost {
 }
 
 impl PluginHost {
-    /// Starts the enabled plugins, sharing and downloading through `transfers` (when given);
-    /// returns what went wrong with the others. Needs a tokio runtime.
-    pub fn start(dirs: &Dirs, transfers: Option<Transfers>) -> (Self, Vec<String>) {
+    /// Starts the enabled plugins, sharing and downloading through `transfers` (when given),
+    /// reading the party from `membership`; returns what went wrong with the others. Needs a
+    /// tokio runtime.
+    pub fn start(
+        dirs: &Dirs,
+        transfers: Option<Transfers>,
+        membership: MembershipView,
+    ) -> (Self, Vec<String>) {
         let (tx, out) = mpsc::channel(OUT_QUEUE);
         let mut host = Self {
             threads: HashMap::new(),
             handed: HashMap::new(),
             transfers,
             out,
-            party: PartyView::default(),
+            membership,
             dirs: dirs.clone(),
             asking: HashMap::new(),
             names: HashMap::new(),
@@ -85,7 +92,8 @@ impl PluginHost {
                 let db = PluginDb::open(&dirs.plugins_database()).map_err(|e| tracing::warn!("{e:#}")).ok();
                 let queue = thread::queue();
                 let mut state = HostState::new(&id, &plugin.granted, db, tx.clone())
-                    .with_fetcher(thread::deliver(&queue.0));
+                    .with_fetcher(thread::deliver(&queue.0))
+                    .with_membership(self.membership.clone());
                 if let Some(transfers) = &self.transfers {
                     let handed = self.handed.entry(id.clone()).or_default().clone();
                     let runtime = tokio::runtime::Handle::current();
@@ -167,7 +175,6 @@ impl PluginHost {
                 }
             }
             (None, event) => {
-                self.party.absorb(&event);
                 for thread in self.threads.values() {
                     thread.send(event.clone());
                 }
@@ -220,8 +227,7 @@ impl PluginHost {
     }
 
     fn member(&self, peer: &PeerId) -> Option<Member> {
-        let id = peer.to_string();
-        self.party.members.iter().find(|m| m.id == id).cloned()
+        self.membership.borrow().get(peer).map(|m| from_info(&m.info))
     }
 
     /// The user acted on a plugin's panel.
@@ -286,8 +292,4 @@ impl PluginHost {
     fn thread(&self, plugin: &str) -> Result<&PluginThread> {
         self.threads.get(plugin).with_context(|| format!("no plugin {plugin} is running"))
     }
-}
-
-fn from_info(m: &MemberInfo) -> Member {
-    Member { id: m.peer.to_string(), name: m.name.clone(), me: m.me, owner: m.owner }
 }

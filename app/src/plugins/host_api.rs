@@ -15,7 +15,8 @@ use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;
 use super::permission::Permission;
-use crate::events::{Outcome, PanelElement};
+use crate::events::{MemberInfo, Outcome, PanelElement};
+use crate::membership::{Membership, MembershipView};
 use crate::rate::TokenBucket;
 
 /// Largest message to the same plugin on other members.
@@ -54,26 +55,9 @@ pub enum PluginOut {
     },
 }
 
-/// The party as a plugin sees it, folded from the events it is given.
-#[derive(Default)]
-pub(crate) struct PartyView {
-    pub(crate) members: Vec<Member>,
-}
-
-impl PartyView {
-    /// Follows membership events before the plugin hears of them.
-    pub(crate) fn absorb(&mut self, event: &types::Event) {
-        match event {
-            types::Event::Joined(members) => self.members = members.clone(),
-            types::Event::MemberJoined(m) => {
-                self.members.retain(|x| x.id != m.id);
-                self.members.push(m.clone());
-            }
-            types::Event::MemberLeft(m) => self.members.retain(|x| x.id != m.id),
-            types::Event::Left => self.members.clear(),
-            _ => {}
-        }
-    }
+/// A member as plugins see it.
+pub(crate) fn member(m: &MemberInfo) -> Member {
+    Member { id: m.peer.to_string(), name: m.name.clone(), me: m.me, owner: m.owner }
 }
 
 /// Timers waiting to fire, by id.
@@ -109,7 +93,8 @@ pub(crate) struct HostState {
     pub(crate) plugin: String,
     pub(crate) grants: HashSet<Permission>,
     pub(crate) limits: Limits,
-    pub(crate) party: PartyView,
+    /// Who is in the party (the node's published view).
+    pub(crate) membership: MembershipView,
     pub(crate) timers: Timers,
     pub(crate) counters: Counters,
     db: Option<PluginDb>,
@@ -141,7 +126,7 @@ impl HostState {
             plugin: plugin.to_owned(),
             grants: grants.iter().cloned().collect(),
             limits: Limits::default(),
-            party: PartyView::default(),
+            membership: Membership::default().fixed(),
             timers: Timers::default(),
             counters: Counters::default(),
             db,
@@ -155,6 +140,12 @@ impl HostState {
             panels: TokenBucket::new(20, 10.0, now),
             held_panel: None,
         }
+    }
+
+    /// The plugin reads who is in the party from `view`.
+    pub(crate) fn with_membership(mut self, view: MembershipView) -> Self {
+        self.membership = view;
+        self
     }
 
     /// HTTP answers will be handed to the plugin through `deliver`.
@@ -231,19 +222,19 @@ impl types::Host for HostState {}
 impl party::Host for HostState {
     fn members(&mut self) -> Result<Vec<Member>, String> {
         self.allow(&Permission::Party)?;
-        Ok(self.party.members.clone())
+        Ok(self.membership.borrow().all().map(|m| member(&m.info)).collect())
     }
 
     fn me(&mut self) -> Result<Member, String> {
         self.allow(&Permission::Party)?;
-        self.party.members.iter().find(|m| m.me).cloned().ok_or_else(|| "not in a party".into())
+        self.membership.borrow().me().map(|m| member(&m.info)).ok_or_else(|| "not in a party".into())
     }
 }
 
 impl messaging::Host for HostState {
     fn send(&mut self, to: String, data: Vec<u8>) -> Result<(), String> {
         self.allow_at_rate(&Permission::PartyMessage, |s| &mut s.messages)?;
-        if !self.party.members.iter().any(|m| m.id == to && !m.me) {
+        if !self.membership.borrow().others().any(|m| m.info.peer.to_string() == to) {
             return Err(format!("no other member with id {to}"));
         }
         self.message(Some(to), data)

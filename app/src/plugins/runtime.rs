@@ -179,7 +179,11 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// imports some) traps when called. Wasmtime's `define_unknown_imports_as_traps` would stub the
 /// plugin API too when a plugin imports an older patch of it (0.2.0 of a 0.2.1 host), shadowing
 /// the host's own functions, which the linker matches to it by semver.
-fn stub_foreign_imports(engine: &Engine, linker: &mut Linker<HostState>, component: &Component) -> Result<()> {
+fn stub_foreign_imports(
+    engine: &Engine,
+    linker: &mut Linker<HostState>,
+    component: &Component,
+) -> Result<()> {
     use wasmtime::component::ResourceType;
     use wasmtime::component::types::ComponentItem;
     for (name, item) in component.component_type().imports(engine) {
@@ -192,9 +196,13 @@ fn stub_foreign_imports(engine: &Engine, linker: &mut Linker<HostState>, compone
             match item.ty {
                 ComponentItem::ComponentFunc(_) => {
                     let what = format!("{name}#{export}");
-                    stub.func_new(export, move |_, _, _, _| wasmtime::bail!("`{what}` is not available to plugins"))?;
+                    stub.func_new(export, move |_, _, _, _| {
+                        wasmtime::bail!("`{what}` is not available to plugins")
+                    })?;
                 }
-                ComponentItem::Resource(_) => stub.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?,
+                ComponentItem::Resource(_) => {
+                    stub.resource(export, ResourceType::host::<()>(), |_, _| Ok(()))?
+                }
                 _ => {}
             }
         }

@@ -74,7 +74,6 @@ impl Sandbox {
     /// When the user asked for something (an action) and the plugin says no, the user is told
     /// why, as a failed outcome.
     pub(crate) fn handle(&mut self, event: &Event) -> Result<(), CallError> {
-        self.store.data_mut().party.absorb(event);
         let result = self.call(|plugin, store| plugin.partyline_plugin_guest().call_handle(store, event));
         if let (Event::Action(_), Err(CallError::Plugin(said))) = (event, &result) {
             let _ = self.store.data_mut().say(said.clone(), Some(crate::events::Outcome::Failed));

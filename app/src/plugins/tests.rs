@@ -47,7 +47,7 @@ fn start_component(
     let loaded = rt.load(component).unwrap();
     let (tx, out) = mpsc::channel(64);
     let db = db.map(|p| PluginDb::open(p).unwrap());
-    let state = HostState::new(name, grants, db, tx);
+    let state = HostState::new(name, grants, db, tx).with_membership(ana_and_bob());
     let config = config.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
     let (sandbox, started) = Sandbox::start(loaded.pre, state, config);
     Started { sandbox, started, out }
@@ -77,8 +77,29 @@ fn texts(outs: &[PluginOut]) -> Vec<String> {
     texts
 }
 
+fn peer_of(name: &str) -> libp2p::PeerId {
+    libp2p::identity::Keypair::ed25519_from_bytes([name.as_bytes()[0]; 32]).unwrap().public().to_peer_id()
+}
+
 fn member(name: &str, me: bool) -> Member {
-    Member { id: format!("id-{name}"), name: name.into(), me, owner: me }
+    Member { id: peer_of(name).to_string(), name: name.into(), me, owner: me }
+}
+
+/// The party every plugin under test is in, as the node would publish it: ana (this node, its
+/// owner) and bob.
+fn ana_and_bob() -> crate::membership::MembershipView {
+    use crate::events::{MemberInfo, Path};
+    let info = |name: &str, me: bool| MemberInfo {
+        peer: peer_of(name),
+        name: name.into(),
+        presence: partyline_protocol::wire::Presence::Online,
+        owner: me,
+        me,
+        path: Path::Direct,
+    };
+    let members = [info("ana", true), info("bob", false)];
+    crate::membership::Membership::new(members.map(|info| crate::membership::Member { info, ips: vec![] }))
+        .fixed()
 }
 
 fn all_template_permissions() -> Vec<Permission> {
@@ -132,7 +153,8 @@ fn the_template_plugin_renders_stores_and_messages() {
 #[test]
 fn a_plugin_built_for_an_older_patch_of_the_api_still_runs() {
     let rt = Runtime::new(None).unwrap();
-    let old = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/template-0.2.0.wasm")).unwrap();
+    let old =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/template-0.2.0.wasm")).unwrap();
     let (grants, dir) = (all_template_permissions(), tempfile::tempdir().unwrap());
     let db = dir.path().join("plugins.db");
     let mut t = start_component(&rt, &old, "template", &grants, &[("greeting", "Old friend")], Some(&db));
@@ -149,8 +171,10 @@ fn a_plugin_built_for_an_older_patch_of_the_api_still_runs() {
 #[test]
 fn an_action_the_plugin_refuses_is_reported_as_failed() {
     let rt = Runtime::new(None).unwrap();
-    let grants: Vec<Permission> =
-        ["party", "party.message", "storage", "ui", "notify", "blobs"].iter().map(|p| p.parse().unwrap()).collect();
+    let grants: Vec<Permission> = ["party", "party.message", "storage", "ui", "notify", "blobs"]
+        .iter()
+        .map(|p| p.parse().unwrap())
+        .collect();
     let dir = tempfile::tempdir().unwrap();
     let mut t = start(&rt, "file_transfer", &grants, &[], Some(&dir.path().join("plugins.db")));
     assert_eq!(t.started, Ok(()));

@@ -72,7 +72,8 @@ impl Start {
         let (node, events) = Node::start(config).await?;
         // Plugins start with the node (they share and download through it), before it joins
         // a party, so that they hear of it.
-        let (plugins, problems) = crate::plugins::PluginHost::start(&dirs, Some(node.transfers().clone()));
+        let (plugins, problems) =
+            crate::plugins::PluginHost::start(&dirs, Some(node.transfers().clone()), node.membership());
         for problem in problems {
             console.error(&problem);
         }

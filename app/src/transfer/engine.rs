@@ -62,7 +62,7 @@ impl Transfers {
     /// Starts serving and resumes the downloads a previous run left unfinished.
     pub(crate) fn start(
         mut control: libp2p_stream::Control,
-        members: watch::Receiver<Members>,
+        members: Members,
         events: mpsc::Sender<NodeEvent>,
         config: TransferConfig,
     ) -> Result<Self> {

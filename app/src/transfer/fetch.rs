@@ -16,7 +16,7 @@ use partyline_protocol::blobs::{BlobAnswer, BlobRequest};
 use partyline_protocol::content::{
     ContentId, MAX_MANIFEST_LEN, MAX_PIECES, Manifest, PieceHash, decode_piece_list,
 };
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinSet;
 
 use super::db::{Bitmap, Db};
@@ -43,7 +43,7 @@ const SPACE_MARGIN: u64 = 16 << 20;
 #[derive(Clone)]
 pub(crate) struct Ctx {
     pub(crate) control: libp2p_stream::Control,
-    pub(crate) members: watch::Receiver<Members>,
+    pub(crate) members: Members,
     pub(crate) events: mpsc::Sender<NodeEvent>,
     /// `<transfers>/partial`: each download unpacks into a folder of its own there.
     pub(crate) partial: PathBuf,
@@ -230,7 +230,8 @@ impl Reporter {
 
 /// Asks every member but `skip` whether it has `id`; those who do.
 async fn discover(ctx: &Ctx, id: ContentId, skip: &HashSet<PeerId>) -> Vec<PeerId> {
-    let members: Vec<PeerId> = ctx.members.borrow().keys().filter(|p| !skip.contains(p)).copied().collect();
+    let members: Vec<PeerId> =
+        ctx.members.borrow().others().map(|m| m.info.peer).filter(|p| !skip.contains(p)).collect();
     let mut asks = JoinSet::new();
     for peer in members {
         let mut control = ctx.control.clone();
@@ -298,7 +299,7 @@ async fn manifest_on(s: &mut libp2p::Stream, id: &ContentId) -> Result<Manifest>
 /// What content `id` is, as member `peer`'s manifest of it says (checked against the id, so it
 /// cannot say otherwise): before anything of it is downloaded.
 pub(crate) async fn inspect(ctx: &Ctx, id: ContentId, peer: PeerId) -> Result<Manifest> {
-    anyhow::ensure!(ctx.members.borrow().contains_key(&peer), "{peer} is not a member of this party");
+    anyhow::ensure!(ctx.members.borrow().is_other(&peer), "{peer} is not a member of this party");
     let mut control = ctx.control.clone();
     let ask = async move {
         let mut s = control.open_stream(peer, BLOBS_PROTOCOL).await?;
@@ -362,7 +363,7 @@ async fn pull(
                 looking = None;
                 for peer in found {
                     if active.insert(peer) {
-                        let ips = if ctx.direct { ctx.members.borrow().get(&peer).cloned().unwrap_or_default() } else { Vec::new() };
+                        let ips = if ctx.direct { ctx.members.borrow().ips(&peer).to_vec() } else { Vec::new() };
                         let provider = Provider { peer, ips, control: ctx.control.clone() };
                         let to = Pipe { tx: w.tx.clone(), buffers: w.buffers.clone(), hashes: hashes.clone() };
                         workers.spawn(worker(provider, id, sched.clone(), layout.clone(), to));

@@ -25,21 +25,17 @@ mod stream;
 mod worker;
 mod writer;
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Arc;
+use libp2p::StreamProtocol;
 
-use libp2p::{PeerId, StreamProtocol};
-
-pub use engine::{TransferConfig, Transfers};
 pub use db::State;
+pub use engine::{TransferConfig, Transfers};
 pub use rows::ContentInfo;
 
 pub const BLOBS_PROTOCOL: StreamProtocol = StreamProtocol::new(partyline_protocol::names::BLOBS);
 
 /// The other members of the party (the only peers served, and the ones asked for content), with
 /// the IPs this node is directly connected to each at (empty: relayed only).
-pub type Members = Arc<HashMap<PeerId, Vec<IpAddr>>>;
+pub(crate) use crate::membership::MembershipView as Members;
 
 /// `n` bytes for people: "512 B", "3.2 MiB".
 pub use disk::bytes as human_bytes;

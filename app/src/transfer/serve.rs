@@ -50,7 +50,7 @@ pub(crate) type Catalog = Arc<HashMap<ContentId, Arc<Served>>>;
 #[derive(Clone)]
 struct Shared {
     catalog: watch::Receiver<Catalog>,
-    members: watch::Receiver<Members>,
+    members: Members,
     rate: Option<Arc<Mutex<ByteRate>>>,
     open: Arc<Mutex<HashMap<PeerId, usize>>>,
     door: Option<Arc<Door>>,
@@ -93,7 +93,7 @@ impl Shared {
     /// port answers no one else.
     fn member_at(&self, ip: IpAddr) -> bool {
         let ip = ip.to_canonical();
-        self.members.borrow().values().flatten().any(|m| m.to_canonical() == ip)
+        self.members.borrow().others().flat_map(|m| &m.ips).any(|m| m.to_canonical() == ip)
     }
 
     /// Counts a stream from `peer`, if it is a member and within the limits.
@@ -101,7 +101,7 @@ impl Shared {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         let total: usize = open.values().sum();
         let mine = *open.get(&peer).unwrap_or(&0);
-        if mine >= STREAMS_PER_PEER || total >= STREAMS_TOTAL || !self.members.borrow().contains_key(&peer) {
+        if mine >= STREAMS_PER_PEER || total >= STREAMS_TOTAL || !self.members.borrow().is_other(&peer) {
             tracing::debug!(%peer, "blob stream refused (not a member, or too many streams)");
             return false;
         }
@@ -134,7 +134,7 @@ pub(crate) async fn serve(
     mut incoming: libp2p_stream::IncomingStreams,
     door: Option<TcpListener>,
     catalog: watch::Receiver<Catalog>,
-    members: watch::Receiver<Members>,
+    members: Members,
     upload_limit: Option<u64>,
 ) {
     let rate = upload_limit.map(|l| Arc::new(Mutex::new(ByteRate::new(l, Instant::now()))));
@@ -193,7 +193,7 @@ async fn direct_loop(listener: TcpListener, shared: Shared) {
 async fn serve_stream(peer: PeerId, s: &mut impl Channel, shared: &Shared) -> anyhow::Result<()> {
     let mut files: Option<(ContentId, Files)> = None;
     while let Some(request) = stream::read_request(s, IDLE).await? {
-        if !shared.members.borrow().contains_key(&peer) {
+        if !shared.members.borrow().is_other(&peer) {
             stream::write(s, &BlobAnswer::Refused("not a member of the party".into()).frame()).await?;
             return Ok(());
         }

@@ -55,13 +55,7 @@ impl EventLoop {
                 let _ = reply.send(self.plugin_message(to, plugin, data));
             }
             Command::Members(reply) => {
-                let members = self.engine.members().map(|mut members| {
-                    for m in members.iter_mut().filter(|m| !m.me) {
-                        m.path = self.connections.path(&m.peer);
-                    }
-                    members
-                });
-                let _ = reply.send(members);
+                let _ = reply.send(self.members_now());
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.counters.snapshot());
@@ -80,7 +74,7 @@ impl EventLoop {
     }
 
     fn voice_control(&mut self, control: VoiceControl) -> anyhow::Result<()> {
-        let members = self.engine.members().unwrap_or_default();
+        let members = self.members.now();
         match &mut self.voice {
             Some(voice) => voice.control(control, &members),
             None => Err(anyhow::anyhow!("voice is off")),

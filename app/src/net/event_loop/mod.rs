@@ -25,7 +25,7 @@ use super::links::{LinkEvent, Links};
 use super::members::MemberSet;
 use super::swarm::Behaviour;
 use super::voice_bridge::VoiceBridge;
-use crate::events::{NodeEvent, Path};
+use crate::events::{MemberInfo, NodeEvent, Path};
 use crate::party::{Action, Engine};
 use crate::rate::PeerBuckets;
 use crate::stats::Counters;
@@ -64,8 +64,8 @@ pub(super) struct EventLoop {
     engine: Engine,
     links: Links,
     voice: Option<VoiceBridge>,
-    /// The party's other members, published for the transfer engine.
-    members: Option<MemberSet>,
+    /// The membership view, published for transfers, voice datagrams and plugins.
+    members: MemberSet,
     commands: mpsc::Receiver<Command>,
     link_events: mpsc::Receiver<LinkEvent>,
     events: mpsc::Sender<NodeEvent>,
@@ -127,7 +127,7 @@ impl EventLoop {
             engine,
             links,
             voice,
-            members: None,
+            members: MemberSet::new().0,
             commands,
             link_events,
             events,
@@ -154,9 +154,9 @@ impl EventLoop {
         this
     }
 
-    /// Publishes the party's members to `members` as they change.
+    /// Publishes the membership view to `members` as it changes.
     pub(super) fn publishing_members(mut self, members: MemberSet) -> Self {
-        self.members = Some(members);
+        self.members = members;
         self
     }
 
@@ -259,11 +259,8 @@ impl EventLoop {
                     self.links.migrate(peer);
                 }
                 Action::Emit(event) => {
-                    if let Some(voice) = &mut self.voice {
-                        voice.on_event(&event, &mut self.links);
-                    }
-                    if let Some(members) = &self.members {
-                        members.on_event(&event);
+                    if event.touches_membership() {
+                        self.publish_members();
                     }
                     self.emit(event);
                 }
@@ -271,11 +268,27 @@ impl EventLoop {
         }
     }
 
-    /// Tells the transfer engine where it may reach `peer` directly.
-    fn connections_changed(&mut self, peer: PeerId) {
-        if let Some(members) = &mut self.members {
-            members.connected(peer, self.connections.direct_ips(&peer));
+    /// The party engine's members, with the way to each as our connections have it now.
+    pub(super) fn members_now(&self) -> anyhow::Result<Vec<MemberInfo>> {
+        let mut members = self.engine.members()?;
+        for m in members.iter_mut().filter(|m| !m.me) {
+            m.path = self.connections.path(&m.peer);
         }
+        Ok(members)
+    }
+
+    /// Publishes the membership view, and has voice follow it.
+    fn publish_members(&mut self) {
+        self.members.publish(self.members_now().ok());
+        if let Some(voice) = &mut self.voice {
+            voice.follow(&self.members.now(), &mut self.links);
+        }
+    }
+
+    /// The way to `peer`, and where it may be reached directly, changed.
+    fn connections_changed(&mut self, peer: PeerId) {
+        self.members.connected(peer, self.connections.direct_ips(&peer));
+        self.publish_members();
     }
 
     fn begin_shutdown(&mut self, reply: Option<oneshot::Sender<()>>) {
