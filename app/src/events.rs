@@ -221,8 +221,9 @@ pub enum NodeEvent {
         on: bool,
     },
     /// This node's own voice as the voice engine has it: `muted` (the user muted themselves) and
-    /// `deafened` (hears nobody, and sends nothing either). Sent whenever either changes, whoever
-    /// asked (the overlay, stdin, another process over the local socket).
+    /// `deafened` (hears nobody, and sends nothing either). Sent when voice starts and whenever
+    /// either changes, whoever asked (the overlay, stdin, another process over the local socket);
+    /// never with voice off.
     VoiceState {
         muted: bool,
         deafened: bool,

@@ -249,7 +249,7 @@ fn to_text(event: &NodeEvent) -> Option<String> {
         NodeEvent::VoiceState { muted, deafened } => match (muted, deafened) {
             (_, true) => "* you are deafened: you hear nobody and send nothing".into(),
             (true, false) => "* you are muted".into(),
-            (false, false) => "* you are heard again".into(),
+            (false, false) => "* voice on: you are heard".into(),
         },
         NodeEvent::Speaking { .. } | NodeEvent::AudioStarted { .. } | NodeEvent::Positions { .. } => {
             return None;

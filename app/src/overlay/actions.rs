@@ -122,15 +122,12 @@ pub(crate) fn carry_out(
     let mut inputs = Vec::new();
     for act in acts.read() {
         match act {
+            // The buttons change when the voice engine says so (its `VoiceState`).
             Act::ToggleMute => {
-                party.muted = !party.muted;
-                let presence = if party.muted { Presence::Muted } else { Presence::Online };
+                let presence = if party.muted { Presence::Online } else { Presence::Muted };
                 inputs.push(Input::Presence(presence));
             }
-            Act::ToggleDeafen => {
-                party.deafened = !party.deafened;
-                inputs.push(Input::Voice(VoiceControl::Deafened(party.deafened)));
-            }
+            Act::ToggleDeafen => inputs.push(Input::Voice(VoiceControl::Deafened(!party.deafened))),
             Act::Open(which) => {
                 let next = if *drawer == *which { Drawer::None } else { *which };
                 *drawer = next;

@@ -67,6 +67,9 @@ pub(crate) struct Party {
     pub(crate) members: Vec<Member>,
     /// The newest invite link (only the owner makes them).
     pub(crate) link: Option<String>,
+    /// Whether voice is on: the voice engine reports its state when it starts (chat only: never).
+    pub(crate) voice: bool,
+    /// As the voice engine reports them: the buttons show these, never a click's guess.
     pub(crate) muted: bool,
     pub(crate) deafened: bool,
     /// A link from outside waiting for Join / Stay: its party and owner, shortened.
@@ -307,7 +310,9 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         }
         // What the voice engine says, whoever asked (a click here, stdin, another process).
         NodeEvent::VoiceState { muted, deafened } => {
-            touched.party = set(Some(&mut party.muted), *muted) | set(Some(&mut party.deafened), *deafened);
+            touched.party = set(Some(&mut party.voice), true)
+                | set(Some(&mut party.muted), *muted)
+                | set(Some(&mut party.deafened), *deafened);
         }
         NodeEvent::Link { link, .. } => touched.party = set(Some(&mut party.link), Some(link.clone())),
         NodeEvent::Chat { from, text, peer, history, .. } => {

@@ -215,6 +215,17 @@ fn volume_steps_are_clamped_and_mute_goes_out_as_presence() {
     assert_eq!(inputs.last(), Some(&Input::Voice(VoiceControl::Volume { name: "bob".into(), volume: 2.0 })));
     h.act(Act::ToggleMute);
     assert_eq!(h.update(), vec![Input::Presence(Presence::Muted)]);
+    // The button shows what the voice engine says, not the click.
+    assert!(!h.app.world().resource::<Party>().muted);
+    h.event(NodeEvent::VoiceState { muted: true, deafened: false });
+    h.update();
+    assert!(h.app.world().resource::<Party>().muted);
+    h.act(Act::ToggleMute);
+    h.act(Act::ToggleDeafen);
+    assert_eq!(
+        h.update(),
+        vec![Input::Presence(Presence::Online), Input::Voice(VoiceControl::Deafened(true))]
+    );
     h.act(Act::Open(Drawer::Chat));
     h.update();
     assert!(h.app.world().resource::<Chat>().open);

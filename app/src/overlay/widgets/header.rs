@@ -25,13 +25,17 @@ pub(crate) enum Air {
     /// Sending voice (or the key holds the microphone open).
     Talking,
     Muted,
+    /// Chat only: no voice.
+    Off,
     /// Ready: the microphone opens with the key or the voice.
     Ready(VoiceMode),
 }
 
 pub(crate) fn air(party: &Party, ptt: &Ptt) -> Air {
     let talking = party.me().is_some_and(|m| m.speaking);
-    if party.muted || party.deafened {
+    if !party.voice {
+        Air::Off
+    } else if party.muted || party.deafened {
         Air::Muted
     } else if talking || ptt.keyed() {
         Air::Talking
@@ -60,6 +64,7 @@ fn draw(
     let (label, color) = match air(&party, &ptt) {
         Air::Talking => ("● ON AIR".to_owned(), theme::ON_AIR),
         Air::Muted => ("✕ MUTED".to_owned(), theme::WARN),
+        Air::Off => ("○ chat only".to_owned(), theme::DIM),
         Air::Ready(mode) => (format!("○ {}", mode_label(mode)), theme::DIM),
     };
     let status = match party.status {
@@ -68,7 +73,8 @@ fn draw(
         Status::Reconnecting(n) => format!("reconnecting ({n})"),
     };
     let unread = if chat.unread > 0 { format!("Chat {}", chat.unread) } else { "Chat".to_owned() };
-    let (muted, deafened, open, editing) = (party.muted, party.deafened, *drawer, interactive.0);
+    let (voice, muted, deafened) = (party.voice, party.muted, party.deafened);
+    let (open, editing) = (*drawer, interactive.0);
     redraw(&mut commands, &slots, Slot::Header, |h| {
         h.spawn((theme::panel(b), Probe("header".into()))).with_children(|p| {
             p.spawn(row()).with_children(|r| {
@@ -81,8 +87,15 @@ fn draw(
                 }
             });
             p.spawn(row()).with_children(|r| {
-                r.spawn(button(if muted { "Unmute" } else { "Mute" }, Act::ToggleMute, muted, b));
-                r.spawn(button(if deafened { "Undeafen" } else { "Deafen" }, Act::ToggleDeafen, deafened, b));
+                if voice {
+                    r.spawn(button(if muted { "Unmute" } else { "Mute" }, Act::ToggleMute, muted, b));
+                    r.spawn(button(
+                        if deafened { "Undeafen" } else { "Deafen" },
+                        Act::ToggleDeafen,
+                        deafened,
+                        b,
+                    ));
+                }
                 r.spawn((
                     button(unread, Act::Open(Drawer::Chat), open == Drawer::Chat, b),
                     Probe("chat-button".into()),

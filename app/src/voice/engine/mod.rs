@@ -157,6 +157,8 @@ impl Engine {
     }
 
     pub(super) fn run(mut self) {
+        // Front ends learn that voice is on, and how.
+        self.apply_mute();
         let mut next_tick = Instant::now();
         let mut next_report = Instant::now() + REPORT_EVERY;
         let mut next_pose = Instant::now();
