@@ -1,7 +1,7 @@
 //! A tiny cursor over untrusted bytes and its writer twin, for the hand-laid link payload.
 //! Every read names the field it is reading so errors can say exactly what is missing.
 
-use crate::link::LinkError;
+use crate::errors::LinkError;
 
 pub(crate) struct Writer(Vec<u8>);
 

@@ -18,7 +18,8 @@ use libp2p_identity::ed25519;
 use serde::{Deserialize, Serialize};
 
 use crate::compact::{Reader, Writer};
-use crate::link::LinkError;
+pub use crate::errors::InviteError;
+use crate::errors::LinkError;
 use crate::party::{Party, PartyId, PartySalt};
 use crate::time::UnixTime;
 
@@ -79,19 +80,6 @@ impl Default for InviteTerms {
     fn default() -> Self {
         Self { lifetime: DEFAULT_INVITE_LIFETIME, max_uses: None }
     }
-}
-
-/// Why an invite does not let its holder in.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
-pub enum InviteError {
-    #[error("bad signature: the invite was not signed by the party owner or was changed after signing")]
-    BadSignature,
-    #[error("invite expired at {at}")]
-    Expired { at: UnixTime },
-    #[error("invite was revoked by the party owner")]
-    Revoked,
-    #[error("invite was already used by {max} peer(s), its limit")]
-    UsedUp { max: u32 },
 }
 
 #[derive(Clone, PartialEq, Eq)]

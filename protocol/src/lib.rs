@@ -14,6 +14,7 @@
 
 pub mod blobs;
 pub mod content;
+mod errors;
 pub mod invite;
 pub mod link;
 pub mod names;

@@ -11,7 +11,7 @@
 //! ```
 //!
 //! The owner's signature covers the invite and a digest of the address list, so a link changed
-//! anywhere fails to parse, mostly with [`LinkError::Invite`]`(`[`InviteError::BadSignature`]`)`. Expiry is checked against a `now` the
+//! anywhere fails to parse, mostly with [`LinkError::Invite`]`(`[`crate::InviteError::BadSignature`]`)`. Expiry is checked against a `now` the
 //! caller passes ([`JoinLink::check`]); revocation and use counts only the owner can check.
 
 use std::fmt;
@@ -22,36 +22,17 @@ use libp2p_identity::{PeerId, PublicKey, ed25519};
 use multiaddr::{Multiaddr, Protocol};
 
 use crate::compact::{Reader, Writer};
-use crate::invite::{Invite, InviteError, InviteTerms};
+use crate::invite::{Invite, InviteTerms};
 use crate::party::{PartyId, PartySalt};
 use crate::time::UnixTime;
 
 pub const SCHEME: &str = "partyline";
-pub const JOIN_PREFIX: &str = "partyline://join/";
-pub const LINK_VERSION: u8 = 1;
+pub use crate::errors::{JOIN_PREFIX, LINK_VERSION, LinkError};
 /// A few reachable addresses: direct ones and relayed ones.
 pub const MAX_LINK_ADDRS: usize = 8;
 pub const MAX_ADDR_LEN: usize = 160;
 /// Longest payload text accepted before decoding, so hostile input costs nothing to refuse.
 pub const MAX_PAYLOAD_CHARS: usize = 4096;
-
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum LinkError {
-    #[error("bad scheme: expected a link starting with {JOIN_PREFIX}, got {found:?}")]
-    BadScheme { found: String },
-    #[error("bad encoding: {0}")]
-    BadEncoding(String),
-    #[error("unknown link version {0}: this Partyline understands version {LINK_VERSION}; update it")]
-    UnknownVersion(u8),
-    #[error("truncated link: the {field} is missing or cut short")]
-    Truncated { field: &'static str },
-    #[error("bad {field} in link: {reason}")]
-    BadField { field: &'static str, reason: &'static str },
-    #[error("link has unexpected bytes after its end")]
-    TrailingBytes,
-    #[error("{0}")]
-    Invite(#[from] InviteError),
-}
 
 /// A parsed, signature-checked join link.
 #[derive(Clone, Debug, PartialEq, Eq)]
