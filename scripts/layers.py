@@ -13,7 +13,7 @@ LAYERS = [
     ["session"],
     ["net"],
     ["config", "party", "plugins"],
-    ["voice", "store", "transfer", "event_json"],
+    ["voice", "store", "transfer", "event_json", "companion"],
     ["stats", "ipc", "rate", "paths", "display", "desktop"],
     ["membership"],
     ["events"],

@@ -3,6 +3,7 @@
 
 pub mod choice;
 pub mod cli;
+pub mod companion;
 pub mod config;
 pub mod desktop;
 pub mod display;

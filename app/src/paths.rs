@@ -70,6 +70,11 @@ impl Dirs {
         self.data.join("plugins.sqlite3")
     }
 
+    /// The devices paired as companions (phones, handhelds).
+    pub fn companion_database(&self) -> PathBuf {
+        self.data.join("companion.sqlite3")
+    }
+
     /// Downloads under way and finished ones not yet placed, and what is known of them.
     pub fn transfers(&self) -> PathBuf {
         self.data.join("transfers")
@@ -98,6 +103,16 @@ impl Dirs {
 
 /// Makes `path` (created if missing) readable and writable by this user only (0600), before a
 /// database is opened on it; SQLite gives its journal files the same mode.
+/// A SQLite database only this user can read, opened for the node's use: write-ahead log, and a
+/// wait of up to 5 s when another connection holds it.
+pub fn private_database(path: &Path) -> Result<rusqlite::Connection> {
+    private_file(path)?;
+    let db = rusqlite::Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    db.busy_timeout(std::time::Duration::from_secs(5))?;
+    db.pragma_update(None, "journal_mode", "WAL")?;
+    Ok(db)
+}
+
 pub fn private_file(path: &Path) -> Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     std::fs::OpenOptions::new()

@@ -3,7 +3,6 @@
 //! Each plugin's thread opens its own connection; the plugin host opens one for grants.
 
 use std::path::Path;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use rusqlite::{Connection, OptionalExtension, params};
@@ -43,10 +42,7 @@ pub(crate) struct PluginDb {
 
 impl PluginDb {
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        crate::paths::private_file(path)?;
-        let db = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        db.busy_timeout(Duration::from_secs(2))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
+        let db = crate::paths::private_database(path)?;
         db.execute_batch(SCHEMA).context("cannot set up the plugins database")?;
         Ok(Self { db })
     }

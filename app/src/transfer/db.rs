@@ -4,7 +4,6 @@
 //! written (a bitmap: a restart checks those pieces on disk again before trusting them).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use partyline_protocol::ContentId;
@@ -114,10 +113,7 @@ fn row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Row> {
 
 impl Db {
     pub(crate) fn open(path: &Path) -> Result<Self> {
-        crate::paths::private_file(path)?;
-        let db = Connection::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        db.busy_timeout(Duration::from_secs(5))?;
-        db.pragma_update(None, "journal_mode", "WAL")?;
+        let db = crate::paths::private_database(path)?;
         // The bitmaps are hints a restart verifies; the rest may lose its last moments to a
         // power cut (WAL keeps it consistent).
         db.pragma_update(None, "synchronous", "NORMAL")?;
