@@ -6,4 +6,5 @@
 
 pub mod cert;
 pub mod devices;
+pub mod gateway;
 pub mod pairing;

@@ -202,7 +202,7 @@ mod tests {
         // Past the burst, claims are refused before the token is even looked at.
         let token = p.open(late);
         let refused: Vec<_> = (0..10).map(|_| p.claim("guess", b"n", "d", &CERT, late)).collect();
-        assert!(refused.iter().any(|r| *r == Err(Refused::TooFast)), "{refused:?}");
+        assert!(refused.contains(&Err(Refused::TooFast)), "{refused:?}");
         assert_eq!(p.claim(&token, b"n", "d", &CERT, late), Err(Refused::TooFast));
         assert!(p.claim(&token, b"n", "d", &CERT, late + Duration::from_secs(6)).is_ok());
     }
