@@ -13,7 +13,8 @@ fi
 # device reaches PulseAudio where it runs. Tests: iproute2 and nftables for network namespaces,
 # espeak-ng and sox for test speech, PulseAudio for virtual audio devices; Xvfb and Mesa's software
 # Vulkan (lavapipe) for the overlay's real-window tests, and three window managers it is
-# tried under; python3 as a client of another user for the local socket's test.
+# tried under; python3 as a client of another user for the local socket's test; Chromium and its
+# WebDriver for the companion page's tests in a real browser.
 PACKAGES=(
   pkg-config cmake clang lld
   libasound2-dev libudev-dev libwayland-dev libxkbcommon-dev libdbus-1-dev libopus-dev
@@ -22,6 +23,7 @@ PACKAGES=(
   espeak-ng sox pulseaudio pulseaudio-utils
   xvfb xdotool mesa-vulkan-drivers libvulkan1 libx11-dev libxcursor-dev libxrandr-dev libxi-dev
   openbox fluxbox icewm python3-minimal
+  chromium chromium-driver
 )
 
 missing=()

@@ -94,4 +94,7 @@ async function start() {
   }
 }
 
-start().catch((e) => say("Something went wrong: " + e, true));
+const run = () => start().catch((e) => say("Something went wrong: " + e, true));
+// A new link opened while the page is open changes only the fragment.
+window.addEventListener("hashchange", run);
+run();

@@ -3,6 +3,7 @@
 //! Multi-process tests run the real `partyline` binary on loopback (or in network namespaces) and
 //! read its `--json` events; in-process tests drive `partyline::Node` directly.
 
+mod companion;
 mod consent;
 mod crowd;
 mod devices;

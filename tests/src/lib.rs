@@ -3,6 +3,7 @@
 
 pub mod attacker;
 pub mod audio;
+pub mod browser;
 pub mod capture;
 pub mod device_talk;
 pub mod games;

@@ -62,12 +62,14 @@ pub struct Gateway {
     shared: Arc<Shared>,
     addr: SocketAddr,
     host: IpAddr,
-    task: tokio::task::JoinHandle<()>,
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Drop for Gateway {
     fn drop(&mut self) {
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
 
@@ -96,7 +98,15 @@ impl Gateway {
         });
         let router = router(shared.clone());
         let task = tokio::spawn(serve(listener, tokio_rustls::TlsAcceptor::from(tls), router));
-        Ok(Self { shared, addr, host, task })
+        Ok(Self { shared, addr, host, task: Some(task) })
+    }
+
+    /// Stops listening and closes every connection; the port is free when this returns.
+    pub async fn stop(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+            let _ = task.await;
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -160,11 +170,14 @@ fn tls_config(cert: &Certificate) -> Result<Arc<rustls::ServerConfig>> {
 
 async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, router: Router) {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    // Dropped with this task: the connections close with the listener.
+    let mut connections = tokio::task::JoinSet::new();
     loop {
         let Ok((tcp, peer)) = listener.accept().await else { continue };
+        while connections.try_join_next().is_some() {}
         let Ok(slot) = slots.clone().try_acquire_owned() else { continue };
         let (tls, router) = (tls.clone(), router.clone().layer(Extension(peer)));
-        tokio::spawn(async move {
+        connections.spawn(async move {
             let _slot = slot;
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE, tls.accept(tcp)).await else { return };
             let service = hyper_util::service::TowerToHyperService::new(router);

@@ -114,7 +114,7 @@ async fn a_device_pairs_over_https_stays_paired_and_the_wrong_doors_stay_shut() 
     assert_eq!(blocking(move || c.me(&k)).await, 200);
 
     // After the desktop restarts (same certificate, same database), still paired.
-    drop(gateway);
+    gateway.stop().await;
     let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
     let gateway = Gateway::start((lo, 0).into(), lo, &cert, &db).await.unwrap();
     let client = Arc::new(Client::new(&cert, gateway.port()));

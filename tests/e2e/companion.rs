@@ -1,0 +1,51 @@
+//! The companion page in a real browser (headless Chromium), against the gateway over HTTPS on
+//! loopback: pairing from the link, the desktop's confirmation, still paired after a reload and a
+//! desktop restart, and refused once revoked.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use partyline::companion::{cert, gateway::Gateway};
+use partyline_tests::browser::Browser;
+
+#[test]
+fn a_browser_pairs_from_the_link_stays_paired_and_is_refused_once_revoked() {
+    let _turn = partyline_tests::exclusive();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
+    let db = dir.path().join("companion.sqlite3");
+    let gateway = runtime.block_on(Gateway::start((lo, 0).into(), lo, &cert, &db)).unwrap();
+    let browser = Browser::start(&cert.spki_pin().unwrap());
+
+    // The link, as the QR code carries it: the page claims it and shows the code it computed
+    // itself, which is the one the desktop holds.
+    let link = gateway.pair();
+    browser.open(&link);
+    let code = browser.wait_text("code", Duration::from_secs(20), |t| t.len() == 6);
+    let (name, waiting) = gateway.waiting().expect("a device waits for confirmation");
+    assert_eq!(waiting, code);
+    gateway.confirm(&code).unwrap();
+    let paired = browser.wait_text("status", Duration::from_secs(10), |t| t.starts_with("Paired as"));
+    assert_eq!(paired, format!("Paired as {name}."));
+
+    // The same link again (a reused token): refused, and the page says so; the device stays
+    // paired.
+    browser.open(&link);
+    browser.wait_text("status", Duration::from_secs(10), |t| t.contains("no pairing is open"));
+    browser.open(&format!("https://127.0.0.1:{}/", gateway.port()));
+    browser.wait_text("status", Duration::from_secs(10), |t| t == paired);
+
+    // After the desktop restarts, a reload is still paired.
+    let port = gateway.port();
+    runtime.block_on(gateway.stop());
+    let gateway = runtime.block_on(Gateway::start((lo, port).into(), lo, &cert, &db)).unwrap();
+    browser.reload();
+    browser.wait_text("status", Duration::from_secs(10), |t| t == paired);
+
+    // Revoked on the desktop: the page is told it is not paired.
+    assert!(gateway.revoke(&name).unwrap());
+    browser.reload();
+    browser.wait_text("status", Duration::from_secs(10), |t| t.contains("not paired"));
+}
