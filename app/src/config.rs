@@ -33,6 +33,23 @@ pub struct Settings {
     pub overlay: OverlaySettings,
     pub relay_server: RelayServerSettings,
     pub transfers: TransferSettings,
+    pub companion: CompanionSettings,
+}
+
+/// The companion gateway (a phone or handheld as remote): off unless turned on here.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CompanionSettings {
+    /// Serve the companion page on the local network (HTTPS).
+    pub enabled: bool,
+    /// Its TCP port; 0 picks a free one each run (paired devices then lose it).
+    pub port: u16,
+}
+
+impl Default for CompanionSettings {
+    fn default() -> Self {
+        Self { enabled: false, port: 47800 }
+    }
 }
 
 /// Sharing games and files with members.
@@ -338,6 +355,7 @@ impl Default for Settings {
             overlay: OverlaySettings::default(),
             relay_server: RelayServerSettings::default(),
             transfers: TransferSettings::default(),
+            companion: CompanionSettings::default(),
         }
     }
 }

@@ -340,6 +340,25 @@ pub enum NodeEvent {
         peer: PeerId,
         reason: String,
     },
+    /// The companion gateway: a pairing link to show as a QR code, a device waiting for the
+    /// user to confirm its code, a device paired or revoked, the paired devices.
+    CompanionPairing {
+        url: String,
+    },
+    DeviceWaiting {
+        name: String,
+        code: String,
+    },
+    DevicePaired {
+        name: String,
+    },
+    DeviceRevoked {
+        name: String,
+    },
+    Devices {
+        /// Name, and when last used (ms since the Unix epoch).
+        devices: Vec<(String, u64)>,
+    },
     /// Something went wrong; the node keeps running.
     Error {
         message: String,

@@ -49,3 +49,46 @@ fn a_browser_pairs_from_the_link_stays_paired_and_is_refused_once_revoked() {
     browser.reload();
     browser.wait_text("status", Duration::from_secs(10), |t| t.contains("not paired"));
 }
+
+/// Through the running Partyline: `/pair-device` gives the link, the page in the browser claims
+/// it, the desktop hears which device asks with which code, `/confirm-device` pairs it, and
+/// `/devices` and `/revoke-device` list and unpair it.
+#[test]
+fn pairing_runs_through_the_headless_commands() {
+    let _turn = partyline_tests::exclusive();
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("config")).unwrap();
+    std::fs::write(home.path().join("config/settings.toml"), "[companion]\nenabled = true\nport = 0\n")
+        .unwrap();
+    let mut args = vec!["host", "--name", "ana"];
+    args.extend_from_slice(partyline_tests::LOOPBACK);
+    args.extend_from_slice(partyline_tests::NO_VOICE);
+    let mut ana = partyline_tests::Proc::start_in("ana", home.path(), &args, None, &[]);
+    ana.wait_event(Duration::from_secs(20), "link");
+
+    ana.send("/pair-device");
+    let url =
+        ana.wait_event(Duration::from_secs(10), "companion-pairing")["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("https://") && url.contains("/#"), "{url}");
+    let cert = cert::load_or_make(&home.path().join("data/companion"), &cert::lan_ips()).unwrap();
+    let browser = Browser::start(&cert.spki_pin().unwrap());
+    browser.open(&url);
+    let code = browser.wait_text("code", Duration::from_secs(20), |t| t.len() == 6);
+    let waiting = ana.wait_event(Duration::from_secs(10), "device-waiting");
+    assert_eq!(waiting["code"], code.as_str());
+    let name = waiting["name"].as_str().unwrap().to_owned();
+
+    ana.send(&format!("/confirm-device {code}"));
+    assert_eq!(ana.wait_event(Duration::from_secs(10), "device-paired")["name"], name.as_str());
+    browser.wait_text("status", Duration::from_secs(10), |t| t == format!("Paired as {name}."));
+    ana.send("/devices");
+    let devices = ana.wait_event(Duration::from_secs(10), "devices");
+    assert_eq!(devices["devices"][0]["name"], name.as_str(), "{devices}");
+
+    ana.send("/confirm-device 000000");
+    assert!(ana.wait_event(Duration::from_secs(10), "error")["message"].as_str().unwrap().contains("000000"));
+    ana.send(&format!("/revoke-device {name}"));
+    ana.wait_event(Duration::from_secs(10), "device-revoked");
+    browser.reload();
+    browser.wait_text("status", Duration::from_secs(10), |t| t.contains("not paired"));
+}

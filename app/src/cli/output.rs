@@ -317,6 +317,19 @@ fn to_text(event: &NodeEvent) -> Option<String> {
         NodeEvent::Error { message } | NodeEvent::JoinFailed { message } => format!("error: {message}"),
         NodeEvent::Kicked { banned: true } => "* you were banned from the party".into(),
         NodeEvent::Kicked { banned: false } => "* you were kicked from the party".into(),
+        NodeEvent::CompanionPairing { url } => format!("* pair a phone or handheld: open {url}"),
+        NodeEvent::DeviceWaiting { name, code } => {
+            format!("* {name} asks to pair with code {code}: if the device shows it, /confirm-device {code}")
+        }
+        NodeEvent::DevicePaired { name } => format!("* {name} is paired"),
+        NodeEvent::DeviceRevoked { name } => format!("* {name} is no longer paired"),
+        NodeEvent::Devices { devices } if devices.is_empty() => {
+            "* no devices are paired (/pair-device)".into()
+        }
+        NodeEvent::Devices { devices } => {
+            let names: Vec<&str> = devices.iter().map(|(n, _)| n.as_str()).collect();
+            format!("* paired devices: {}", names.join(", "))
+        }
         NodeEvent::PartyEnded => "* the party has ended".into(),
         NodeEvent::Left => "* you left the party".into(),
     })

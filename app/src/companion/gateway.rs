@@ -55,6 +55,8 @@ struct Shared {
     budgets: Mutex<HashMap<IpAddr, (TokenBucket, Instant)>>,
     /// Requests refused, by why: what the gateway turned away.
     refused: Mutex<HashMap<&'static str, u64>>,
+    /// Where a device asking to pair is announced (to the desktop's user).
+    notify: Mutex<Option<tokio::sync::mpsc::Sender<crate::events::NodeEvent>>>,
 }
 
 /// A running gateway; it stops when dropped.
@@ -95,6 +97,7 @@ impl Gateway {
             fingerprint: cert.fingerprint(),
             budgets: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
+            notify: Mutex::new(None),
         });
         let router = router(shared.clone());
         let task = tokio::spawn(serve(listener, tokio_rustls::TlsAcceptor::from(tls), router));
@@ -107,6 +110,12 @@ impl Gateway {
             task.abort();
             let _ = task.await;
         }
+    }
+
+    /// Announces each device that asks to pair (its name and code) on `to`.
+    pub fn notifying(self, to: tokio::sync::mpsc::Sender<crate::events::NodeEvent>) -> Self {
+        *lock(&self.shared.notify) = Some(to);
+        self
     }
 
     pub fn port(&self) -> u16 {
@@ -284,7 +293,14 @@ async fn pair(State(shared): State<Arc<Shared>>, Json(ask): Json<PairRequest>) -
     let claimed =
         lock(&shared.pairing).claim(&ask.token, &nonce, &ask.name, &shared.fingerprint, Instant::now());
     match claimed {
-        Ok(c) => Json(json!({"code": c.code, "credential": c.credential})).into_response(),
+        Ok(c) => {
+            let waiting =
+                lock(&shared.pairing).waiting(Instant::now()).map(|(n, c)| (n.to_owned(), c.to_owned()));
+            if let (Some(to), Some((name, code))) = (lock(&shared.notify).as_ref(), waiting) {
+                let _ = to.try_send(crate::events::NodeEvent::DeviceWaiting { name, code });
+            }
+            Json(json!({"code": c.code, "credential": c.credential})).into_response()
+        }
         Err(e) => {
             let (why, status) = match e {
                 Refused::TooFast => ("rate", StatusCode::TOO_MANY_REQUESTS),

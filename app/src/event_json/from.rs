@@ -2,7 +2,7 @@
 
 use partyline_protocol::voice::Pose;
 
-use super::{Element, Event, Member, MemberPlace, Place};
+use super::{Device, Element, Event, Member, MemberPlace, Place};
 use crate::events::{MemberInfo, NodeEvent, PanelElement};
 
 impl From<&NodeEvent> for Event {
@@ -79,6 +79,13 @@ impl From<&NodeEvent> for Event {
             N::TransferPeerDropped { id, peer, reason } => {
                 Self::TransferPeerDropped { id: id.to_string(), peer, reason }
             }
+            N::CompanionPairing { url } => Self::CompanionPairing { url },
+            N::DeviceWaiting { name, code } => Self::DeviceWaiting { name, code },
+            N::DevicePaired { name } => Self::DevicePaired { name },
+            N::DeviceRevoked { name } => Self::DeviceRevoked { name },
+            N::Devices { devices } => Self::Devices {
+                devices: devices.into_iter().map(|(name, last_used)| Device { name, last_used }).collect(),
+            },
             N::Error { message } => Self::Error { message, fatal: false },
             N::JoinFailed { message } => Self::Error { message, fatal: true },
             N::Kicked { banned } => Self::Kicked { banned },

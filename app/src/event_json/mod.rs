@@ -178,6 +178,22 @@ pub enum Event {
         peer: PeerId,
         reason: String,
     },
+    CompanionPairing {
+        url: String,
+    },
+    DeviceWaiting {
+        name: String,
+        code: String,
+    },
+    DevicePaired {
+        name: String,
+    },
+    DeviceRevoked {
+        name: String,
+    },
+    Devices {
+        devices: Vec<Device>,
+    },
     /// `fatal`: joining failed for good (the node has left); absent otherwise.
     Error {
         message: String,
@@ -203,6 +219,13 @@ pub struct Member {
     pub owner: bool,
     pub me: bool,
     pub path: String,
+}
+
+/// A paired companion device; `last_used`: ms since the Unix epoch.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub name: String,
+    pub last_used: u64,
 }
 
 /// A position: metres, and the yaw in degrees (as `/pos` takes it).

@@ -392,7 +392,12 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         // Plugins draw their downloads' progress in their panels.
         | NodeEvent::Transfer { .. }
         | NodeEvent::TransferPeerDropped { .. }
-        | NodeEvent::Stats(_) => {}
+        | NodeEvent::Stats(_)
+        | NodeEvent::CompanionPairing { .. }
+        | NodeEvent::DeviceWaiting { .. }
+        | NodeEvent::DevicePaired { .. }
+        | NodeEvent::DeviceRevoked { .. }
+        | NodeEvent::Devices { .. } => {}
     }
     touched.toasts = toasted;
     touched

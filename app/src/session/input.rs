@@ -43,6 +43,10 @@ Type a line to chat. Commands:
   /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
   /end                     end the party for good (owner)
+  /pair-device             pair a phone or handheld (companion.enabled in the settings)
+  /confirm-device CODE     pair the device that shows this code
+  /devices                 the paired devices
+  /revoke-device NAME      unpair a device
   //text                   chat a line that starts with /";
 
 #[derive(Debug, PartialEq)]
@@ -97,8 +101,18 @@ pub enum Input {
     Host,
     Leave,
     End,
+    Companion(CompanionInput),
     Help,
     Nothing,
+}
+
+/// What the user does with the companion gateway.
+#[derive(Debug, PartialEq)]
+pub enum CompanionInput {
+    Pair,
+    Confirm(String),
+    Devices,
+    Revoke(String),
 }
 
 pub(crate) fn parse(line: &str) -> Result<Input, String> {
@@ -201,6 +215,12 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "host" => no_args(Input::Host),
         "leave" | "quit" | "exit" => no_args(Input::Leave),
         "end" => no_args(Input::End),
+        "pair-device" => no_args(Input::Companion(CompanionInput::Pair)),
+        "confirm-device" if rest.is_empty() => Err("/confirm-device needs the code the device shows".into()),
+        "confirm-device" => Ok(Input::Companion(CompanionInput::Confirm(rest.to_owned()))),
+        "devices" => no_args(Input::Companion(CompanionInput::Devices)),
+        "revoke-device" if rest.is_empty() => Err("/revoke-device needs a device's name (/devices)".into()),
+        "revoke-device" => Ok(Input::Companion(CompanionInput::Revoke(rest.to_owned()))),
         "help" | "?" => Ok(Input::Help),
         other => Err(format!("unknown command /{other}; /help lists the commands")),
     }
@@ -319,6 +339,17 @@ mod tests {
         assert!(parse("/send bob").is_err());
         assert_eq!(parse("/transfers"), Ok(Input::Transfers));
         assert_eq!(parse("/cancel abc"), Ok(Input::Cancel("abc".into())));
+    }
+
+    #[test]
+    fn companion_commands() {
+        use CompanionInput as C;
+        assert_eq!(parse("/pair-device"), Ok(Input::Companion(C::Pair)));
+        assert_eq!(parse("/confirm-device 123456"), Ok(Input::Companion(C::Confirm("123456".into()))));
+        assert!(parse("/confirm-device").is_err());
+        assert_eq!(parse("/devices"), Ok(Input::Companion(C::Devices)));
+        assert_eq!(parse("/revoke-device My Phone"), Ok(Input::Companion(C::Revoke("My Phone".into()))));
+        assert!(parse("/revoke-device").is_err());
     }
 
     #[test]

@@ -12,6 +12,9 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::mpsc;
 
 mod asks;
+mod companion;
+mod queues;
+use queues::{recv_front, recv_maybe};
 pub(crate) mod input;
 mod start;
 
@@ -90,6 +93,9 @@ pub(super) struct Session {
     panels: std::collections::HashMap<String, NodeEvent>,
     /// Other processes following the events (`partyline games …`, `partyline send`).
     followers: Vec<mpsc::Sender<String>>,
+    /// The companion gateway, when the settings turn it on, and what it tells the user.
+    pub(super) companion: Option<crate::companion::gateway::Gateway>,
+    pub(super) companion_events: Option<mpsc::Receiver<NodeEvent>>,
 }
 
 impl Session {
@@ -116,6 +122,8 @@ impl Session {
             plugins,
             panels: std::collections::HashMap::new(),
             followers: Vec::new(),
+            companion: None,
+            companion_events: None,
         }
     }
 
@@ -188,6 +196,10 @@ impl Session {
                         self.publish(&message);
                     }
                     None => plugin_messages = None,
+                },
+                event = recv_maybe(&mut self.companion_events) => match event {
+                    Some(event) => self.publish(&event),
+                    None => self.companion_events = None,
                 },
                 request = recv_maybe(&mut self.requests) => match request {
                     Some(incoming) => {
@@ -435,6 +447,7 @@ impl Session {
             }
             Input::Leave => node.leave().await?,
             Input::End => node.end_party().await?,
+            Input::Companion(input) => self.companion(input)?,
         }
         Ok(())
     }
@@ -461,21 +474,6 @@ impl Session {
         anyhow::ensure!(path.exists(), "{} does not exist", path.display());
         self.plugins.hand(plugin, &path);
         self.plugins.act(plugin, action.to_owned(), Some(format!("{prefix}{}", path.display())))
-    }
-}
-
-async fn recv_front(front: &mut Option<Front>) -> Option<Input> {
-    match front {
-        Some(front) => front.inputs.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-/// The next of `queue`'s items; waits for ever when there is no queue.
-async fn recv_maybe<T>(queue: &mut Option<mpsc::Receiver<T>>) -> Option<T> {
-    match queue {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -77,7 +77,12 @@ impl Start {
         for problem in problems {
             console.error(&problem);
         }
+        let companion = super::companion::start(&dirs, &settings.companion).await;
         let mut session = Session::new(node, console, terms, front, requests, plugins);
+        match companion {
+            Ok(companion) => (session.companion, session.companion_events) = companion.unzip(),
+            Err(e) => session.console.error(&format!("the companion gateway is off: {e:#}")),
+        }
         match begin {
             Begin::Host { fresh, terms: first } => {
                 session.node.host(fresh).await?;
