@@ -81,6 +81,11 @@ impl Browser {
         self.runtime.block_on(self.client.refresh()).unwrap();
     }
 
+    /// Runs `script` in the page (a function body: `return …`); what it returned.
+    pub fn script(&self, script: &str) -> serde_json::Value {
+        self.runtime.block_on(self.client.execute(script, vec![])).unwrap_or_else(|e| panic!("{script}: {e}"))
+    }
+
     /// The text of the element with this id ("" if there is none).
     pub fn text(&self, id: &str) -> String {
         let client = self.client.clone();

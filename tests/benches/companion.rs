@@ -1,0 +1,55 @@
+//! What the companion page costs a handheld: loading the page from the gateway over HTTPS on
+//! loopback in headless Chromium (navigation start to the load event, the browser's own timing),
+//! and a pairing from opening the link to the code on screen.
+//!
+//! `cargo bench -p partyline-tests --bench companion`. Prints a table; not a test. Loopback, not
+//! Wi-Fi: a phone on a LAN adds its network's round trips.
+
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+use partyline::companion::{cert, gateway::Gateway};
+use partyline_tests::browser::Browser;
+use partyline_tests::report::{spread_header, spread_row};
+
+const RUNS: usize = 20;
+const PAIRINGS: usize = 8;
+
+fn main() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let lo: IpAddr = "127.0.0.1".parse().unwrap();
+    let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
+    let gateway =
+        runtime.block_on(Gateway::start((lo, 0).into(), lo, &cert, &dir.path().join("c.sqlite3"))).unwrap();
+    let browser = Browser::start(&cert.spki_pin().unwrap());
+    let base = format!("https://127.0.0.1:{}/", gateway.port());
+
+    let mut load = Vec::new();
+    for _ in 0..RUNS {
+        browser.open("about:blank");
+        browser.open(&base);
+        let ms = browser.script("return performance.getEntriesByType('navigation')[0].loadEventEnd;");
+        load.push(ms.as_f64().unwrap());
+        // A load is three requests; the gateway lets an address make 5 a second after a burst.
+        std::thread::sleep(Duration::from_millis(700));
+    }
+    // Claims are rate-limited to one every 5 s past a burst: fewer runs, waiting between them.
+    let mut pairing = Vec::new();
+    for _ in 0..PAIRINGS {
+        browser.open("about:blank");
+        let link = gateway.pair();
+        let started = Instant::now();
+        browser.open(&link);
+        browser.wait_text("code", Duration::from_secs(10), |t| t.len() == 6);
+        pairing.push(started.elapsed().as_secs_f64() * 1e3);
+        // Past the claims' burst the gateway would say "too fast": as it should.
+        std::thread::sleep(Duration::from_secs(5));
+    }
+    spread_header(&format!(
+        "companion page, ms ({RUNS} loads, {PAIRINGS} pairings; loopback, headless Chromium)"
+    ));
+    spread_row("page load (navigation to load event)", load);
+    spread_row("pairing (open link to code shown)", pairing);
+    println!("refused by the gateway: {:?}", gateway.refused());
+}
