@@ -294,10 +294,9 @@ async fn pair(State(shared): State<Arc<Shared>>, Json(ask): Json<PairRequest>) -
         lock(&shared.pairing).claim(&ask.token, &nonce, &ask.name, &shared.fingerprint, Instant::now());
     match claimed {
         Ok(c) => {
-            let waiting =
-                lock(&shared.pairing).waiting(Instant::now()).map(|(n, c)| (n.to_owned(), c.to_owned()));
-            if let (Some(to), Some((name, code))) = (lock(&shared.notify).as_ref(), waiting) {
-                let _ = to.try_send(crate::events::NodeEvent::DeviceWaiting { name, code });
+            if let Some(to) = lock(&shared.notify).as_ref() {
+                let _ = to
+                    .try_send(crate::events::NodeEvent::DeviceWaiting { name: c.name, code: c.code.clone() });
             }
             Json(json!({"code": c.code, "credential": c.credential})).into_response()
         }

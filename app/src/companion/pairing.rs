@@ -41,6 +41,8 @@ pub enum Refused {
 /// What the page gets for a token it claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
+    /// The device's name, as the desktop shows it.
+    pub name: String,
     /// The verification code both screens show.
     pub code: String,
     /// The device's credential (base64url, 32 random bytes), working once the desktop confirms.
@@ -113,8 +115,8 @@ impl Pairing {
         let credential = rand::random::<[u8; 32]>();
         let credential_hash = super::devices::hash(&BASE64URL_NOPAD.encode(&credential));
         let name = clean_name(name);
-        self.waiting = Some(Waiting { name, code: code.clone(), credential_hash, at: now });
-        Ok(Claimed { code, credential: BASE64URL_NOPAD.encode(&credential) })
+        self.waiting = Some(Waiting { name: name.clone(), code: code.clone(), credential_hash, at: now });
+        Ok(Claimed { name, code, credential: BASE64URL_NOPAD.encode(&credential) })
     }
 
     /// The user confirms the code the device shows: that device is paired.
