@@ -7,19 +7,28 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The plugin crates whose components are kept (file stems of the `.wasm` files).
-const BUILT: [&str; 4] = [
+const BUILT: [&str; 5] = [
     "partyline_plugin_template",
     "partyline_plugin_hostile",
     "partyline_plugin_game_store",
     "partyline_plugin_file_transfer",
+    "partyline_plugin_companion",
 ];
 
 fn main() {
     let manifest_dir = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
     let plugins = manifest_dir.join("../plugins");
-    for watched in
-        ["Cargo.toml", "Cargo.lock", "wit", "sdk", "template", "hostile", "game-store", "file-transfer"]
-    {
+    for watched in [
+        "Cargo.toml",
+        "Cargo.lock",
+        "wit",
+        "sdk",
+        "template",
+        "hostile",
+        "game-store",
+        "file-transfer",
+        "companion",
+    ] {
         println!("cargo:rerun-if-changed={}", plugins.join(watched).display());
     }
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets it"));

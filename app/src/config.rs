@@ -36,19 +36,18 @@ pub struct Settings {
     pub companion: CompanionSettings,
 }
 
-/// The companion gateway (a phone or handheld as remote): off unless turned on here.
+/// The companion gateway (a phone or handheld as remote), which serves while its plugin runs
+/// (`partyline plugins enable companion`).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct CompanionSettings {
-    /// Serve the companion page on the local network (HTTPS).
-    pub enabled: bool,
     /// Its TCP port; 0 picks a free one each run (paired devices then lose it).
     pub port: u16,
 }
 
 impl Default for CompanionSettings {
     fn default() -> Self {
-        Self { enabled: false, port: 47800 }
+        Self { port: 47800 }
     }
 }
 

@@ -355,6 +355,13 @@ pub enum NodeEvent {
     DeviceRevoked {
         name: String,
     },
+    /// A paired device opened the companion page (its first connection), or closed it (its last).
+    DeviceConnected {
+        name: String,
+    },
+    DeviceLeft {
+        name: String,
+    },
     Devices {
         /// Name, and when last used (ms since the Unix epoch).
         devices: Vec<(String, u64)>,

@@ -20,8 +20,10 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let lo: IpAddr = "127.0.0.1".parse().unwrap();
     let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
-    let gateway =
-        runtime.block_on(Gateway::start((lo, 0).into(), lo, &cert, &dir.path().join("c.sqlite3"))).unwrap();
+    let page = partyline_tests::browser::companion_page();
+    let gateway = runtime
+        .block_on(Gateway::start((lo, 0).into(), lo, &cert, &dir.path().join("c.sqlite3"), &page))
+        .unwrap();
     let browser = Browser::start(&cert.spki_pin().unwrap());
     let base = format!("https://127.0.0.1:{}/", gateway.port());
 

@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use partyline::companion::{cert, gateway::Gateway};
-use partyline_tests::browser::Browser;
+use partyline_tests::browser::{Browser, companion_page as page};
 
 #[test]
 fn a_browser_pairs_from_the_link_stays_paired_and_is_refused_once_revoked() {
@@ -16,7 +16,7 @@ fn a_browser_pairs_from_the_link_stays_paired_and_is_refused_once_revoked() {
     let lo: IpAddr = "127.0.0.1".parse().unwrap();
     let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
     let db = dir.path().join("companion.sqlite3");
-    let gateway = runtime.block_on(Gateway::start((lo, 0).into(), lo, &cert, &db)).unwrap();
+    let gateway = runtime.block_on(Gateway::start((lo, 0).into(), lo, &cert, &db, &page())).unwrap();
     let browser = Browser::start(&cert.spki_pin().unwrap());
 
     // The link, as the QR code carries it: the page claims it and shows the code it computed
@@ -40,7 +40,7 @@ fn a_browser_pairs_from_the_link_stays_paired_and_is_refused_once_revoked() {
     // After the desktop restarts, a reload is still paired.
     let port = gateway.port();
     runtime.block_on(gateway.stop());
-    let gateway = runtime.block_on(Gateway::start((lo, port).into(), lo, &cert, &db)).unwrap();
+    let gateway = runtime.block_on(Gateway::start((lo, port).into(), lo, &cert, &db, &page())).unwrap();
     browser.reload();
     browser.wait_text("status", Duration::from_secs(10), |t| t == paired);
 
@@ -58,8 +58,8 @@ fn pairing_runs_through_the_headless_commands() {
     let _turn = partyline_tests::exclusive();
     let home = tempfile::tempdir().unwrap();
     std::fs::create_dir_all(home.path().join("config")).unwrap();
-    std::fs::write(home.path().join("config/settings.toml"), "[companion]\nenabled = true\nport = 0\n")
-        .unwrap();
+    std::fs::write(home.path().join("config/settings.toml"), "[companion]\nport = 0\n").unwrap();
+    assert!(partyline_tests::plugins::plugins(home.path(), &["enable", "companion"]).0);
     let mut args = vec!["host", "--name", "ana"];
     args.extend_from_slice(partyline_tests::LOOPBACK);
     args.extend_from_slice(partyline_tests::NO_VOICE);

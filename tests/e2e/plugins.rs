@@ -31,8 +31,13 @@ fn plugins_are_installed_granted_revoked_disabled_and_removed() {
     install(h, &template, &wasm, "ui,storage");
     let (_, listed) = plugins(h, &["list"]);
     let ids: Vec<&str> = listed.iter().map(|p| p["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, ["file-transfer", "game-store", "template"], "{listed:?}");
-    assert!(listed[..2].iter().all(|p| granted(p).contains(&"blobs".to_owned())), "bundled: all granted");
+    assert_eq!(ids, ["companion", "file-transfer", "game-store", "template"], "{listed:?}");
+    assert!(listed[1..3].iter().all(|p| granted(p).contains(&"blobs".to_owned())), "bundled: all granted");
+    // The companion serves a page on the local network: installed with its page, but off until
+    // the user turns it on.
+    assert_eq!(listed[0]["enabled"], Value::Bool(false), "{listed:?}");
+    assert!(listed[1..3].iter().all(|p| p["enabled"] == Value::Bool(true)), "{listed:?}");
+    assert!(h.join("data/plugins/companion/assets/index.html").exists());
 
     let (ok, out) = plugins(h, &["grant", "template", "party,log"]);
     assert!(ok && granted(&out[0]) == ["log", "party", "storage", "ui"], "{out:?}");
@@ -54,7 +59,7 @@ fn plugins_are_installed_granted_revoked_disabled_and_removed() {
     assert!(plugins(h, &["remove", "game-store"]).0);
     let ids: Vec<String> =
         plugins(h, &["list"]).1.iter().map(|p| p["id"].as_str().unwrap().to_owned()).collect();
-    assert_eq!(ids, ["file-transfer"]);
+    assert_eq!(ids, ["companion", "file-transfer"]);
 }
 
 #[test]
@@ -62,14 +67,14 @@ fn a_plugin_built_for_another_api_version_is_refused_saying_so() {
     let home = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let manifest = std::fs::read_to_string(template_dir().join("plugin.toml")).unwrap();
-    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.2.1\"", "api = \"0.3.0\""))
+    std::fs::write(dir.path().join("plugin.toml"), manifest.replace("api = \"0.3.0\"", "api = \"0.4.0\""))
         .unwrap();
     std::fs::copy(template_wasm(), dir.path().join("template.wasm")).unwrap();
     let (ok, out) = plugins(home.path(), &["install", dir.path().to_str().unwrap()]);
     assert!(!ok);
     let message = out.iter().find_map(|e| e["message"].as_str()).unwrap_or_default().to_owned();
     assert!(
-        message.contains("built for the plugin API 0.3.0") && message.contains("provides 0.2.1"),
+        message.contains("built for the plugin API 0.4.0") && message.contains("provides 0.3.0"),
         "{message}"
     );
     let (_, listed) = plugins(home.path(), &["list"]);

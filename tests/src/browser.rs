@@ -97,6 +97,58 @@ impl Browser {
         })
     }
 
+    /// Moves the mouse onto the element with this id and holds its left button down.
+    pub fn press(&self, id: &str) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let client = self.client.clone();
+        self.runtime.block_on(async move {
+            let element = client.find(Locator::Id(id)).await.unwrap();
+            let mouse = MouseActions::new("mouse".into())
+                .then(PointerAction::MoveToElement { element, duration: None, x: 0.0, y: 0.0 })
+                .then(PointerAction::Down { button: MOUSE_BUTTON_LEFT });
+            client.perform_actions(mouse).await.unwrap();
+        });
+    }
+
+    /// Lets the mouse button go.
+    pub fn release(&self) {
+        use fantoccini::actions::{InputSource, MOUSE_BUTTON_LEFT, MouseActions, PointerAction};
+        let mouse = MouseActions::new("mouse".into()).then(PointerAction::Up { button: MOUSE_BUTTON_LEFT });
+        self.runtime.block_on(self.client.perform_actions(mouse)).unwrap();
+    }
+
+    /// Clicks the element with this id.
+    pub fn click(&self, id: &str) {
+        let client = self.client.clone();
+        self.runtime.block_on(async move { client.find(Locator::Id(id)).await?.click().await }).unwrap();
+    }
+
+    /// Types `text` into the element with this id.
+    pub fn type_into(&self, id: &str, text: &str) {
+        let client = self.client.clone();
+        self.runtime
+            .block_on(async move { client.find(Locator::Id(id)).await?.send_keys(text).await })
+            .unwrap();
+    }
+
+    /// Waits until what `script` returns satisfies `want`; returns it.
+    pub fn wait_script(
+        &self,
+        script: &str,
+        timeout: Duration,
+        want: impl Fn(&serde_json::Value) -> bool,
+    ) -> serde_json::Value {
+        let started = Instant::now();
+        loop {
+            let value = self.script(script);
+            if want(&value) {
+                return value;
+            }
+            assert!(started.elapsed() < timeout, "{script} returns {value}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Waits until the text of `id` satisfies `want`; returns it.
     pub fn wait_text(&self, id: &str, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
         let started = Instant::now();
@@ -109,4 +161,9 @@ impl Browser {
             std::thread::sleep(Duration::from_millis(100));
         }
     }
+}
+
+/// The companion plugin's page as the source tree has it (what the gateway serves).
+pub fn companion_page() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/companion/assets")
 }

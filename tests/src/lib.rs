@@ -5,6 +5,7 @@ pub mod attacker;
 pub mod audio;
 pub mod browser;
 pub mod capture;
+pub mod companion;
 pub mod device_talk;
 pub mod games;
 pub mod impair;

@@ -1,11 +1,13 @@
 //! The companion gateway: HTTPS on the LAN (axum over hyper, rustls with the per-install
 //! certificate), serving the companion page and its API on one origin.
 //!
-//! - `GET /`, `/app.js`, `/style.css`: the page, under a strict Content-Security-Policy (no
-//!   inline script, nothing from elsewhere, no framing).
+//! - `GET /` and `GET /NAME.EXT`: the page, from the companion plugin's `assets/` folder (only
+//!   plain file names of a few kinds), under a strict Content-Security-Policy (no inline script,
+//!   nothing from elsewhere, no framing).
 //! - `POST /api/pair` `{token, nonce, name}`: claims the open pairing; answers the verification
 //!   code and the device's credential (working once the user confirms the code on the desktop).
 //! - `GET /api/me` with `Authorization: Bearer CREDENTIAL`: the paired device's name.
+//! - `GET /api/socket`: the paired device's WebSocket (see [`socket`]).
 //!
 //! Every request from an address is rate-limited (a budget per IP, for at most
 //! [`MAX_ADDRESSES`] addresses at once), requests that change something must come from the
@@ -14,11 +16,12 @@
 
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context, Result};
+use axum::extract::Path as UrlPath;
 use axum::extract::{DefaultBodyLimit, Extension, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -27,7 +30,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, mpsc};
 
 use super::cert::Certificate;
 use super::devices::{Device, Devices};
@@ -55,8 +58,24 @@ struct Shared {
     budgets: Mutex<HashMap<IpAddr, (TokenBucket, Instant)>>,
     /// Requests refused, by why: what the gateway turned away.
     refused: Mutex<HashMap<&'static str, u64>>,
-    /// Where a device asking to pair is announced (to the desktop's user).
-    notify: Mutex<Option<tokio::sync::mpsc::Sender<crate::events::NodeEvent>>>,
+    /// Where what devices do goes (to the desktop).
+    events: Mutex<Option<mpsc::Sender<DeviceEvent>>>,
+    sockets: Mutex<socket::Sockets>,
+    /// The page's files.
+    assets: PathBuf,
+}
+
+/// What paired (and pairing) devices do, for the desktop.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeviceEvent {
+    /// A device asks to pair: the user confirms its code.
+    Waiting { name: String, code: String },
+    /// A paired device's first socket opened.
+    Connected { device: String },
+    /// A text message from a connected device.
+    Message { device: String, text: String },
+    /// A device's last socket closed.
+    Left { device: String },
 }
 
 /// A running gateway; it stops when dropped.
@@ -84,9 +103,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Gateway {
-    /// Listens on `bind` with `cert`, the paired devices in the database at `db`. `host` is the
-    /// address pairing links name (one of the certificate's).
-    pub async fn start(bind: SocketAddr, host: IpAddr, cert: &Certificate, db: &Path) -> Result<Self> {
+    /// Listens on `bind` with `cert`, the paired devices in the database at `db`, serving the
+    /// page from `assets`. `host` is the address pairing links name (one of the certificate's).
+    pub async fn start(
+        bind: SocketAddr,
+        host: IpAddr,
+        cert: &Certificate,
+        db: &Path,
+        assets: &Path,
+    ) -> Result<Self> {
         let devices = Devices::open(db)?;
         let tls = tls_config(cert)?;
         let listener = TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
@@ -97,7 +122,9 @@ impl Gateway {
             fingerprint: cert.fingerprint(),
             budgets: Mutex::new(HashMap::new()),
             refused: Mutex::new(HashMap::new()),
-            notify: Mutex::new(None),
+            events: Mutex::new(None),
+            sockets: Mutex::new(socket::Sockets::default()),
+            assets: assets.to_owned(),
         });
         let router = router(shared.clone());
         let task = tokio::spawn(serve(listener, tokio_rustls::TlsAcceptor::from(tls), router));
@@ -112,10 +139,22 @@ impl Gateway {
         }
     }
 
-    /// Announces each device that asks to pair (its name and code) on `to`.
-    pub fn notifying(self, to: tokio::sync::mpsc::Sender<crate::events::NodeEvent>) -> Self {
-        *lock(&self.shared.notify) = Some(to);
+    /// Tells `to` what devices do (asking to pair, connecting, sending, leaving); when `to` is
+    /// full, what devices send is dropped and counted.
+    pub fn notifying(self, to: mpsc::Sender<DeviceEvent>) -> Self {
+        *lock(&self.shared.events) = Some(to);
         self
+    }
+
+    /// Sends `text` to `device`'s open sockets (`None`: to every connected device); how many
+    /// sockets it went to. A socket whose queue is full is closed instead.
+    pub fn send(&self, device: Option<&str>, text: &str) -> usize {
+        lock(&self.shared.sockets).send(device, text)
+    }
+
+    /// The devices connected now.
+    pub fn connected(&self) -> Vec<String> {
+        lock(&self.shared.sockets).devices()
     }
 
     pub fn port(&self) -> u16 {
@@ -148,9 +187,12 @@ impl Gateway {
         lock(&self.shared.devices).list()
     }
 
-    /// Revokes a device: its credential stops working at once. False if there is none.
+    /// Revokes a device: its credential stops working and its sockets close at once. False if
+    /// there is none.
     pub fn revoke(&self, name: &str) -> Result<bool> {
-        lock(&self.shared.devices).revoke(name)
+        let revoked = lock(&self.shared.devices).revoke(name)?;
+        lock(&self.shared.sockets).close_device(name, socket::REVOKED, "this device was unpaired");
+        Ok(revoked)
     }
 
     /// What was refused so far, by why.
@@ -199,27 +241,44 @@ async fn serve(listener: TcpListener, tls: tokio_rustls::TlsAcceptor, router: Ro
 
 fn router(shared: Arc<Shared>) -> Router {
     Router::new()
-        .route(
-            "/",
-            get(|| page("text/html; charset=utf-8", include_str!("../../../assets/companion/index.html"))),
-        )
-        .route(
-            "/app.js",
-            get(|| page("text/javascript; charset=utf-8", include_str!("../../../assets/companion/app.js"))),
-        )
-        .route(
-            "/style.css",
-            get(|| page("text/css; charset=utf-8", include_str!("../../../assets/companion/style.css"))),
-        )
+        .route("/", get(|State(shared): State<Arc<Shared>>| asset(shared, "index.html".into())))
+        .route("/{name}", get(|State(shared), UrlPath(name)| asset(shared, name)))
         .route("/api/pair", post(pair))
         .route("/api/me", get(me))
+        .route("/api/socket", get(open_socket))
         .layer(axum::middleware::from_fn_with_state(shared.clone(), guard))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(shared)
 }
 
-async fn page(kind: &'static str, body: &'static str) -> Response {
-    ([(header::CONTENT_TYPE, kind)], body).into_response()
+/// Largest file of the page served.
+const MAX_ASSET: u64 = 1 << 20;
+
+/// A file of the page: a plain name (letters, digits, `-`, `_`) of a kind it may be.
+async fn asset(shared: Arc<Shared>, name: String) -> Response {
+    let kind = match name.rsplit_once('.') {
+        Some((stem, ext))
+            if !stem.is_empty()
+                && stem.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') =>
+        {
+            match ext {
+                "html" => "text/html; charset=utf-8",
+                "js" => "text/javascript; charset=utf-8",
+                "css" => "text/css; charset=utf-8",
+                "svg" => "image/svg+xml",
+                "png" => "image/png",
+                "json" => "application/json",
+                _ => "",
+            }
+        }
+        _ => "",
+    };
+    let path = shared.assets.join(&name);
+    let small = tokio::fs::metadata(&path).await.is_ok_and(|m| m.is_file() && m.len() <= MAX_ASSET);
+    match tokio::fs::read(&path).await {
+        Ok(body) if !kind.is_empty() && small => ([(header::CONTENT_TYPE, kind)], body).into_response(),
+        _ => refuse(&shared, "no such file", StatusCode::NOT_FOUND, format!("no file {name:?} here")),
+    }
 }
 
 fn refuse(shared: &Shared, why: &'static str, status: StatusCode, message: String) -> Response {
@@ -294,9 +353,8 @@ async fn pair(State(shared): State<Arc<Shared>>, Json(ask): Json<PairRequest>) -
         lock(&shared.pairing).claim(&ask.token, &nonce, &ask.name, &shared.fingerprint, Instant::now());
     match claimed {
         Ok(c) => {
-            if let Some(to) = lock(&shared.notify).as_ref() {
-                let _ = to
-                    .try_send(crate::events::NodeEvent::DeviceWaiting { name: c.name, code: c.code.clone() });
+            if let Some(to) = lock(&shared.events).as_ref() {
+                let _ = to.try_send(DeviceEvent::Waiting { name: c.name, code: c.code.clone() });
             }
             Json(json!({"code": c.code, "credential": c.credential})).into_response()
         }
@@ -322,6 +380,28 @@ async fn me(State(shared): State<Arc<Shared>>, headers: HeaderMap) -> Response {
         None => refuse(&shared, "not paired", StatusCode::UNAUTHORIZED, "this device is not paired".into()),
     }
 }
+
+/// The upgrade to the device's socket: only from the page's own origin.
+async fn open_socket(
+    State(shared): State<Arc<Shared>>,
+    headers: HeaderMap,
+    upgrade: axum::extract::ws::WebSocketUpgrade,
+) -> Response {
+    if !same_origin(&headers) {
+        return refuse(
+            &shared,
+            "origin",
+            StatusCode::FORBIDDEN,
+            "sockets must come from the companion page".into(),
+        );
+    }
+    upgrade
+        .max_message_size(socket::MAX_MESSAGE)
+        .max_frame_size(socket::MAX_MESSAGE)
+        .on_upgrade(move |ws| socket::run(shared, ws))
+}
+
+pub mod socket;
 
 #[cfg(test)]
 mod tests;

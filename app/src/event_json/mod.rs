@@ -191,6 +191,12 @@ pub enum Event {
     DeviceRevoked {
         name: String,
     },
+    DeviceConnected {
+        name: String,
+    },
+    DeviceLeft {
+        name: String,
+    },
     Devices {
         devices: Vec<Device>,
     },

@@ -168,6 +168,8 @@ fn samples() -> Vec<NodeEvent> {
         NodeEvent::DeviceWaiting { name: "Pixel".into(), code: "123456".into() },
         NodeEvent::DevicePaired { name: "Pixel".into() },
         NodeEvent::DeviceRevoked { name: "Pixel".into() },
+        NodeEvent::DeviceConnected { name: "Pixel".into() },
+        NodeEvent::DeviceLeft { name: "Pixel".into() },
         NodeEvent::Devices { devices: vec![("Pixel".into(), 5)] },
         NodeEvent::Error { message: "oops".into() },
         NodeEvent::JoinFailed { message: "refused".into() },

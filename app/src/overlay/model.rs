@@ -397,6 +397,8 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         | NodeEvent::DeviceWaiting { .. }
         | NodeEvent::DevicePaired { .. }
         | NodeEvent::DeviceRevoked { .. }
+        | NodeEvent::DeviceConnected { .. }
+        | NodeEvent::DeviceLeft { .. }
         | NodeEvent::Devices { .. } => {}
     }
     touched.toasts = toasted;

@@ -9,7 +9,7 @@ use libp2p::PeerId;
 use tokio::sync::mpsc;
 
 use super::bindings::partyline::plugin::types::{
-    Content, Event, Member, PeerMessage, TransferProgress, UiAction,
+    Content, DeviceMessage, Event, Member, PeerMessage, TransferProgress, UiAction, VoiceState,
 };
 use super::blob_access::{BlobAccess, Handed, content};
 use super::db::PluginDb;
@@ -19,6 +19,7 @@ use super::permission::Permission;
 use super::runtime::{CompiledCache, Runtime};
 use super::sandbox::Sandbox;
 use super::thread::{self, PluginThread, Status};
+use crate::companion::gateway::DeviceEvent;
 use crate::events::NodeEvent;
 use crate::membership::MembershipView;
 use crate::paths::Dirs;
@@ -41,6 +42,9 @@ pub struct PluginHost {
     asking: HashMap<String, (String, Vec<Permission>)>,
     /// Running plugins' names as installed: id → name.
     names: HashMap<String, String>,
+    /// Running plugins granted `companion`, and their folders: they hear what the player's
+    /// devices do, and the first serves the page.
+    companions: std::collections::BTreeMap<String, std::path::PathBuf>,
 }
 
 impl PluginHost {
@@ -62,6 +66,7 @@ impl PluginHost {
             dirs: dirs.clone(),
             asking: HashMap::new(),
             names: HashMap::new(),
+            companions: Default::default(),
         };
         let mut problems = Vec::new();
         if let Err(e) = host.load_all(dirs, &tx, &mut problems) {
@@ -118,6 +123,9 @@ impl PluginHost {
                         self.asking.insert(id.clone(), (plugin.manifest.name.clone(), missing));
                     }
                     self.names.insert(id.clone(), plugin.manifest.name.clone());
+                    if plugin.granted.contains(&Permission::Companion) {
+                        self.companions.insert(id.clone(), plugin.dir.clone());
+                    }
                     self.threads.insert(id, thread);
                 }
                 Err(e) => problems.push(format!("plugin {id}: {e:#}")),
@@ -221,9 +229,36 @@ impl PluginHost {
             NodeEvent::TransferFailed { id, message, plugin: Some(plugin), .. } => {
                 (Some(plugin.clone()), Event::TransferFailed((id.to_string(), message.clone())))
             }
+            NodeEvent::Speaking { peer, on, .. } => (None, Event::Speaking((self.member(peer)?, *on))),
+            NodeEvent::VoiceState { muted, deafened } => {
+                (None, Event::Voice(VoiceState { muted: *muted, deafened: *deafened }))
+            }
             e if e.is_terminal() => (None, Event::Left),
             _ => return None,
         })
+    }
+
+    /// Hands what a paired device did to the plugins granted `companion`.
+    pub fn on_device(&self, event: &DeviceEvent) {
+        let event = match event {
+            DeviceEvent::Waiting { .. } => return,
+            DeviceEvent::Connected { device } => Event::DeviceConnected(device.clone()),
+            DeviceEvent::Message { device, text } => {
+                Event::DeviceMessage(DeviceMessage { device: device.clone(), text: text.clone() })
+            }
+            DeviceEvent::Left { device } => Event::DeviceLeft(device.clone()),
+        };
+        for id in self.companions.keys() {
+            if let Some(thread) = self.threads.get(id) {
+                thread.send(event.clone());
+            }
+        }
+    }
+
+    /// Where the page of the companion plugin is (`None`: no running plugin was granted
+    /// `companion`, and the gateway stays off).
+    pub fn companion_page(&self) -> Option<std::path::PathBuf> {
+        self.companions.values().next().map(|dir| dir.join(super::installed::ASSETS))
     }
 
     fn member(&self, peer: &PeerId) -> Option<Member> {
@@ -274,6 +309,11 @@ impl PluginHost {
         };
         let granted = installed.change_grants(plugin, &permissions, true)?;
         thread.restart(Some(granted.clone()));
+        if granted.contains(&Permission::Companion) {
+            self.companions.insert(plugin.to_owned(), installed.get(plugin)?.dir);
+        } else {
+            self.companions.remove(plugin);
+        }
         if let Some((_, missing)) = self.asking.get_mut(plugin) {
             missing.retain(|p| !granted.contains(p));
         }

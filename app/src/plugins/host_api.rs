@@ -11,6 +11,7 @@ use super::bindings::partyline::plugin::types::Member;
 use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
 use super::blob_access::BlobAccess;
 use super::budget::Budget;
+use super::companion_api::CompanionAct;
 use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;
@@ -47,6 +48,11 @@ pub enum PluginOut {
         plugin: String,
         text: String,
         outcome: Option<Outcome>,
+    },
+    /// For the player's devices or voice (the `companion` interface).
+    Companion {
+        plugin: String,
+        act: CompanionAct,
     },
     /// The plugin was stopped (trap, deadline, limits) and is disabled until restarted.
     Stopped {
@@ -109,6 +115,7 @@ pub(crate) struct HostState {
     toasts: TokenBucket,
     logs: TokenBucket,
     panels: TokenBucket,
+    pub(crate) companion_rate: TokenBucket,
     /// The newest panel drawn over the rate: shown once the rate allows, so the panel the user
     /// sees always ends up the plugin's last.
     held_panel: Option<PluginOut>,
@@ -138,6 +145,7 @@ impl HostState {
             toasts: TokenBucket::new(5, 1.0, now),
             logs: TokenBucket::new(50, 20.0, now),
             panels: TokenBucket::new(20, 10.0, now),
+            companion_rate: TokenBucket::new(100, 50.0, now),
             held_panel: None,
         }
     }
@@ -184,7 +192,7 @@ impl HostState {
         }
     }
 
-    fn send(&mut self, out: PluginOut) -> Result<(), String> {
+    pub(crate) fn put(&mut self, out: PluginOut) -> Result<(), String> {
         self.out.try_send(out).map_err(|_| {
             self.counters.dropped += 1;
             "Partyline is busy; try again later".to_owned()
@@ -202,12 +210,12 @@ impl HostState {
             && self.panels.take(Instant::now())
             && let Some(panel) = self.held_panel.take()
         {
-            let _ = self.send(panel);
+            let _ = self.put(panel);
         }
     }
 
     pub(crate) fn stopped(&mut self, reason: String) {
-        let _ = self.send(PluginOut::Stopped { plugin: self.plugin.clone(), reason });
+        let _ = self.put(PluginOut::Stopped { plugin: self.plugin.clone(), reason });
     }
 
     fn db(&mut self) -> Result<&mut PluginDb, String> {
@@ -251,7 +259,7 @@ impl HostState {
         if data.len() > MAX_MESSAGE {
             return Err(format!("messages are at most {MAX_MESSAGE} bytes"));
         }
-        self.send(PluginOut::Message { plugin: self.plugin.clone(), to, data })
+        self.put(PluginOut::Message { plugin: self.plugin.clone(), to, data })
     }
 }
 
@@ -312,7 +320,7 @@ impl ui::Host for HostState {
         let panel = PluginOut::Panel { plugin: self.plugin.clone(), title, elements };
         if self.panels.take(Instant::now()) {
             self.held_panel = None;
-            self.send(panel)
+            self.put(panel)
         } else {
             // Over the rate: held, replacing any panel held before, and shown when it allows.
             self.counters.rate_limited += 1;
@@ -342,7 +350,7 @@ impl HostState {
     pub(crate) fn say(&mut self, text: String, outcome: Option<Outcome>) -> Result<(), String> {
         self.allow_at_rate(&Permission::Notify, |s| &mut s.toasts)?;
         let text: String = text.chars().take(200).collect();
-        self.send(PluginOut::Toast { plugin: self.plugin.clone(), text, outcome })
+        self.put(PluginOut::Toast { plugin: self.plugin.clone(), text, outcome })
     }
 }
 

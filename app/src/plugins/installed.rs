@@ -105,6 +105,9 @@ impl Installed {
         let staging = tempfile::tempdir_in(&self.dir).context("cannot stage the plugin")?;
         std::fs::copy(&toml, staging.path().join("plugin.toml")).context("cannot copy plugin.toml")?;
         std::fs::write(staging.path().join("plugin.wasm"), &bytes).context("cannot copy the component")?;
+        if let Some(dir) = toml.parent() {
+            copy_assets(&dir.join(ASSETS), &staging.path().join(ASSETS))?;
+        }
         let previous = self.dir.join(format!(".{}.previous", manifest.id));
         let _ = std::fs::remove_dir_all(&previous);
         if target.exists() {
@@ -157,10 +160,15 @@ impl Installed {
         let staging = tempfile::tempdir().context("cannot stage a bundled plugin")?;
         std::fs::write(staging.path().join("plugin.toml"), toml::to_string(&toml)?)?;
         std::fs::write(staging.path().join("plugin.wasm"), bundled.wasm)?;
-        self.install(staging.path(), None, &Grant::All)?;
-        if let Some(previous) = installed {
-            self.db.set_enabled(bundled.id, previous.enabled)?;
+        if !bundled.assets.is_empty() {
+            std::fs::create_dir(staging.path().join(ASSETS))?;
         }
+        for (name, bytes) in bundled.assets {
+            std::fs::write(staging.path().join(ASSETS).join(name), bytes)?;
+        }
+        self.install(staging.path(), None, &Grant::All)?;
+        let enabled = installed.map_or(bundled.enabled, |previous| previous.enabled);
+        self.db.set_enabled(bundled.id, enabled)?;
         self.db.set_bundled(bundled.id, &manifest.version)
     }
 
@@ -253,4 +261,32 @@ fn only_wasm_beside(toml: &Path) -> Result<PathBuf> {
         [] => bail!("no .wasm file beside {}; say which with --wasm", toml.display()),
         _ => bail!("several .wasm files beside {}; say which with --wasm", toml.display()),
     }
+}
+
+/// The folder of files a plugin serves (the companion page), beside its `plugin.toml`.
+pub(crate) const ASSETS: &str = "assets";
+const MAX_ASSETS: usize = 64;
+const MAX_ASSET_BYTES: u64 = 4 << 20;
+
+/// Copies a plugin's `assets/` (when it has one): plain files only, at most [`MAX_ASSETS`] of
+/// them and [`MAX_ASSET_BYTES`] in all; anything else refuses the install, saying what.
+fn copy_assets(from: &Path, to: &Path) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(from) else { return Ok(()) };
+    std::fs::create_dir(to).context("cannot copy the assets")?;
+    let (mut count, mut bytes) = (0, 0);
+    for entry in entries {
+        let entry = entry?;
+        let meta = std::fs::symlink_metadata(entry.path())?;
+        let name = entry.file_name();
+        anyhow::ensure!(meta.is_file(), "assets/{}: only plain files can be assets", name.to_string_lossy());
+        count += 1;
+        bytes += meta.len();
+        anyhow::ensure!(
+            count <= MAX_ASSETS && bytes <= MAX_ASSET_BYTES,
+            "a plugin's assets are at most {MAX_ASSETS} files and {} MiB",
+            MAX_ASSET_BYTES >> 20
+        );
+        std::fs::copy(entry.path(), to.join(&name)).context("cannot copy the assets")?;
+    }
+    Ok(())
 }

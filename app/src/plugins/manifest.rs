@@ -9,7 +9,7 @@ use serde::Deserialize;
 use super::permission::Permission;
 
 /// The plugin API this host provides: the version of the WIT package `partyline:plugin`.
-pub const API_VERSION: &str = "0.2.1";
+pub const API_VERSION: &str = "0.3.0";
 
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -95,12 +95,13 @@ feed = "https://store.example.com/feed.json"
 
     #[test]
     fn api_versions_on_the_same_track_are_accepted_others_refused_saying_why() {
-        assert!(check_api("0.2.0").is_ok());
-        assert!(check_api("0.2.1").is_ok());
-        let e = check_api("0.2.7").unwrap_err().to_string();
-        assert!(e.contains("provides 0.2.1"), "a newer patch may use what this host lacks: {e}");
-        let e = check_api("0.3.0").unwrap_err().to_string();
-        assert!(e.contains("built for the plugin API 0.3.0") && e.contains("0.2.x"), "{e}");
+        assert!(check_api("0.3.0").is_ok());
+        let e = check_api("0.3.7").unwrap_err().to_string();
+        assert!(e.contains("provides 0.3.0"), "a newer patch may use what this host lacks: {e}");
+        let e = check_api("0.4.0").unwrap_err().to_string();
+        assert!(e.contains("built for the plugin API 0.4.0") && e.contains("0.3.x"), "{e}");
+        let e = check_api("0.2.1").unwrap_err().to_string();
+        assert!(e.contains("built for the plugin API 0.2.1") && e.contains("0.3.x"), "{e}");
         let e = check_api("0.1.0").unwrap_err().to_string();
         assert!(e.contains("built for the plugin API 0.1.0"), "older plugins too: {e}");
         assert!(check_api("1.0.0").is_err());

@@ -19,6 +19,7 @@ pub mod bench;
 mod blob_access;
 mod blobs;
 mod budget;
+mod companion_api;
 mod db;
 mod fetch;
 mod host;
@@ -40,6 +41,7 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({ path: "../plugins/wit", world: "plugin", additional_derives: [PartialEq] });
 }
 
+pub use companion_api::CompanionAct;
 pub use host::PluginHost;
 pub use host_api::{Counters, PluginOut};
 pub use installed::{Grant, Installed, InstalledPlugin};
@@ -57,14 +59,27 @@ pub struct Bundled {
     pub id: &'static str,
     pub manifest: &'static str,
     pub wasm: &'static [u8],
+    /// Files of its `assets/` folder: name, content.
+    pub assets: &'static [(&'static str, &'static [u8])],
+    /// Whether it runs from the first start; otherwise the user turns it on.
+    pub enabled: bool,
 }
 
-/// The game store and file transfer.
+macro_rules! companion_asset {
+    ($name:literal) => {
+        ($name, include_bytes!(concat!("../../../plugins/companion/assets/", $name)))
+    };
+}
+
+/// The game store and file transfer; the companion (off until the user turns it on: it serves
+/// the companion page on the local network).
 pub const BUNDLED: &[Bundled] = &[
     Bundled {
         id: "game-store",
         manifest: include_str!("../../../plugins/game-store/plugin.toml"),
         wasm: include_bytes!(concat!(env!("PARTYLINE_PLUGINS_BUILT"), "/partyline_plugin_game_store.wasm")),
+        assets: &[],
+        enabled: true,
     },
     Bundled {
         id: "file-transfer",
@@ -73,5 +88,19 @@ pub const BUNDLED: &[Bundled] = &[
             env!("PARTYLINE_PLUGINS_BUILT"),
             "/partyline_plugin_file_transfer.wasm"
         )),
+        assets: &[],
+        enabled: true,
+    },
+    Bundled {
+        id: "companion",
+        manifest: include_str!("../../../plugins/companion/plugin.toml"),
+        wasm: include_bytes!(concat!(env!("PARTYLINE_PLUGINS_BUILT"), "/partyline_plugin_companion.wasm")),
+        assets: &[
+            companion_asset!("index.html"),
+            companion_asset!("app.js"),
+            companion_asset!("remote.js"),
+            companion_asset!("style.css"),
+        ],
+        enabled: false,
     },
 ];

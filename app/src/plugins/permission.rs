@@ -27,6 +27,9 @@ pub enum Permission {
     Log,
     /// `blobs`: share files and folders the user hands it, download content from members.
     Blobs,
+    /// `companion`: the player's paired phones and handhelds (messages to and from the companion
+    /// page), and acting for the player from them: push-to-talk, mute, deafen, volume, chat.
+    Companion,
 }
 
 impl FromStr for Permission {
@@ -42,12 +45,13 @@ impl FromStr for Permission {
             "timers" => Self::Timers,
             "log" => Self::Log,
             "blobs" => Self::Blobs,
+            "companion" => Self::Companion,
             other => match other.strip_prefix("http:") {
                 Some(target) if valid_target(target) => Self::Http(target.to_ascii_lowercase()),
                 Some(target) => bail!("`http:{target}`: not a host name (with a port, if any)"),
                 None => bail!(
                     "unknown permission {other:?} (party, party.message, storage, ui, notify, \
-                     http:HOST, timers, log, blobs)"
+                     http:HOST, timers, log, blobs, companion)"
                 ),
             },
         })
@@ -85,6 +89,7 @@ impl fmt::Display for Permission {
             Self::Timers => f.write_str("timers"),
             Self::Log => f.write_str("log"),
             Self::Blobs => f.write_str("blobs"),
+            Self::Companion => f.write_str("companion"),
         }
     }
 }
@@ -114,6 +119,7 @@ mod tests {
             "timers",
             "log",
             "blobs",
+            "companion",
         ] {
             assert_eq!(p.parse::<Permission>().unwrap().to_string(), p);
         }

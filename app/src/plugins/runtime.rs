@@ -177,7 +177,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 
 /// Plugins get no WASI: what they import besides the plugin API (the Rust standard library
 /// imports some) traps when called. Wasmtime's `define_unknown_imports_as_traps` would stub the
-/// plugin API too when a plugin imports an older patch of it (0.2.0 of a 0.2.1 host), shadowing
+/// plugin API too when a plugin imports an older patch of it (0.3.0 of a 0.3.1 host), shadowing
 /// the host's own functions, which the linker matches to it by semver.
 fn stub_foreign_imports(
     engine: &Engine,
@@ -243,17 +243,17 @@ mod tests {
     #[test]
     fn components_on_another_api_version_are_refused_with_the_reason() {
         let ok = [
-            (true, "partyline:plugin/party@0.2.0"),
+            (true, "partyline:plugin/party@0.3.0"),
             (true, "wasi:cli/environment@0.2.0"),
-            (false, "partyline:plugin/guest@0.2.1"),
+            (false, "partyline:plugin/guest@0.3.0"),
         ];
         assert!(check_api_versions(names(&ok)).is_ok());
-        let newer = [(true, "partyline:plugin/party@0.3.0"), (false, "partyline:plugin/guest@0.3.0")];
+        let newer = [(true, "partyline:plugin/party@0.4.0"), (false, "partyline:plugin/guest@0.4.0")];
         let e = format!("{:#}", check_api_versions(names(&newer)).unwrap_err());
-        assert!(e.contains("imports `partyline:plugin/party@0.3.0`") && e.contains("provides 0.2.1"), "{e}");
+        assert!(e.contains("imports `partyline:plugin/party@0.4.0`") && e.contains("provides 0.3.0"), "{e}");
         let e = format!(
             "{:#}",
-            check_api_versions(names(&[(true, "partyline:plugin/party@0.2.0")])).unwrap_err()
+            check_api_versions(names(&[(true, "partyline:plugin/party@0.3.0")])).unwrap_err()
         );
         assert!(e.contains("not a Partyline plugin"), "{e}");
     }

@@ -1,45 +1,85 @@
-//! The companion gateway as the session runs it: started with the session when the settings turn
-//! it on, the user's pairing commands, and what the gateway tells the user (a device asking to
-//! pair) going out as events.
+//! The companion gateway as the session runs it: started with the session while a plugin granted
+//! `companion` runs (the bundled `companion`, once the user enables it), serving that plugin's
+//! page; the user's pairing commands; what devices do going to the plugins (and, for the user,
+//! a device asking to pair, connecting, leaving); and what the plugin asks, done.
 
 use anyhow::{Context, Result};
 use tokio::sync::mpsc;
 
 use super::Session;
-use super::input::CompanionInput;
-use crate::companion::{cert, gateway::Gateway};
+use super::input::{CompanionInput, Input};
+use crate::companion::cert;
+use crate::companion::gateway::{DeviceEvent, Gateway};
 use crate::config::CompanionSettings;
 use crate::events::NodeEvent;
+use crate::net::VoiceControl;
 use crate::paths::Dirs;
+use crate::plugins::CompanionAct;
 
-/// Starts the gateway if the settings ask for it: on every address, the certificate naming the
-/// LAN addresses of now, pairing links naming the first of them (IPv4 first).
+/// Starts the gateway serving `page` (when a companion plugin runs): on every address, the
+/// certificate naming the LAN addresses of now, pairing links naming the first of them (IPv4
+/// first).
 pub(super) async fn start(
     dirs: &Dirs,
     settings: &CompanionSettings,
-) -> Result<Option<(Gateway, mpsc::Receiver<NodeEvent>)>> {
-    if !settings.enabled {
-        return Ok(None);
-    }
+    page: Option<std::path::PathBuf>,
+) -> Result<Option<(Gateway, mpsc::Receiver<DeviceEvent>)>> {
+    let Some(page) = page else { return Ok(None) };
     let ips = cert::lan_ips();
     let cert = cert::load_or_make(&dirs.data.join("companion"), &ips)?;
     let host = ips.iter().find(|ip| !ip.is_loopback()).or(ips.first()).copied().expect("loopback at least");
     // Both IPv6 and IPv4 where the system allows it, else IPv4 only.
     let (db, port) = (dirs.companion_database(), settings.port);
-    let gateway = match Gateway::start((std::net::Ipv6Addr::UNSPECIFIED, port).into(), host, &cert, &db).await
-    {
+    let any6 = (std::net::Ipv6Addr::UNSPECIFIED, port).into();
+    let gateway = match Gateway::start(any6, host, &cert, &db, &page).await {
         Ok(gateway) => gateway,
-        Err(_) => Gateway::start((std::net::Ipv4Addr::UNSPECIFIED, port).into(), host, &cert, &db).await?,
+        Err(_) => {
+            let any4 = (std::net::Ipv4Addr::UNSPECIFIED, port).into();
+            Gateway::start(any4, host, &cert, &db, &page).await?
+        }
     };
-    let (tx, rx) = mpsc::channel(16);
+    let (tx, rx) = mpsc::channel(256);
     let gateway = gateway.notifying(tx);
     Ok(Some((gateway, rx)))
 }
 
 impl Session {
+    /// What a device did: the user hears of devices asking to pair, connecting and leaving;
+    /// plugins hear all of it.
+    pub(super) fn on_device(&mut self, event: DeviceEvent) {
+        self.plugins.on_device(&event);
+        let event = match event {
+            DeviceEvent::Waiting { name, code } => NodeEvent::DeviceWaiting { name, code },
+            DeviceEvent::Connected { device } => NodeEvent::DeviceConnected { name: device },
+            DeviceEvent::Left { device } => NodeEvent::DeviceLeft { name: device },
+            DeviceEvent::Message { .. } => return,
+        };
+        self.publish(&event);
+    }
+
+    /// What the companion plugin asks for: a message to the devices, or acting for the player.
+    pub(super) async fn on_companion(&mut self, act: CompanionAct) {
+        use partyline_protocol::wire::Presence;
+        let input = match act {
+            CompanionAct::Send { device, text } => {
+                if let Some(gateway) = &self.companion {
+                    gateway.send(device.as_deref(), &text);
+                }
+                return;
+            }
+            CompanionAct::PushToTalk(down) => Input::Voice(VoiceControl::Key(down)),
+            CompanionAct::Muted(true) => Input::Presence(Presence::Muted),
+            CompanionAct::Muted(false) => Input::Presence(Presence::Online),
+            CompanionAct::Deafened(on) => Input::Voice(VoiceControl::Deafened(on)),
+            CompanionAct::Volume { name, volume } => Input::Voice(VoiceControl::Volume { name, volume }),
+            CompanionAct::Chat(text) => Input::Chat(text),
+        };
+        self.run_input(input).await;
+    }
+
     pub(super) fn companion(&mut self, input: CompanionInput) -> Result<()> {
         let gateway = self.companion.as_ref().context(
-            "the companion gateway is off: set `enabled = true` under [companion] in the settings",
+            "the companion gateway is off: turn on its plugin (`partyline plugins enable companion`)",
         )?;
         let event = match input {
             CompanionInput::Pair => NodeEvent::CompanionPairing { url: gateway.pair() },

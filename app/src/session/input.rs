@@ -43,7 +43,7 @@ Type a line to chat. Commands:
   /host                    host your own party (when in none)
   /leave                   leave the party (as owner: go offline)
   /end                     end the party for good (owner)
-  /pair-device             pair a phone or handheld (companion.enabled in the settings)
+  /pair-device             pair a phone or handheld (its plugin: partyline plugins enable companion)
   /confirm-device CODE     pair the device that shows this code
   /devices                 the paired devices
   /revoke-device NAME      unpair a device

@@ -95,7 +95,7 @@ pub(super) struct Session {
     followers: Vec<mpsc::Sender<String>>,
     /// The companion gateway, when the settings turn it on, and what it tells the user.
     pub(super) companion: Option<crate::companion::gateway::Gateway>,
-    pub(super) companion_events: Option<mpsc::Receiver<NodeEvent>>,
+    pub(super) companion_events: Option<mpsc::Receiver<crate::companion::gateway::DeviceEvent>>,
 }
 
 impl Session {
@@ -198,7 +198,7 @@ impl Session {
                     None => plugin_messages = None,
                 },
                 event = recv_maybe(&mut self.companion_events) => match event {
-                    Some(event) => self.publish(&event),
+                    Some(event) => self.on_device(event),
                     None => self.companion_events = None,
                 },
                 request = recv_maybe(&mut self.requests) => match request {
@@ -271,6 +271,7 @@ impl Session {
             }
             PluginOut::Toast { plugin, text, outcome } => NodeEvent::PluginToast { plugin, text, outcome },
             PluginOut::Stopped { plugin, reason } => NodeEvent::PluginStopped { plugin, reason },
+            PluginOut::Companion { act, .. } => return self.on_companion(act).await,
         };
         self.announce(event);
     }

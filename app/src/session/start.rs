@@ -77,7 +77,7 @@ impl Start {
         for problem in problems {
             console.error(&problem);
         }
-        let companion = super::companion::start(&dirs, &settings.companion).await;
+        let companion = super::companion::start(&dirs, &settings.companion, plugins.companion_page()).await;
         let mut session = Session::new(node, console, terms, front, requests, plugins);
         match companion {
             Ok(companion) => (session.companion, session.companion_events) = companion.unzip(),

@@ -22,9 +22,10 @@ wit_bindgen::generate!({
 
 pub use exports::partyline::plugin::guest::Guest;
 pub use partyline::plugin::types::{
-    BlobAnswer, Content, Event, HttpResponse, Member, PeerMessage, TransferProgress, UiAction,
+    BlobAnswer, Content, DeviceMessage, Event, HttpResponse, Member, PeerMessage, TransferProgress, UiAction,
+    VoiceState,
 };
-pub use partyline::plugin::{blobs, http, log, messaging, notify, party, storage, timers, ui};
+pub use partyline::plugin::{blobs, companion, http, log, messaging, notify, party, storage, timers, ui};
 
 /// A value of the plugin's `[config]`.
 pub fn config<'a>(config: &'a [(String, String)], key: &str) -> Option<&'a str> {

@@ -7,6 +7,8 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::*;
+
+const PAGE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../plugins/companion/assets");
 use crate::companion::{cert, pairing};
 
 struct Client {
@@ -62,7 +64,7 @@ async fn a_device_pairs_over_https_stays_paired_and_the_wrong_doors_stay_shut() 
     let lo: IpAddr = "127.0.0.1".parse().unwrap();
     let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
     let db = dir.path().join("companion.sqlite3");
-    let gateway = Gateway::start((lo, 0).into(), lo, &cert, &db).await.unwrap();
+    let gateway = Gateway::start((lo, 0).into(), lo, &cert, &db, Path::new(PAGE)).await.unwrap();
     let client = Arc::new(Client::new(&cert, gateway.port()));
     let origin = format!("https://127.0.0.1:{}", gateway.port());
 
@@ -116,7 +118,7 @@ async fn a_device_pairs_over_https_stays_paired_and_the_wrong_doors_stay_shut() 
     // After the desktop restarts (same certificate, same database), still paired.
     gateway.stop().await;
     let cert = cert::load_or_make(&dir.path().join("companion"), &[lo]).unwrap();
-    let gateway = Gateway::start((lo, 0).into(), lo, &cert, &db).await.unwrap();
+    let gateway = Gateway::start((lo, 0).into(), lo, &cert, &db, Path::new(PAGE)).await.unwrap();
     let client = Arc::new(Client::new(&cert, gateway.port()));
     let (c, k) = (client.clone(), credential.clone());
     assert_eq!(blocking(move || c.me(&k)).await, 200);

@@ -1,5 +1,6 @@
 // The companion page: pairs with the desktop from the link's fragment (#TOKEN.FINGERPRINT),
-// then keeps its credential in this browser. Plain JavaScript, no build step.
+// then keeps its credential in this browser and becomes the remote (remote.js). Plain
+// JavaScript, no build step.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -77,7 +78,14 @@ async function pair(token, fingerprint) {
   $("code").hidden = false;
   const who = await waitForConfirmation(answer.credential);
   $("code").hidden = true;
+  paired(who, answer.credential);
+}
+
+function paired(who, credential) {
   say("Paired as " + who.name + ".");
+  remote.start(credential, () => {
+    say("This device is not paired (or was revoked): scan the desktop's code again.", true);
+  });
 }
 
 async function start() {
@@ -87,8 +95,16 @@ async function start() {
     const [token, fingerprint] = fragment.split(".");
     await pair(token, fingerprint || "");
   } else if (stored) {
-    const who = await me(stored).catch(() => null);
-    say(who ? "Paired as " + who.name + "." : "This device is not paired (or was revoked): scan the desktop's code again.", !who);
+    let who;
+    try {
+      who = await me(stored);
+    } catch (_) {
+      say("The desktop cannot be reached: trying again…", true);
+      setTimeout(run, 3000);
+      return;
+    }
+    if (who) paired(who, stored);
+    else say("This device is not paired (or was revoked): scan the desktop's code again.", true);
   } else {
     say("Scan the pairing code the desktop shows (/pair-device).");
   }

@@ -1,0 +1,95 @@
+//! The `companion` interface: a plugin talks to the player's paired devices (the companion page)
+//! and acts for the player from them. Each call needs the `companion` permission and fits a rate
+//! of its own; what it asks for goes to the session, which owns the gateway and the voice.
+
+use std::time::Instant;
+
+use super::bindings::partyline::plugin::companion;
+use super::host_api::{HostState, PluginOut};
+use super::permission::Permission;
+
+/// Largest message to a device (what the gateway's sockets carry).
+pub(crate) const MAX_DEVICE_TEXT: usize = 4096;
+
+/// What a plugin asks of the player's devices and voice.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompanionAct {
+    /// Text to a connected device by name (`None`: every connected device).
+    Send {
+        device: Option<String>,
+        text: String,
+    },
+    /// The push-to-talk key went down (`true`) or up.
+    PushToTalk(bool),
+    Muted(bool),
+    Deafened(bool),
+    /// A member's volume, by name: 1.0 as sent, up to 2.
+    Volume {
+        name: String,
+        volume: f32,
+    },
+    Chat(String),
+}
+
+impl HostState {
+    fn companion(&mut self, act: CompanionAct) -> Result<(), String> {
+        self.allow(&Permission::Companion)?;
+        if !self.companion_rate.take(Instant::now()) {
+            self.counters.rate_limited += 1;
+            return Err("too fast: `companion` is rate limited".into());
+        }
+        self.put(PluginOut::Companion { plugin: self.plugin.clone(), act })
+    }
+}
+
+fn sized(text: String, what: &str) -> Result<String, String> {
+    if text.len() > MAX_DEVICE_TEXT {
+        return Err(format!("{what} are at most {MAX_DEVICE_TEXT} bytes"));
+    }
+    Ok(text)
+}
+
+impl companion::Host for HostState {
+    fn send(&mut self, device: String, text: String) -> Result<(), String> {
+        let text = sized(text, "messages to a device")?;
+        self.companion(CompanionAct::Send { device: Some(device), text })
+    }
+
+    fn broadcast(&mut self, text: String) -> Result<(), String> {
+        let text = sized(text, "messages to a device")?;
+        self.companion(CompanionAct::Send { device: None, text })
+    }
+
+    fn push_to_talk(&mut self, down: bool) -> Result<(), String> {
+        self.companion(CompanionAct::PushToTalk(down))
+    }
+
+    fn set_muted(&mut self, muted: bool) -> Result<(), String> {
+        self.companion(CompanionAct::Muted(muted))
+    }
+
+    fn set_deafened(&mut self, deafened: bool) -> Result<(), String> {
+        self.companion(CompanionAct::Deafened(deafened))
+    }
+
+    fn set_volume(&mut self, member: String, percent: u32) -> Result<(), String> {
+        self.allow(&Permission::Companion)?;
+        let name = self
+            .membership
+            .borrow()
+            .others()
+            .find(|m| m.info.peer.to_string() == member)
+            .map(|m| m.info.name.clone());
+        let name = name.ok_or_else(|| format!("no other member with id {member}"))?;
+        let volume = percent.min(200) as f32 / 100.0;
+        self.companion(CompanionAct::Volume { name, volume })
+    }
+
+    fn chat(&mut self, text: String) -> Result<(), String> {
+        let text = sized(text, "chat lines")?;
+        if text.trim().is_empty() {
+            return Err("a chat line needs some text".into());
+        }
+        self.companion(CompanionAct::Chat(text))
+    }
+}

@@ -1,0 +1,173 @@
+//! The companion plugin: what the companion page (a paired phone or handheld, `assets/`) shows
+//! and what its buttons do. The host serves the page and carries its messages; this plugin keeps
+//! the picture of the party the page draws and acts for the player when the page asks.
+//!
+//! Messages are JSON objects with a `type`:
+//! - to the page: `state` (everything, when a device connects and when members change),
+//!   `speaking {id, on}`, `voice {muted, deafened}`, `chat {from, text}`, `error {text}`;
+//! - from the page: `ptt {down}`, `latch {on}`, `mute {on}`, `deafen {on}`,
+//!   `volume {id, percent}`, `chat {text}`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::Mutex;
+
+use partyline_plugin_sdk::{Event, Guest, Member, companion, export, party};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+/// Chat lines a page gets when it connects.
+const CHAT_KEPT: usize = 50;
+
+#[derive(Default)]
+struct Picture {
+    members: Vec<Member>,
+    speaking: BTreeSet<String>,
+    muted: bool,
+    deafened: bool,
+    /// The page's latch holds push-to-talk down.
+    latched: bool,
+    /// Volumes set from the page, by member id (percent).
+    volumes: BTreeMap<String, u32>,
+    chat: VecDeque<Line>,
+}
+
+#[derive(Clone, Serialize)]
+struct Line {
+    from: String,
+    text: String,
+}
+
+static PICTURE: Mutex<Option<Picture>> = Mutex::new(None);
+
+fn with<T>(f: impl FnOnce(&mut Picture) -> T) -> Result<T, String> {
+    let mut guard = PICTURE.lock().map_err(|e| e.to_string())?;
+    Ok(f(guard.get_or_insert_with(Picture::default)))
+}
+
+/// What the page asks.
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Ask {
+    Ptt { down: bool },
+    Latch { on: bool },
+    Mute { on: bool },
+    Deafen { on: bool },
+    Volume { id: String, percent: u32 },
+    Chat { text: String },
+}
+
+fn state(p: &Picture) -> String {
+    let members: Vec<_> = p
+        .members
+        .iter()
+        .map(|m| {
+            json!({
+                "id": m.id, "name": m.name, "me": m.me, "owner": m.owner,
+                "speaking": p.speaking.contains(&m.id),
+                "volume": p.volumes.get(&m.id).copied().unwrap_or(100),
+            })
+        })
+        .collect();
+    json!({
+        "type": "state", "members": members, "muted": p.muted, "deafened": p.deafened,
+        "latched": p.latched, "chat": p.chat,
+    })
+    .to_string()
+}
+
+fn refresh_members() -> Result<(), String> {
+    let members = party::members().unwrap_or_default();
+    let text = with(|p| {
+        p.members = members;
+        p.speaking.retain(|id| p.members.iter().any(|m| &m.id == id));
+        state(p)
+    })?;
+    companion::broadcast(&text)
+}
+
+fn act(device: &str, text: &str) -> Result<(), String> {
+    let ask: Ask = match serde_json::from_str(text) {
+        Ok(ask) => ask,
+        Err(e) => return tell(device, &format!("not understood: {e}")),
+    };
+    let done = match ask {
+        Ask::Ptt { down } => {
+            // While latched, the key stays down.
+            if with(|p| p.latched)? { Ok(()) } else { companion::push_to_talk(down) }
+        }
+        Ask::Latch { on } => {
+            with(|p| p.latched = on)?;
+            companion::broadcast(&json!({"type": "latch", "on": on}).to_string())?;
+            companion::push_to_talk(on)
+        }
+        Ask::Mute { on } => companion::set_muted(on),
+        Ask::Deafen { on } => companion::set_deafened(on),
+        Ask::Volume { id, percent } => {
+            let percent = percent.min(200);
+            companion::set_volume(&id, percent).and_then(|()| {
+                with(|p| {
+                    p.volumes.insert(id, percent);
+                })
+            })
+        }
+        Ask::Chat { text } => companion::chat(&text),
+    };
+    match done {
+        Ok(()) => Ok(()),
+        Err(e) => tell(device, &e),
+    }
+}
+
+fn tell(device: &str, text: &str) -> Result<(), String> {
+    companion::send(device, &json!({"type": "error", "text": text}).to_string())
+}
+
+fn name_of(members: &[Member], member: &Member) -> String {
+    members.iter().find(|m| m.id == member.id).map_or_else(|| member.name.clone(), |m| m.name.clone())
+}
+
+struct Companion;
+
+impl Guest for Companion {
+    fn init(_config: Vec<(String, String)>) -> Result<(), String> {
+        with(|p| p.members = party::members().unwrap_or_default())
+    }
+
+    fn handle(event: Event) -> Result<(), String> {
+        match event {
+            Event::Joined(_) | Event::MemberJoined(_) | Event::MemberLeft(_) => refresh_members(),
+            Event::Left => {
+                let text = with(|p| {
+                    *p = Picture { muted: p.muted, deafened: p.deafened, ..Picture::default() };
+                    state(p)
+                })?;
+                companion::broadcast(&text)
+            }
+            Event::Speaking((member, on)) => {
+                with(|p| if on { p.speaking.insert(member.id.clone()) } else { p.speaking.remove(&member.id) })?;
+                companion::broadcast(&json!({"type": "speaking", "id": member.id, "on": on}).to_string())
+            }
+            Event::Voice(v) => {
+                with(|p| (p.muted, p.deafened) = (v.muted, v.deafened))?;
+                let text = json!({"type": "voice", "muted": v.muted, "deafened": v.deafened});
+                companion::broadcast(&text.to_string())
+            }
+            Event::Chat((member, text)) => {
+                let line = with(|p| {
+                    let line = Line { from: name_of(&p.members, &member), text };
+                    if p.chat.len() == CHAT_KEPT {
+                        p.chat.pop_front();
+                    }
+                    p.chat.push_back(line.clone());
+                    line
+                })?;
+                companion::broadcast(&json!({"type": "chat", "from": line.from, "text": line.text}).to_string())
+            }
+            Event::DeviceConnected(device) => companion::send(&device, &with(|p| state(p))?),
+            Event::DeviceMessage(m) => act(&m.device, &m.text),
+            _ => Ok(()),
+        }
+    }
+}
+
+export!(Companion);

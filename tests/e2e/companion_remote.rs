@@ -1,0 +1,64 @@
+//! The companion page as the player's remote, in headless Chromium against a running Partyline
+//! with another member in the party: push-to-talk held in the page makes the other member see
+//! this player speaking (and stop when it is let go), the latch holds it, mute and deafen go
+//! round the voice engine and back, and chat goes both ways.
+
+use std::time::{Duration, Instant};
+
+use partyline_tests::companion::{Remote, pressed};
+
+#[test]
+fn the_page_talks_mutes_deafens_and_chats_for_the_player() {
+    let _turn = partyline_tests::exclusive();
+    let mut r = Remote::start();
+
+    // Held: Bob sees Ana speak, and so does the page; let go: she stops.
+    for _ in 0..2 {
+        let pressed_at = Instant::now();
+        r.browser.press("ptt");
+        r.bob_sees_ana(true, Duration::from_secs(10));
+        println!("push-to-talk in the page → speaking at bob: {:?}", pressed_at.elapsed());
+        let ana_speaks = "return document.querySelector('#members li.speaking')?.textContent ?? ''";
+        r.browser.wait_script(ana_speaks, Duration::from_secs(5), |t| {
+            t.as_str().is_some_and(|t| t.contains("ana"))
+        });
+        r.browser.release();
+        r.bob_sees_ana(false, Duration::from_secs(10));
+    }
+
+    // The latch holds it without a finger on it, until tapped again.
+    r.browser.click("latch");
+    r.bob_sees_ana(true, Duration::from_secs(10));
+    r.browser.wait_script(
+        "return document.getElementById('latch').getAttribute('aria-pressed')",
+        Duration::from_secs(5),
+        |v| v == "true",
+    );
+    r.browser.click("latch");
+    r.bob_sees_ana(false, Duration::from_secs(10));
+
+    // Mute and deafen: the voice engine says so, and the page shows what it says.
+    for (button, field) in [("mute", "muted"), ("deafen", "deafened")] {
+        for on in [true, false] {
+            r.browser.click(button);
+            let state = r.ana.wait_for(Duration::from_secs(10), "voice-state", |e| {
+                e["event"] == "voice-state" && e[field] == on
+            });
+            assert_eq!(state[field], on);
+            let want = if on { "true" } else { "false" };
+            let script = format!("return document.getElementById('{button}').getAttribute('aria-pressed')");
+            r.browser.wait_script(&script, Duration::from_secs(5), |v| v == want);
+            assert_eq!(pressed(&r.browser, button), want, "{button}");
+        }
+    }
+
+    // Chat both ways.
+    r.browser.type_into("line", "hello from the couch");
+    r.browser.click("send");
+    let heard =
+        r.bob.wait_for(Duration::from_secs(10), "ana's chat", |e| e["event"] == "chat" && e["from"] == "ana");
+    assert_eq!(heard["text"], "hello from the couch");
+    r.bob.send("hi couch");
+    r.browser.wait_text("chat", Duration::from_secs(10), |t| t.contains("bob: hi couch"));
+    assert!(r.browser.text("chat").contains("ana: hello from the couch"), "{}", r.browser.text("chat"));
+}
