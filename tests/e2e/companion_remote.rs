@@ -1,11 +1,14 @@
 //! The companion page as the player's remote, in headless Chromium against a running Partyline
 //! with another member in the party: push-to-talk held in the page makes the other member see
 //! this player speaking (and stop when it is let go), the latch holds it, mute and deafen go
-//! round the voice engine and back, and chat goes both ways.
+//! round the voice engine and back, and chat goes both ways; a game Bob shares is got from the
+//! page, its progress shown there.
 
 use std::time::{Duration, Instant};
 
 use partyline_tests::companion::{Remote, pressed};
+use partyline_tests::games;
+use partyline_tests::store::games_cli;
 
 #[test]
 fn the_page_talks_mutes_deafens_and_chats_for_the_player() {
@@ -61,4 +64,38 @@ fn the_page_talks_mutes_deafens_and_chats_for_the_player() {
     r.bob.send("hi couch");
     r.browser.wait_text("chat", Duration::from_secs(10), |t| t.contains("bob: hi couch"));
     assert!(r.browser.text("chat").contains("ana: hello from the couch"), "{}", r.browser.text("chat"));
+}
+
+#[test]
+fn a_game_another_member_shares_is_got_from_the_page_with_its_progress() {
+    let _turn = partyline_tests::exclusive();
+    // Bob uploads slowly, so that the download takes a few seconds to watch.
+    let r = Remote::with_bob(&["--upload-limit", "8"]);
+    let dir = tempfile::tempdir().unwrap();
+    let game = games::generate(dir.path(), "Long Road", 48 << 20, 7);
+    let (ok, out) = games_cli(&r.bob, &["share", game.to_str().unwrap()], Duration::from_secs(60));
+    assert!(ok, "{out:?}");
+
+    // The game store's panel, on the page: Bob's game, with a button to get it.
+    let get = "return [...document.querySelectorAll('[data-plugin=\"game-store\"] button')]\
+               .find(b => b.textContent.startsWith('Get Long Road'))?.dataset.id ?? null";
+    let id = r.browser.wait_script(get, Duration::from_secs(20), |v| v.is_string());
+    let press = format!(
+        "document.querySelector('[data-plugin=\"game-store\"] button[data-id=\"{}\"]').click(); return true",
+        id.as_str().unwrap()
+    );
+    r.browser.script(&press);
+
+    // Its progress shows while it comes, and the library has it at the end.
+    let progress = "const p = document.querySelector('[data-plugin=\"game-store\"] progress'); \
+                    return p ? [Number(p.dataset.done), Number(p.dataset.total)] : null";
+    let seen = r.browser.wait_script(progress, Duration::from_secs(30), |v| {
+        v[0].as_u64().is_some_and(|done| done > 0) && v[0].as_u64() < v[1].as_u64()
+    });
+    println!("progress on the page: {seen}");
+    r.ana.wait_event(Duration::from_secs(60), "transfer-complete");
+    let library = "return document.querySelector('[data-plugin=\"game-store\"]')?.textContent ?? ''";
+    r.browser.wait_script(library, Duration::from_secs(10), |t| {
+        t.as_str().is_some_and(|t| t.contains("Long Road") && !t.contains("Get Long Road"))
+    });
 }

@@ -35,6 +35,11 @@ pub struct Remote {
 
 impl Remote {
     pub fn start() -> Self {
+        Self::with_bob(&[])
+    }
+
+    /// The same, Bob started with `extra` arguments too.
+    pub fn with_bob(extra: &[&str]) -> Self {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join("config")).unwrap();
         std::fs::write(home.path().join("config/settings.toml"), "[companion]\nport = 0\n").unwrap();
@@ -47,7 +52,9 @@ impl Remote {
         args.extend_from_slice(&voice);
         let mut ana = Proc::start_in("ana", home.path(), &args, None, &[]);
         let link = ana.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
-        let bob = crate::join("bob", &link, &["--mic-device", "none", "--speaker-device", "none"]);
+        let mut bob_args = vec!["--mic-device", "none", "--speaker-device", "none"];
+        bob_args.extend_from_slice(extra);
+        let bob = crate::join("bob", &link, &bob_args);
         bob.wait_event(Duration::from_secs(20), "joined");
         ana.wait_for(Duration::from_secs(10), "bob", |e| e["event"] == "member-joined");
 

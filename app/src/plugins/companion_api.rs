@@ -8,8 +8,10 @@ use super::bindings::partyline::plugin::companion;
 use super::host_api::{HostState, PluginOut};
 use super::permission::Permission;
 
-/// Largest message to a device (what the gateway's sockets carry).
-pub(crate) const MAX_DEVICE_TEXT: usize = 4096;
+/// Largest message to a device (a page takes at most 4096 bytes the other way).
+pub(crate) const MAX_DEVICE_TEXT: usize = 64 * 1024;
+/// Largest chat line or press from the page.
+const MAX_ASK: usize = 4096;
 
 /// What a plugin asks of the player's devices and voice.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,12 @@ pub enum CompanionAct {
         volume: f32,
     },
     Chat(String),
+    /// A button of another plugin's panel pressed (or its input submitted), as on the overlay.
+    Press {
+        plugin: String,
+        id: String,
+        value: Option<String>,
+    },
 }
 
 impl HostState {
@@ -86,10 +94,23 @@ impl companion::Host for HostState {
     }
 
     fn chat(&mut self, text: String) -> Result<(), String> {
-        let text = sized(text, "chat lines")?;
+        if text.len() > MAX_ASK {
+            return Err(format!("chat lines are at most {MAX_ASK} bytes"));
+        }
         if text.trim().is_empty() {
             return Err("a chat line needs some text".into());
         }
         self.companion(CompanionAct::Chat(text))
+    }
+
+    fn press(&mut self, plugin: String, id: String, value: Option<String>) -> Result<(), String> {
+        let size = plugin.len() + id.len() + value.as_ref().map_or(0, String::len);
+        if size > MAX_ASK {
+            return Err(format!("a press is at most {MAX_ASK} bytes"));
+        }
+        if plugin == self.plugin {
+            return Err("a plugin presses only other plugins' buttons".into());
+        }
+        self.companion(CompanionAct::Press { plugin, id, value })
     }
 }

@@ -8,8 +8,10 @@ use anyhow::{Context, Result, bail};
 use libp2p::PeerId;
 use tokio::sync::mpsc;
 
+use super::bindings::partyline::plugin::notify;
 use super::bindings::partyline::plugin::types::{
-    Content, DeviceMessage, Event, Member, PeerMessage, TransferProgress, UiAction, VoiceState,
+    Content, DeviceMessage, Event, Member, PeerMessage, PluginPanel, PluginToast, TransferProgress, UiAction,
+    VoiceState,
 };
 use super::blob_access::{BlobAccess, Handed, content};
 use super::db::PluginDb;
@@ -175,6 +177,14 @@ impl PluginHost {
         if self.threads.is_empty() {
             return;
         }
+        if let Some((from, event)) = for_companions(event) {
+            for id in self.companions.keys().filter(|id| **id != from) {
+                if let Some(thread) = self.threads.get(id) {
+                    thread.send(event.clone());
+                }
+            }
+            return;
+        }
         let Some(event) = self.translate(event) else { return };
         match event {
             (Some(plugin), event) => {
@@ -332,4 +342,29 @@ impl PluginHost {
     fn thread(&self, plugin: &str) -> Result<&PluginThread> {
         self.threads.get(plugin).with_context(|| format!("no plugin {plugin} is running"))
     }
+}
+
+/// What only plugins granted `companion` hear of: other plugins' panels and toasts (for the
+/// companion page), and which plugin they came from.
+fn for_companions(event: &NodeEvent) -> Option<(String, Event)> {
+    Some(match event {
+        NodeEvent::PluginPanel { plugin, name, title, elements } => {
+            let elements = elements.iter().map(super::panel::to_plugin).collect();
+            let panel =
+                PluginPanel { plugin: plugin.clone(), name: name.clone(), title: title.clone(), elements };
+            (plugin.clone(), Event::Panel(panel))
+        }
+        NodeEvent::PluginToast { plugin, text, outcome } => {
+            let outcome = outcome.map(|o| match o {
+                crate::events::Outcome::Working => notify::Outcome::Working,
+                crate::events::Outcome::Done => notify::Outcome::Done,
+                crate::events::Outcome::Failed => notify::Outcome::Failed,
+            });
+            (
+                plugin.clone(),
+                Event::Toast(PluginToast { plugin: plugin.clone(), text: text.clone(), outcome }),
+            )
+        }
+        _ => return None,
+    })
 }

@@ -99,6 +99,7 @@ pub const BUNDLED: &[Bundled] = &[
             companion_asset!("index.html"),
             companion_asset!("app.js"),
             companion_asset!("remote.js"),
+            companion_asset!("panels.js"),
             companion_asset!("style.css"),
         ],
         enabled: false,

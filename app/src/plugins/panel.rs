@@ -22,6 +22,24 @@ pub(super) fn element(e: ui::Element) -> PanelElement {
     }
 }
 
+/// A panel element as plugins are handed it (another plugin's panel, for the companion page).
+pub(super) fn to_plugin(e: &PanelElement) -> ui::Element {
+    match e.clone() {
+        PanelElement::Text(t) => ui::Element::Text(t),
+        PanelElement::Heading(t) => ui::Element::Heading(t),
+        PanelElement::Button { id, label } => ui::Element::Button(ui::Button { id, label }),
+        PanelElement::Input { id, placeholder, value } => {
+            ui::Element::Input(ui::Input { id, placeholder, value })
+        }
+        PanelElement::Items(items) => ui::Element::Items(items),
+        PanelElement::Progress { label, done, total } => {
+            ui::Element::Progress(ui::Progress { label, done, total })
+        }
+        PanelElement::Qr(t) => ui::Element::Qr(t),
+        PanelElement::Image { width, height, rgba } => ui::Element::Image(ui::Image { width, height, rgba }),
+    }
+}
+
 /// Whether a text reads as a path on this machine: absolute, from home (`~`), or with a folder in
 /// it (`..`, `x/y`, and the same with `\`).
 fn names_a_path(text: &str) -> bool {

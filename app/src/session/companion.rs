@@ -48,6 +48,12 @@ impl Session {
     /// plugins hear all of it.
     pub(super) fn on_device(&mut self, event: DeviceEvent) {
         self.plugins.on_device(&event);
+        if matches!(event, DeviceEvent::Connected { .. }) {
+            // The page draws every panel there is.
+            for panel in self.panels.values() {
+                self.plugins.on_event(panel);
+            }
+        }
         let event = match event {
             DeviceEvent::Waiting { name, code } => NodeEvent::DeviceWaiting { name, code },
             DeviceEvent::Connected { device } => NodeEvent::DeviceConnected { name: device },
@@ -73,6 +79,7 @@ impl Session {
             CompanionAct::Deafened(on) => Input::Voice(VoiceControl::Deafened(on)),
             CompanionAct::Volume { name, volume } => Input::Voice(VoiceControl::Volume { name, volume }),
             CompanionAct::Chat(text) => Input::Chat(text),
+            CompanionAct::Press { plugin, id, value } => Input::PluginAction { plugin, id, value },
         };
         self.run_input(input).await;
     }

@@ -273,6 +273,8 @@ impl Session {
             PluginOut::Stopped { plugin, reason } => NodeEvent::PluginStopped { plugin, reason },
             PluginOut::Companion { act, .. } => return self.on_companion(act).await,
         };
+        // Plugins granted `companion` draw the others' panels and toasts on the page.
+        self.plugins.on_event(&event);
         self.announce(event);
     }
 

@@ -95,6 +95,12 @@ const remote = (() => {
       case "chat":
         chatLine(message.from, message.text);
         break;
+      case "panel":
+        panels.draw(message, send);
+        break;
+      case "toast":
+        panels.toast(message);
+        break;
       case "error":
         $("problem").textContent = message.text;
         $("problem").hidden = false;

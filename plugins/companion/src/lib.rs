@@ -4,14 +4,17 @@
 //!
 //! Messages are JSON objects with a `type`:
 //! - to the page: `state` (everything, when a device connects and when members change),
-//!   `speaking {id, on}`, `voice {muted, deafened}`, `chat {from, text}`, `error {text}`;
+//!   `speaking {id, on}`, `voice {muted, deafened}`, `latch {on}`, `chat {from, text}`,
+//!   `panel {plugin, name, title, elements}` (another plugin's panel, as the overlay draws it),
+//!   `toast {plugin, text, outcome}`, `error {text}`;
 //! - from the page: `ptt {down}`, `latch {on}`, `mute {on}`, `deafen {on}`,
-//!   `volume {id, percent}`, `chat {text}`.
+//!   `volume {id, percent}`, `chat {text}`, `press {plugin, id, value}` (a panel's button or
+//!   input).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
 
-use partyline_plugin_sdk::{Event, Guest, Member, companion, export, party};
+use partyline_plugin_sdk::{Event, Guest, Member, companion, export, notify, party, ui};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -54,6 +57,7 @@ enum Ask {
     Deafen { on: bool },
     Volume { id: String, percent: u32 },
     Chat { text: String },
+    Press { plugin: String, id: String, value: Option<String> },
 }
 
 fn state(p: &Picture) -> String {
@@ -111,6 +115,7 @@ fn act(device: &str, text: &str) -> Result<(), String> {
             })
         }
         Ask::Chat { text } => companion::chat(&text),
+        Ask::Press { plugin, id, value } => companion::press(&plugin, &id, value.as_deref()),
     };
     match done {
         Ok(()) => Ok(()),
@@ -124,6 +129,31 @@ fn tell(device: &str, text: &str) -> Result<(), String> {
 
 fn name_of(members: &[Member], member: &Member) -> String {
     members.iter().find(|m| m.id == member.id).map_or_else(|| member.name.clone(), |m| m.name.clone())
+}
+
+/// An element of another plugin's panel as the page draws it (images are left out: a phone
+/// has the overlay's pictures on the desktop).
+fn element(e: &ui::Element) -> serde_json::Value {
+    match e {
+        ui::Element::Text(t) => json!({"kind": "text", "text": t}),
+        ui::Element::Heading(t) => json!({"kind": "heading", "text": t}),
+        ui::Element::Button(b) => json!({"kind": "button", "id": b.id, "label": b.label}),
+        ui::Element::Input(i) => {
+            json!({"kind": "input", "id": i.id, "placeholder": i.placeholder, "value": i.value})
+        }
+        ui::Element::Items(items) => json!({"kind": "items", "items": items}),
+        ui::Element::Progress(p) => json!({"kind": "progress", "label": p.label, "done": p.done, "total": p.total}),
+        ui::Element::Qr(t) => json!({"kind": "qr", "text": t}),
+        ui::Element::Image(_) => json!({"kind": "image"}),
+    }
+}
+
+fn outcome(o: Option<notify::Outcome>) -> Option<&'static str> {
+    o.map(|o| match o {
+        notify::Outcome::Working => "working",
+        notify::Outcome::Done => "done",
+        notify::Outcome::Failed => "failed",
+    })
 }
 
 struct Companion;
@@ -162,6 +192,22 @@ impl Guest for Companion {
                     line
                 })?;
                 companion::broadcast(&json!({"type": "chat", "from": line.from, "text": line.text}).to_string())
+            }
+            Event::Panel(panel) => {
+                let elements: Vec<_> = panel.elements.iter().map(element).collect();
+                let drawn = json!({
+                    "type": "panel", "plugin": panel.plugin, "name": panel.name, "title": panel.title,
+                    "elements": elements,
+                });
+                // The host hands every panel again when a device connects.
+                companion::broadcast(&drawn.to_string())
+            }
+            Event::Toast(toast) => {
+                let shown = json!({
+                    "type": "toast", "plugin": toast.plugin, "text": toast.text,
+                    "outcome": outcome(toast.outcome),
+                });
+                companion::broadcast(&shown.to_string())
             }
             Event::DeviceConnected(device) => companion::send(&device, &with(|p| state(p))?),
             Event::DeviceMessage(m) => act(&m.device, &m.text),
