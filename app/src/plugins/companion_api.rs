@@ -114,3 +114,57 @@ impl companion::Host for HostState {
         self.companion(CompanionAct::Press { plugin, id, value })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tokio::sync::mpsc;
+
+    use super::super::tests::{ana_and_bob, peer_of};
+    use super::*;
+    use crate::plugins::bindings::partyline::plugin::companion::Host;
+
+    fn state(grants: &[&str]) -> (HostState, mpsc::Receiver<PluginOut>) {
+        let (tx, rx) = mpsc::channel(512);
+        let grants: Vec<Permission> = grants.iter().map(|p| p.parse().unwrap()).collect();
+        (HostState::new("pad", &grants, None, tx).with_membership(ana_and_bob()), rx)
+    }
+
+    #[test]
+    fn acting_for_the_player_needs_companion_and_stays_within_bounds() {
+        let (mut other, mut out) = state(&["party", "ui"]);
+        let e = other.push_to_talk(true).unwrap_err();
+        assert!(e.contains("not granted `companion`"), "{e}");
+        assert!(other.broadcast("hi".into()).is_err() && other.chat("hi".into()).is_err());
+        assert!(out.try_recv().is_err(), "nothing reached the session");
+
+        let (mut pad, mut out) = state(&["companion"]);
+        pad.push_to_talk(true).unwrap();
+        pad.set_volume(peer_of("bob").to_string(), 250).unwrap();
+        pad.press("game-store".into(), "get:1".into(), None).unwrap();
+        let acts: Vec<CompanionAct> = std::iter::from_fn(|| out.try_recv().ok())
+            .filter_map(|o| match o {
+                PluginOut::Companion { act, .. } => Some(act),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            acts,
+            [
+                CompanionAct::PushToTalk(true),
+                CompanionAct::Volume { name: "bob".into(), volume: 2.0 },
+                CompanionAct::Press { plugin: "game-store".into(), id: "get:1".into(), value: None },
+            ]
+        );
+        // Itself, a member who is not there, blank or oversized lines: refused, saying why.
+        assert!(pad.press("pad".into(), "x".into(), None).unwrap_err().contains("other plugins"));
+        assert!(pad.set_volume(peer_of("carl").to_string(), 50).unwrap_err().contains("no other member"));
+        assert!(pad.set_volume(peer_of("ana").to_string(), 50).is_err(), "not the player's own");
+        assert!(pad.chat("  ".into()).is_err());
+        assert!(pad.chat("x".repeat(MAX_ASK + 1)).is_err());
+        assert!(pad.send("Pixel".into(), "x".repeat(MAX_DEVICE_TEXT + 1)).is_err());
+        // A flood is cut off by the rate.
+        let passed = (0..500).filter(|_| pad.broadcast("x".into()).is_ok()).count();
+        assert!((90..200).contains(&passed), "{passed} of 500 passed");
+        assert!(pad.counters.rate_limited > 0);
+    }
+}

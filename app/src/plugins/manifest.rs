@@ -77,7 +77,7 @@ mod tests {
             r#"id = "game-store"
 name = "Game store"
 version = "1.2.0"
-api = "0.2.0"
+api = "0.3.0"
 permissions = ["ui", "http:store.example.com"]
 [config]
 feed = "https://store.example.com/feed.json"
@@ -87,7 +87,7 @@ feed = "https://store.example.com/feed.json"
         assert_eq!(m.permissions, [Permission::Ui, Permission::Http("store.example.com".into())]);
         assert_eq!(m.config["feed"], "https://store.example.com/feed.json");
         let with =
-            |field: &str| format!("id = \"x\"\nname = \"X\"\nversion = \"1\"\napi = \"0.2.0\"\n{field}");
+            |field: &str| format!("id = \"x\"\nname = \"X\"\nversion = \"1\"\napi = \"0.3.0\"\n{field}");
         assert!(Manifest::parse(&with("permissions = [\"root\"]")).is_err());
         assert!(Manifest::parse(&with("unknown = 1")).is_err());
         assert!(Manifest::parse(&with("").replace("\"x\"", "\"X Y\"")).is_err());

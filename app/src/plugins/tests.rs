@@ -77,7 +77,7 @@ fn texts(outs: &[PluginOut]) -> Vec<String> {
     texts
 }
 
-fn peer_of(name: &str) -> libp2p::PeerId {
+pub(super) fn peer_of(name: &str) -> libp2p::PeerId {
     libp2p::identity::Keypair::ed25519_from_bytes([name.as_bytes()[0]; 32]).unwrap().public().to_peer_id()
 }
 
@@ -87,7 +87,7 @@ fn member(name: &str, me: bool) -> Member {
 
 /// The party every plugin under test is in, as the node would publish it: ana (this node, its
 /// owner) and bob.
-fn ana_and_bob() -> crate::membership::MembershipView {
+pub(super) fn ana_and_bob() -> crate::membership::MembershipView {
     use crate::events::{MemberInfo, Path};
     let info = |name: &str, me: bool| MemberInfo {
         peer: peer_of(name),
