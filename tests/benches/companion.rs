@@ -1,6 +1,8 @@
-//! What the companion page costs a handheld: loading the page from the gateway over HTTPS on
-//! loopback in headless Chromium (navigation start to the load event, the browser's own timing),
-//! and a pairing from opening the link to the code on screen.
+//! What the companion page costs and how quick it is: loading the page from the gateway over
+//! HTTPS on loopback in headless Chromium (navigation start to the load event, the browser's own
+//! timing); a pairing from opening the link to the code on screen; push-to-talk held in the page
+//! until another member's Partyline reports this player speaking (two real Partylines, voice from
+//! a file, loopback); and what the desktop's memory grows by for a connected page.
 //!
 //! `cargo bench -p partyline-tests --bench companion`. Prints a table; not a test. Loopback, not
 //! Wi-Fi: a phone on a LAN adds its network's round trips.
@@ -14,6 +16,7 @@ use partyline_tests::report::{spread_header, spread_row};
 
 const RUNS: usize = 20;
 const PAIRINGS: usize = 8;
+const PRESSES: usize = 20;
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -54,4 +57,48 @@ fn main() {
     spread_row("page load (navigation to load event)", load);
     spread_row("pairing (open link to code shown)", pairing);
     println!("refused by the gateway: {:?}", gateway.refused());
+    drop(browser);
+    remote();
+}
+
+/// Push-to-talk from the page to `speaking` at another member, and memory per connected page.
+fn remote() {
+    let mut r = partyline_tests::companion::Remote::start();
+    let mut latency = Vec::new();
+    for _ in 0..PRESSES {
+        let pressed = Instant::now();
+        r.browser.press("ptt");
+        r.bob_sees_ana(true, Duration::from_secs(10));
+        latency.push(pressed.elapsed().as_secs_f64() * 1e3);
+        r.browser.release();
+        r.bob_sees_ana(false, Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(300));
+    }
+    // The desktop's memory with one page connected, then with a second one (another tab).
+    std::thread::sleep(Duration::from_secs(2));
+    let one = rss_settled(&r.ana);
+    r.browser.script("window.open(location.href); return true");
+    std::thread::sleep(Duration::from_secs(5));
+    let two = rss_settled(&r.ana);
+    spread_header("companion remote, ms (loopback, debug or release as built)");
+    spread_row(
+        &format!("push-to-talk in the page → speaking at the other member ({PRESSES} presses)"),
+        latency,
+    );
+    println!(
+        "desktop memory: {one} KiB with one page connected, {two} KiB with two: {} KiB for the second",
+        two as i64 - one as i64
+    );
+}
+
+/// Resident memory, the median of five readings a fifth of a second apart.
+fn rss_settled(p: &partyline_tests::Proc) -> u64 {
+    let mut readings: Vec<u64> = (0..5)
+        .map(|_| {
+            std::thread::sleep(Duration::from_millis(200));
+            p.rss_kib()
+        })
+        .collect();
+    readings.sort_unstable();
+    readings[2]
 }
