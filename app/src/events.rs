@@ -355,6 +355,11 @@ pub enum NodeEvent {
     DeviceRevoked {
         name: String,
     },
+    /// The companion page of this device is the player's microphone and speakers (`None`: this
+    /// machine's are again).
+    Headset {
+        device: Option<String>,
+    },
     /// A paired device opened the companion page (its first connection), or closed it (its last).
     DeviceConnected {
         name: String,

@@ -4,6 +4,7 @@
 //! read its `--json` events; in-process tests drive `partyline::Node` directly.
 
 mod companion;
+mod companion_headset;
 mod companion_remote;
 mod consent;
 mod crowd;

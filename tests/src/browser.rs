@@ -34,6 +34,11 @@ impl Browser {
     /// Starts chromedriver and a headless Chromium that trusts the certificate with this public
     /// key pin (base64 SHA-256 of its SubjectPublicKeyInfo).
     pub fn start(spki_pin: &str) -> Self {
+        Self::start_with(spki_pin, &[])
+    }
+
+    /// The same, with more Chromium switches (a fake microphone, say).
+    pub fn start_with(spki_pin: &str, extra: &[String]) -> Self {
         let port = free_port();
         let driver = Command::new("chromedriver")
             .arg(format!("--port={port}"))
@@ -53,6 +58,7 @@ impl Browser {
             format!("--user-data-dir={}", profile.path().display()),
             format!("--ignore-certificate-errors-spki-list={spki_pin}"),
         ];
+        let args: Vec<String> = args.into_iter().chain(extra.iter().cloned()).collect();
         let mut caps = serde_json::Map::new();
         caps.insert("goog:chromeOptions".into(), serde_json::json!({ "args": args }));
         let started = Instant::now();

@@ -40,6 +40,14 @@ impl Remote {
 
     /// The same, Bob started with `extra` arguments too.
     pub fn with_bob(extra: &[&str]) -> Self {
+        let mut bob = vec!["--mic-device", "none", "--speaker-device", "none"];
+        bob.extend_from_slice(extra);
+        Self::with(&bob, &[])
+    }
+
+    /// Bob's voice arguments (`--mic-…`, `--speaker-…`) as given, and the browser started with
+    /// `browser` switches too.
+    pub fn with(bob_voice: &[&str], browser: &[String]) -> Self {
         let home = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(home.path().join("config")).unwrap();
         std::fs::write(home.path().join("config/settings.toml"), "[companion]\nport = 0\n").unwrap();
@@ -52,13 +60,11 @@ impl Remote {
         args.extend_from_slice(&voice);
         let mut ana = Proc::start_in("ana", home.path(), &args, None, &[]);
         let link = ana.wait_event(Duration::from_secs(20), "link")["link"].as_str().unwrap().to_owned();
-        let mut bob_args = vec!["--mic-device", "none", "--speaker-device", "none"];
-        bob_args.extend_from_slice(extra);
-        let bob = crate::join("bob", &link, &bob_args);
+        let bob = crate::join("bob", &link, bob_voice);
         bob.wait_event(Duration::from_secs(20), "joined");
         ana.wait_for(Duration::from_secs(10), "bob", |e| e["event"] == "member-joined");
 
-        let browser = pair(&mut ana, home.path());
+        let browser = pair(&mut ana, home.path(), browser);
         let members = "return document.querySelectorAll('#members li').length";
         browser.wait_script(members, Duration::from_secs(10), |n| n == 2);
         Self { ana, bob, browser, home }
@@ -73,12 +79,12 @@ impl Remote {
 }
 
 /// Pairs a browser with the desktop in `home` through its commands; the page shows the remote.
-fn pair(ana: &mut Proc, home: &Path) -> Browser {
+fn pair(ana: &mut Proc, home: &Path, switches: &[String]) -> Browser {
     ana.send("/pair-device");
     let url =
         ana.wait_event(Duration::from_secs(10), "companion-pairing")["url"].as_str().unwrap().to_owned();
     let cert = cert::load_or_make(&home.join("data/companion"), &cert::lan_ips()).unwrap();
-    let browser = Browser::start(&cert.spki_pin().unwrap());
+    let browser = Browser::start_with(&cert.spki_pin().unwrap(), switches);
     browser.open(&url);
     let code = browser.wait_text("code", Duration::from_secs(20), |t| t.len() == 6);
     ana.send(&format!("/confirm-device {code}"));

@@ -324,6 +324,8 @@ fn to_text(event: &NodeEvent) -> Option<String> {
         NodeEvent::DevicePaired { name } => format!("* {name} is paired"),
         NodeEvent::DeviceRevoked { name } => format!("* {name} is no longer paired"),
         NodeEvent::DeviceConnected { name } => format!("* {name} is connected"),
+        NodeEvent::Headset { device: Some(name) } => format!("* {name} is your headset now"),
+        NodeEvent::Headset { device: None } => "* your headset is this machine's again".into(),
         NodeEvent::DeviceLeft { name } => format!("* {name} disconnected"),
         NodeEvent::Devices { devices } if devices.is_empty() => {
             "* no devices are paired (/pair-device)".into()

@@ -152,6 +152,32 @@ impl Gateway {
         lock(&self.shared.sockets).send(device, text)
     }
 
+    /// Makes `device` (connected now) the headset: its page's microphone packets go to `mic`,
+    /// and what comes out of `mix` is sent to the page. One device at a time.
+    pub fn headset(
+        &self,
+        device: &str,
+        mic: std::sync::mpsc::SyncSender<Vec<u8>>,
+        mut mix: mpsc::Receiver<Vec<u8>>,
+    ) -> Result<()> {
+        let mut sockets = lock(&self.shared.sockets);
+        anyhow::ensure!(sockets.devices().iter().any(|d| d == device), "{device} is not connected");
+        sockets.set_headset(device, mic);
+        let (shared, device) = (self.shared.clone(), device.to_owned());
+        // Ends when the voice engine lets the headset go.
+        tokio::spawn(async move {
+            while let Some(packet) = mix.recv().await {
+                lock(&shared.sockets).send_mix(&device, &packet);
+            }
+        });
+        Ok(())
+    }
+
+    /// No device is the headset any more: its microphone's packets are refused.
+    pub fn headset_off(&self) {
+        lock(&self.shared.sockets).clear_headset();
+    }
+
     /// The devices connected now.
     pub fn connected(&self) -> Vec<String> {
         lock(&self.shared.sockets).devices()

@@ -84,6 +84,7 @@ impl From<&NodeEvent> for Event {
             N::DevicePaired { name } => Self::DevicePaired { name },
             N::DeviceRevoked { name } => Self::DeviceRevoked { name },
             N::DeviceConnected { name } => Self::DeviceConnected { name },
+            N::Headset { device } => Self::Headset { device },
             N::DeviceLeft { name } => Self::DeviceLeft { name },
             N::Devices { devices } => Self::Devices {
                 devices: devices.into_iter().map(|(name, last_used)| Device { name, last_used }).collect(),

@@ -194,6 +194,9 @@ pub enum Event {
     DeviceConnected {
         name: String,
     },
+    Headset {
+        device: Option<String>,
+    },
     DeviceLeft {
         name: String,
     },

@@ -169,6 +169,8 @@ fn samples() -> Vec<NodeEvent> {
         NodeEvent::DevicePaired { name: "Pixel".into() },
         NodeEvent::DeviceRevoked { name: "Pixel".into() },
         NodeEvent::DeviceConnected { name: "Pixel".into() },
+        NodeEvent::Headset { device: Some("Pixel".into()) },
+        NodeEvent::Headset { device: None },
         NodeEvent::DeviceLeft { name: "Pixel".into() },
         NodeEvent::Devices { devices: vec![("Pixel".into(), 5)] },
         NodeEvent::Error { message: "oops".into() },

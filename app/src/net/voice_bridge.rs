@@ -47,6 +47,8 @@ pub enum VoiceControl {
     Input(String),
     /// Other speakers, named the same way.
     Output(String),
+    /// The companion page as microphone and speakers (`None`: back to the ones before).
+    Headset(Option<crate::voice::headset::Headset>),
 }
 
 /// How often at most a member is told our datagram endpoint again when it tells us its own.
@@ -167,6 +169,7 @@ impl VoiceBridge {
             VoiceControl::Place { name, pose } => VoiceCommand::Place { peer: member(members, &name)?, pose },
             VoiceControl::Input(name) => VoiceCommand::Input(MicSource::device(&name)),
             VoiceControl::Output(name) => VoiceCommand::Output(SpeakerSink::device(&name)),
+            VoiceControl::Headset(headset) => VoiceCommand::Headset(headset),
         };
         self.voice.command(command);
         Ok(())

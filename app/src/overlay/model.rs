@@ -398,6 +398,7 @@ pub(crate) fn absorb(event: &NodeEvent, now: Duration, view: View<'_>) -> Touche
         | NodeEvent::DevicePaired { .. }
         | NodeEvent::DeviceRevoked { .. }
         | NodeEvent::DeviceConnected { .. }
+        | NodeEvent::Headset { .. }
         | NodeEvent::DeviceLeft { .. }
         | NodeEvent::Devices { .. } => {}
     }

@@ -31,6 +31,11 @@ pub enum CompanionAct {
         volume: f32,
     },
     Chat(String),
+    /// A connected device becomes the headset (`on`), or the voice goes back to this machine.
+    Headset {
+        device: String,
+        on: bool,
+    },
     /// A button of another plugin's panel pressed (or its input submitted), as on the overlay.
     Press {
         plugin: String,
@@ -101,6 +106,10 @@ impl companion::Host for HostState {
             return Err("a chat line needs some text".into());
         }
         self.companion(CompanionAct::Chat(text))
+    }
+
+    fn use_headset(&mut self, device: String, on: bool) -> Result<(), String> {
+        self.companion(CompanionAct::Headset { device, on })
     }
 
     fn press(&mut self, plugin: String, id: String, value: Option<String>) -> Result<(), String> {

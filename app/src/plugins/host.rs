@@ -243,6 +243,7 @@ impl PluginHost {
             NodeEvent::VoiceState { muted, deafened } => {
                 (None, Event::Voice(VoiceState { muted: *muted, deafened: *deafened }))
             }
+            NodeEvent::Headset { device } => (None, Event::Headset(device.clone())),
             e if e.is_terminal() => (None, Event::Left),
             _ => return None,
         })

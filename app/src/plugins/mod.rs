@@ -100,6 +100,8 @@ pub const BUNDLED: &[Bundled] = &[
             companion_asset!("app.js"),
             companion_asset!("remote.js"),
             companion_asset!("panels.js"),
+            companion_asset!("headset.js"),
+            companion_asset!("worklet.js"),
             companion_asset!("style.css"),
         ],
         enabled: false,

@@ -15,6 +15,7 @@ use crate::events::NodeEvent;
 use crate::net::VoiceControl;
 use crate::paths::Dirs;
 use crate::plugins::CompanionAct;
+use crate::voice::headset::Headset;
 
 /// Starts the gateway serving `page` (when a companion plugin runs): on every address, the
 /// certificate naming the LAN addresses of now, pairing links naming the first of them (IPv4
@@ -80,6 +81,20 @@ impl Session {
             CompanionAct::Volume { name, volume } => Input::Voice(VoiceControl::Volume { name, volume }),
             CompanionAct::Chat(text) => Input::Chat(text),
             CompanionAct::Press { plugin, id, value } => Input::PluginAction { plugin, id, value },
+            CompanionAct::Headset { device, on: true } => {
+                let Some(gateway) = &self.companion else { return };
+                let (headset, mic, mix) = Headset::new(&device);
+                if let Err(e) = gateway.headset(&device, mic, mix) {
+                    return self.error(&format!("{e:#}"));
+                }
+                Input::Voice(VoiceControl::Headset(Some(headset)))
+            }
+            CompanionAct::Headset { on: false, .. } => {
+                if let Some(gateway) = &self.companion {
+                    gateway.headset_off();
+                }
+                Input::Voice(VoiceControl::Headset(None))
+            }
         };
         self.run_input(input).await;
     }

@@ -26,6 +26,7 @@ Type a line to chat. Commands:
   /silence NAME, /unsilence NAME   stop or start hearing a member
   /pos X Y Z [YAW], /pos off       your position in metres, yaw in degrees
   /mic NAME, /speakers NAME        another device: default, none, or part of its name
+  /headset off             back to this machine's microphone and speakers from the companion page's
   /stats                   what this node dropped from other peers
   /plugins                 the running plugins and how they are doing
   /plugin ID ACTION [VALUE]  press a button (or submit an input) of a plugin's panel
@@ -158,6 +159,7 @@ pub(crate) fn parse(line: &str) -> Result<Input, String> {
         "mic" => Ok(Input::Voice(VoiceControl::Input(rest.to_owned()))),
         "speakers" => Ok(Input::Voice(VoiceControl::Output(rest.to_owned()))),
         "pos" if rest == "off" => Ok(Input::Voice(VoiceControl::Pose(None))),
+        "headset" if rest == "off" => Ok(Input::Voice(VoiceControl::Headset(None))),
         "pos" => parse_pose(rest).map(|p| Input::Voice(VoiceControl::Pose(Some(p)))),
         "away" => no_args(Input::Presence(Presence::Away)),
         "back" | "unmute" => no_args(Input::Presence(Presence::Online)),
@@ -291,6 +293,7 @@ mod tests {
         assert!(parse("/volume bob 300").is_err());
         assert_eq!(parse("/deafen"), Ok(Input::Voice(VoiceControl::Deafened(true))));
         assert_eq!(parse("/pos off"), Ok(Input::Voice(VoiceControl::Pose(None))));
+        assert_eq!(parse("/headset off"), Ok(Input::Voice(VoiceControl::Headset(None))));
         assert!(matches!(parse("/pos 1 2 3 90"), Ok(Input::Voice(VoiceControl::Pose(Some(_))))));
         assert!(parse("/pos 1").is_err());
         assert_eq!(parse("/mic USB Headset"), Ok(Input::Voice(VoiceControl::Input("USB Headset".into()))));

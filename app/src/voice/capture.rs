@@ -83,6 +83,7 @@ impl Capture {
         match source {
             MicSource::None => Ok(None),
             MicSource::File(path) => Self::file(path).map(Some),
+            MicSource::Headset(headset) => Self::headset(headset).map(Some),
             MicSource::DefaultDevice => {
                 let device = cpal::default_host()
                     .default_input_device()
@@ -241,6 +242,33 @@ impl Capture {
             status,
             block_ms: None,
             description: format!("file {}", path.display()),
+            heard_at: Instant::now(),
+            keep: Keep::Thread { stop, thread: Some(thread) },
+        })
+    }
+
+    /// The page's microphone (a phone or handheld as headset), decoded as its packets come.
+    fn headset(headset: &super::headset::Headset) -> Result<Self> {
+        let packets = headset.take_mic().context("the headset's microphone is in use already")?;
+        let (mut producer, consumer) = rtrb::RingBuffer::new(RING);
+        let status = Arc::new(CaptureStatus::default());
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (status, stop) = (status.clone(), stop.clone());
+            std::thread::Builder::new().name("partyline-mic-headset".into()).spawn(move || {
+                let push = |samples: &[f32]| push_all(&mut producer, samples, &status);
+                if let Err(e) = super::headset::run_mic(packets, push, &stop) {
+                    tracing::warn!("the headset's microphone stopped: {e:#}");
+                }
+                status.ended.store(true, Ordering::Relaxed);
+            })?
+        };
+        Ok(Self {
+            consumer,
+            rate: super::codec::SAMPLE_RATE,
+            status,
+            block_ms: None,
+            description: format!("headset {}", headset.device),
             heard_at: Instant::now(),
             keep: Keep::Thread { stop, thread: Some(thread) },
         })

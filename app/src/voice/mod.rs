@@ -15,6 +15,7 @@ mod cue;
 mod delay;
 mod engine;
 mod gate;
+pub mod headset;
 mod jitter;
 mod member;
 mod mix;
@@ -53,6 +54,8 @@ pub enum MicSource {
     Device(String),
     /// A WAV file played as the microphone, in real time, then silence.
     File(PathBuf),
+    /// The companion page's microphone (a phone or handheld as headset).
+    Headset(headset::Headset),
     /// Listen only.
     None,
 }
@@ -65,6 +68,8 @@ pub enum SpeakerSink {
     Device(String),
     /// A stereo WAV file written in real time.
     File(PathBuf),
+    /// The companion page's speakers (a phone or handheld as headset), sent Opus.
+    Headset(headset::Headset),
     /// Nowhere (still paced in real time).
     None,
 }
@@ -96,6 +101,7 @@ impl SpeakerSink {
             Self::DefaultDevice => "default".into(),
             Self::Device(name) => name.clone(),
             Self::File(path) => format!("file {}", path.display()),
+            Self::Headset(h) => format!("headset {}", h.device),
             Self::None => "none".into(),
         }
     }
@@ -106,6 +112,7 @@ impl SpeakerSink {
             Self::DefaultDevice => output::OutputTarget::DefaultDevice,
             Self::Device(name) => output::OutputTarget::Device(name.clone()),
             Self::File(path) => output::OutputTarget::File { path: path.clone(), started: started.clone() },
+            Self::Headset(h) => output::OutputTarget::Headset(h.speaker()),
             Self::None => output::OutputTarget::Null,
         }
     }
@@ -185,6 +192,8 @@ pub(crate) enum VoiceCommand {
     Input(MicSource),
     /// Play the party on other speakers, keeping every member's volume and place.
     Output(SpeakerSink),
+    /// Use the companion page as microphone and speakers (`None`: back to the ones before).
+    Headset(Option<headset::Headset>),
     Stats(oneshot::Sender<VoiceStats>),
 }
 

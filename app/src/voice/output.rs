@@ -31,6 +31,8 @@ pub(crate) enum OutputTarget {
     File { path: PathBuf, started: StartTime },
     /// Consumed in real time and discarded.
     Null,
+    /// Encoded (Opus, 20 ms) for the companion page, in real time.
+    Headset(tokio::sync::mpsc::Sender<Vec<u8>>),
     /// Rendered only when asked (unit tests, the mixing benchmark).
     Manual(ManualRenderer),
 }
@@ -139,6 +141,9 @@ impl Backend for OutputBackend {
                 }
                 let sink = match target {
                     OutputTarget::File { path, started } => Sink::file(path, started.clone())?,
+                    OutputTarget::Headset(to) => {
+                        Sink::Headset(Box::new(super::headset::SpeakerEncoder::new(to.clone())?))
+                    }
                     _ => Sink::Null,
                 };
                 let stop = stop.clone();
@@ -155,6 +160,7 @@ impl Backend for OutputBackend {
 
 enum Sink {
     Null,
+    Headset(Box<super::headset::SpeakerEncoder>),
     File { writer: hound::WavWriter<std::io::BufWriter<std::fs::File>>, started: StartTime },
 }
 
@@ -187,6 +193,9 @@ fn render_in_real_time(mut renderer: Renderer, mut sink: Sink, stop: &std::sync:
         }
         renderer.on_start_processing();
         renderer.process(&mut buffer, 2);
+        if let Sink::Headset(encoder) = &mut sink {
+            encoder.push(&buffer);
+        }
         if let Sink::File { writer, started } = &mut sink {
             if chunks == 0 {
                 *started.lock().unwrap_or_else(|e| e.into_inner()) = Some(std::time::SystemTime::now());

@@ -83,7 +83,7 @@ async function pair(token, fingerprint) {
 
 function paired(who, credential) {
   say("Paired as " + who.name + ".");
-  remote.start(credential, () => {
+  remote.start(credential, who.name, () => {
     say("This device is not paired (or was revoked): scan the desktop's code again.", true);
   });
 }

@@ -11,6 +11,7 @@ const remote = (() => {
   let retry = 0;
   let state = { members: [], muted: false, deafened: false, latched: false };
   let onUnpaired = () => {};
+  let myName = null;
 
   function send(message) {
     if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
@@ -72,6 +73,7 @@ const remote = (() => {
     switch (message.type) {
       case "state":
         state = message;
+        headset.is(message.headset, myName);
         drawMembers();
         drawVoice();
         $("chat").replaceChildren();
@@ -95,6 +97,9 @@ const remote = (() => {
       case "chat":
         chatLine(message.from, message.text);
         break;
+      case "headset":
+        headset.is(message.device, myName);
+        break;
       case "panel":
         panels.draw(message, send);
         break;
@@ -111,12 +116,14 @@ const remote = (() => {
 
   function connect(credential) {
     socket = new WebSocket("wss://" + location.host + "/api/socket");
+    socket.binaryType = "arraybuffer";
     socket.addEventListener("open", () => {
       socket.send(JSON.stringify({ credential }));
       retry = 0;
       link("Connected to the desktop.", false);
     });
     socket.addEventListener("message", (e) => {
+      if (e.data instanceof ArrayBuffer) return headset.receive(new Uint8Array(e.data));
       try { receive(JSON.parse(e.data)); } catch (_) { /* not ours */ }
     });
     socket.addEventListener("close", (e) => {
@@ -158,6 +165,7 @@ const remote = (() => {
       $("line").value = "";
     });
     window.addEventListener("gamepadconnected", pollGamepads);
+    headset.wire((data) => { if (socket && socket.readyState === WebSocket.OPEN) socket.send(data); });
     document.addEventListener("visibilitychange", () => { if (document.hidden) talk(false); });
   }
 
@@ -176,8 +184,9 @@ const remote = (() => {
 
   let wired = false;
   return {
-    start(credential, unpaired) {
+    start(credential, name, unpaired) {
       onUnpaired = unpaired;
+      myName = name;
       if (!wired) { wire(); wired = true; }
       if (socket) return;
       $("remote").hidden = false;

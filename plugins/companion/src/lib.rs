@@ -6,10 +6,11 @@
 //! - to the page: `state` (everything, when a device connects and when members change),
 //!   `speaking {id, on}`, `voice {muted, deafened}`, `latch {on}`, `chat {from, text}`,
 //!   `panel {plugin, name, title, elements}` (another plugin's panel, as the overlay draws it),
-//!   `toast {plugin, text, outcome}`, `error {text}`;
+//!   `toast {plugin, text, outcome}`, `headset {device}` (the device whose page is the
+//!   player's microphone and speakers, or null), `error {text}`;
 //! - from the page: `ptt {down}`, `latch {on}`, `mute {on}`, `deafen {on}`,
 //!   `volume {id, percent}`, `chat {text}`, `press {plugin, id, value}` (a panel's button or
-//!   input).
+//!   input), `headset {on}` (this device as the player's headset, or not).
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Mutex;
@@ -32,6 +33,8 @@ struct Picture {
     /// Volumes set from the page, by member id (percent).
     volumes: BTreeMap<String, u32>,
     chat: VecDeque<Line>,
+    /// The device that is the headset.
+    headset: Option<String>,
 }
 
 #[derive(Clone, Serialize)]
@@ -58,6 +61,7 @@ enum Ask {
     Volume { id: String, percent: u32 },
     Chat { text: String },
     Press { plugin: String, id: String, value: Option<String> },
+    Headset { on: bool },
 }
 
 fn state(p: &Picture) -> String {
@@ -74,7 +78,7 @@ fn state(p: &Picture) -> String {
         .collect();
     json!({
         "type": "state", "members": members, "muted": p.muted, "deafened": p.deafened,
-        "latched": p.latched, "chat": p.chat,
+        "latched": p.latched, "chat": p.chat, "headset": p.headset,
     })
     .to_string()
 }
@@ -116,6 +120,7 @@ fn act(device: &str, text: &str) -> Result<(), String> {
         }
         Ask::Chat { text } => companion::chat(&text),
         Ask::Press { plugin, id, value } => companion::press(&plugin, &id, value.as_deref()),
+        Ask::Headset { on } => companion::use_headset(device, on),
     };
     match done {
         Ok(()) => Ok(()),
@@ -208,6 +213,10 @@ impl Guest for Companion {
                     "outcome": outcome(toast.outcome),
                 });
                 companion::broadcast(&shown.to_string())
+            }
+            Event::Headset(device) => {
+                with(|p| p.headset = device.clone())?;
+                companion::broadcast(&json!({"type": "headset", "device": device}).to_string())
             }
             Event::DeviceConnected(device) => companion::send(&device, &with(|p| state(p))?),
             Event::DeviceMessage(m) => act(&m.device, &m.text),

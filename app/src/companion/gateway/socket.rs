@@ -10,6 +10,9 @@
 //!   that far behind is closed (4008) and reconnects to a fresh state.
 //! - Revoking a device closes its sockets at once (4003). A socket silent for [`SILENT`] (no
 //!   answer to pings) is closed.
+//! - Binary messages carry a headset's audio, one Opus packet each after a kind byte: [`MIC`]
+//!   from the page (only while the device is the headset, within a budget of its own), [`MIX`]
+//!   to it (dropped, not queued without end, when the page falls behind).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -30,6 +33,13 @@ const PING_EVERY: Duration = Duration::from_secs(15);
 pub const SILENT: Duration = Duration::from_secs(45);
 const MESSAGE_BURST: u32 = 40;
 const MESSAGES_PER_SEC: f64 = 20.0;
+/// Audio packets: 50 a second is 20 ms each; room for a burst after a stall.
+const AUDIO_BURST: u32 = 50;
+const AUDIO_PER_SEC: f64 = 60.0;
+
+/// Kinds of binary messages: the page's microphone, the party's mix.
+pub const MIC: u8 = 1;
+pub const MIX: u8 = 2;
 
 /// Close codes the page reads.
 pub const NOT_PAIRED: u16 = 4001;
@@ -44,6 +54,8 @@ pub(super) struct Sockets {
     open: HashMap<u64, Open>,
     /// Each connected device's budget for what it sends.
     budgets: HashMap<String, TokenBucket>,
+    /// The device that is the headset now: where its microphone's packets go, and their budget.
+    headset: Option<(String, std::sync::mpsc::SyncSender<Vec<u8>>, TokenBucket)>,
 }
 
 struct Open {
@@ -91,6 +103,9 @@ impl Sockets {
         let last = !self.any(&open.device);
         if last {
             self.budgets.remove(&open.device);
+            if self.headset.as_ref().is_some_and(|(d, _, _)| *d == open.device) {
+                self.headset = None;
+            }
         }
         Some((open.device, last))
     }
@@ -148,6 +163,33 @@ impl Sockets {
             self.close(id, TOO_SLOW, "this device fell behind");
         }
         sent
+    }
+
+    /// `device` becomes the headset, its microphone's packets going to `mic`.
+    pub(super) fn set_headset(&mut self, device: &str, mic: std::sync::mpsc::SyncSender<Vec<u8>>) {
+        let budget = TokenBucket::new(AUDIO_BURST, AUDIO_PER_SEC, Instant::now());
+        self.headset = Some((device.to_owned(), mic, budget));
+    }
+
+    pub(super) fn clear_headset(&mut self) {
+        self.headset = None;
+    }
+
+    /// A microphone packet from `device`: taken if it is the headset, within its budget.
+    fn mic(&mut self, device: &str, packet: &[u8]) -> bool {
+        let Some((headset, mic, budget)) = &mut self.headset else { return false };
+        *headset == device && budget.take(Instant::now()) && mic.try_send(packet.to_vec()).is_ok()
+    }
+
+    /// A packet of the mix for `device`'s sockets; dropped where a socket's queue is full.
+    pub(super) fn send_mix(&mut self, device: &str, packet: &[u8]) {
+        let mut frame = Vec::with_capacity(packet.len() + 1);
+        frame.push(MIX);
+        frame.extend_from_slice(packet);
+        let frame = axum::body::Bytes::from(frame);
+        for open in self.open.values().filter(|o| o.open() && o.device == device) {
+            let _ = open.out.try_send(Message::Binary(frame.clone()));
+        }
     }
 
     fn take_budget(&mut self, device: &str) -> bool {
@@ -250,7 +292,14 @@ async fn serve(
                             count(shared, "desktop busy");
                         }
                     }
-                    Some(Ok(Message::Binary(_))) => count(shared, "binary message"),
+                    Some(Ok(Message::Binary(data))) => match data.split_first() {
+                        Some((&MIC, packet)) => {
+                            if !lock(&shared.sockets).mic(device, packet) {
+                                count(shared, "audio not taken");
+                            }
+                        }
+                        _ => count(shared, "binary message"),
+                    },
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                     Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
                 }

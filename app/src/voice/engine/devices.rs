@@ -16,6 +16,7 @@ use crate::events::NodeEvent;
 use crate::voice::capture::{CAPTURE_BLOCKS_MS, Capture};
 use crate::voice::capture_dsp::CaptureDsp;
 use crate::voice::codec::SAMPLE_RATE;
+use crate::voice::headset::Headset;
 use crate::voice::mix::Mixer;
 use crate::voice::{MicSource, SpeakerSink};
 
@@ -81,6 +82,39 @@ impl Engine {
         }
     }
 
+    /// Captures from another microphone, closing the one in use.
+    pub(super) fn use_input(&mut self, source: MicSource) {
+        if let Some(capture) = self.capture.take() {
+            capture.close();
+        }
+        self.set_talking(false);
+        self.sender.stop();
+        self.config.input = source;
+        self.reopen_at = None;
+        self.open_input();
+    }
+
+    /// The companion page becomes the microphone and speakers (`Some`), or the ones in use before
+    /// it are back (`None`). Reported as a `headset` event either way.
+    pub(super) fn use_headset(&mut self, headset: Option<Headset>) {
+        let device = headset.as_ref().map(|h| h.device.clone());
+        match headset {
+            Some(headset) => {
+                if self.before_headset.is_none() {
+                    self.before_headset = Some((self.config.input.clone(), self.config.output.clone()));
+                }
+                self.use_input(MicSource::Headset(headset.clone()));
+                self.use_output(SpeakerSink::Headset(headset));
+            }
+            None => {
+                let Some((input, output)) = self.before_headset.take() else { return };
+                self.use_input(input);
+                self.use_output(output);
+            }
+        }
+        let _ = self.events.try_send(NodeEvent::Headset { device });
+    }
+
     /// Moves the party to other speakers: a new mixer with every member, as loud and placed as
     /// before. If they cannot be opened, the ones in use stay.
     pub(super) fn use_output(&mut self, sink: SpeakerSink) {
@@ -137,6 +171,12 @@ impl Engine {
             && let Some(capture) = &self.capture
         {
             capture.status.go.store(true, Ordering::Relaxed);
+        }
+        // The headset's page went away: the voice goes back to this machine's devices.
+        if matches!(self.config.input, MicSource::Headset(_))
+            && self.capture.as_ref().is_some_and(|c| c.status.ended.load(Ordering::Relaxed))
+        {
+            return self.use_headset(None);
         }
         if self.capture.as_ref().is_some_and(|c| c.status.failed.load(Ordering::Relaxed)) {
             let capture = self.capture.take().expect("checked");

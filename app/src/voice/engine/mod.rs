@@ -83,6 +83,8 @@ pub(super) struct Engine {
     file_start_at: Option<Instant>,
     /// Which of (microphone file, speaker file) start times were reported.
     announced: (bool, bool),
+    /// The microphone and speakers in use before the companion page became the headset.
+    before_headset: Option<(crate::voice::MicSource, crate::voice::SpeakerSink)>,
 }
 
 impl Engine {
@@ -129,6 +131,7 @@ impl Engine {
             output_started: Default::default(),
             file_start_at: None,
             announced: (false, false),
+            before_headset: None,
             config,
         };
         match Mixer::new(engine.config.output.to_target(&engine.output_started), engine.config.spatial) {
@@ -261,17 +264,9 @@ impl Engine {
                         self.reports.insert(peer, (loss_permille, Instant::now()));
                     }
                 }
-                VoiceCommand::Input(source) => {
-                    if let Some(capture) = self.capture.take() {
-                        capture.close();
-                    }
-                    self.set_talking(false);
-                    self.sender.stop();
-                    self.config.input = source;
-                    self.reopen_at = None;
-                    self.open_input();
-                }
+                VoiceCommand::Input(source) => self.use_input(source),
                 VoiceCommand::Output(sink) => self.use_output(sink),
+                VoiceCommand::Headset(headset) => self.use_headset(headset),
                 VoiceCommand::Stats(reply) => {
                     let _ = reply.send(self.stats());
                 }
