@@ -111,10 +111,10 @@ impl SpeakerEncoder {
     pub(crate) fn push(&mut self, stereo: &[f32]) {
         self.pending.extend_from_slice(stereo);
         while self.pending.len() >= FRAME * 2 {
-            if let Ok(n) = self.encoder.encode_float(&self.pending[..FRAME * 2], &mut self.out) {
-                if self.to.try_send(self.out[..n].to_vec()).is_err() {
-                    self.dropped += 1;
-                }
+            if let Ok(n) = self.encoder.encode_float(&self.pending[..FRAME * 2], &mut self.out)
+                && self.to.try_send(self.out[..n].to_vec()).is_err()
+            {
+                self.dropped += 1;
             }
             self.pending.drain(..FRAME * 2);
         }
@@ -129,7 +129,7 @@ mod tests {
     fn the_page_s_microphone_is_decoded_and_the_mix_encoded_in_frames() {
         let (headset, mic, mut mix) = Headset::new("Pixel");
         // A tone from the page, as its encoder would send it.
-        let mut page = Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip).unwrap();
+        let page = Encoder::new(SampleRate::Hz48000, Channels::Mono, Application::Voip).unwrap();
         let tone: Vec<f32> = (0..FRAME).map(|i| (i as f32 * 0.05).sin() * 0.5).collect();
         let mut packet = vec![0; 1000];
         for _ in 0..5 {
