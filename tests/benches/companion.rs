@@ -17,6 +17,7 @@ use partyline_tests::report::{spread_header, spread_row};
 const RUNS: usize = 20;
 const PAIRINGS: usize = 8;
 const PRESSES: usize = 20;
+const HEADSET_RUNS: usize = 5;
 
 fn main() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
@@ -59,6 +60,61 @@ fn main() {
     println!("refused by the gateway: {:?}", gateway.refused());
     drop(browser);
     remote();
+    headset();
+}
+
+/// Mouth to ear through the page as headset: Chromium's fake microphone plays the test speech
+/// once each time the page opens it; Bob records his speakers. The speech's start in Bob's
+/// recording (found by correlation), against when the page's microphone started, is what a
+/// listener meets: the page's capture and encoder, the socket, Ana's voice engine, the network
+/// and Bob's jitter buffer.
+fn headset() {
+    use partyline_tests::audio::{align, read_mono, speech_wav};
+    let dir = tempfile::tempdir().unwrap();
+    let recording = dir.path().join("bob.wav");
+    let switches = vec![
+        "--use-fake-ui-for-media-stream".to_owned(),
+        "--use-fake-device-for-media-stream".to_owned(),
+        format!("--use-file-for-fake-audio-capture={}%noloop", speech_wav().display()),
+        "--autoplay-policy=no-user-gesture-required".to_owned(),
+    ];
+    let bob = ["--mic-device", "none", "--speaker-file", recording.to_str().unwrap()];
+    let mut r = partyline_tests::companion::Remote::with(&bob, &switches);
+    let recorded_from = r.bob.seen_or_wait(Duration::from_secs(20), "speaker file", |e| {
+        e["event"] == "audio-started" && e["source"] == "speaker-file"
+    })["at_ms"]
+        .as_f64()
+        .unwrap();
+    r.browser.click("latch");
+    let reference = read_mono(speech_wav());
+    let mut latency = Vec::new();
+    let mut correlation = Vec::new();
+    for _ in 0..HEADSET_RUNS {
+        r.browser.click("headset");
+        r.ana.wait_for(Duration::from_secs(10), "headset", |e| {
+            e["event"] == "headset" && e["device"].is_string()
+        });
+        let started =
+            r.browser.wait_script("return window.headsetStats.micStartedAt", Duration::from_secs(5), |v| {
+                v.is_number()
+            });
+        let started = started.as_f64().unwrap();
+        std::thread::sleep(Duration::from_millis(reference.len() as u64 / 48 + 2000));
+        let all = read_mono(&recording);
+        let from = (((started - recorded_from) * 48.0).max(0.0) as usize).min(all.len());
+        let heard = align(&reference, &all[from..]);
+        latency.push(recorded_from + from as f64 / 48.0 + heard.lag_ms - started);
+        correlation.push(heard.median_correlation);
+        r.browser.click("headset");
+        r.ana.wait_for(Duration::from_secs(10), "headset off", |e| {
+            e["event"] == "headset" && e["device"].is_null()
+        });
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    spread_header("companion headset (fake microphone in headless Chromium, loopback)");
+    spread_row("page microphone → other member's speaker file, ms", latency);
+    let shown: Vec<String> = correlation.iter().map(|c| format!("{c:.2}")).collect();
+    println!("correlation with the speech, each run (1 = identical): {}", shown.join(", "));
 }
 
 /// Push-to-talk from the page to `speaking` at another member, and memory per connected page.

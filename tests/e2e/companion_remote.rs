@@ -15,6 +15,12 @@ fn the_page_talks_mutes_deafens_and_chats_for_the_player() {
     let _turn = partyline_tests::exclusive();
     let mut r = Remote::start();
 
+    // The party's invite link, and its QR code, for a friend.
+    let link = r.browser.wait_text("invite-link", Duration::from_secs(10), |t| t.starts_with("partyline://"));
+    assert!(r.ana.seen().iter().any(|e| e["event"] == "link" && e["link"] == link.as_str()), "{link}");
+    let qr = r.browser.script("return document.querySelector('#invite-qr canvas')?.width ?? 0");
+    assert!(qr.as_u64().unwrap() > 100, "a QR code is drawn: {qr}");
+
     // Held: Bob sees Ana speak, and so does the page; let go: she stops.
     for _ in 0..2 {
         let pressed_at = Instant::now();

@@ -345,8 +345,9 @@ impl PluginHost {
     }
 }
 
-/// What only plugins granted `companion` hear of: other plugins' panels and toasts (for the
-/// companion page), and which plugin they came from.
+/// What only plugins granted `companion` hear of: other plugins' panels and toasts, and the
+/// party's invite links (for the companion page), and which plugin they came from (none: the
+/// host).
 fn for_companions(event: &NodeEvent) -> Option<(String, Event)> {
     Some(match event {
         NodeEvent::PluginPanel { plugin, name, title, elements } => {
@@ -366,6 +367,7 @@ fn for_companions(event: &NodeEvent) -> Option<(String, Event)> {
                 Event::Toast(PluginToast { plugin: plugin.clone(), text: text.clone(), outcome }),
             )
         }
+        NodeEvent::Link { link, .. } => (String::new(), Event::Invite(link.clone())),
         _ => return None,
     })
 }

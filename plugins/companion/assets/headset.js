@@ -81,6 +81,7 @@ const headset = (() => {
 
   function close() {
     active = false;
+    stats.micStartedAt = null;
     if (!audio) return;
     audio.stream.getTracks().forEach((t) => t.stop());
     audio.encoder.close();

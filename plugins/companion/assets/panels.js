@@ -7,6 +7,25 @@ const panels = (() => {
   const $ = (id) => document.getElementById(id);
   const drawn = new Map();
 
+  // A QR code from its modules (1 dark, 0 light, row by row), with a quiet zone around it.
+  function qr(code) {
+    const canvas = document.createElement("canvas");
+    canvas.className = "qr";
+    if (!code) return canvas;
+    const scale = 4, margin = 4, side = (code.size + margin * 2) * scale;
+    canvas.width = canvas.height = side;
+    const g = canvas.getContext("2d");
+    g.fillStyle = "#fff";
+    g.fillRect(0, 0, side, side);
+    g.fillStyle = "#000";
+    for (let i = 0; i < code.modules.length; i++) {
+      if (code.modules[i] !== "1") continue;
+      const x = i % code.size, y = Math.floor(i / code.size);
+      g.fillRect((x + margin) * scale, (y + margin) * scale, scale, scale);
+    }
+    return canvas;
+  }
+
   function element(plugin, e, send) {
     switch (e.kind) {
       case "heading": {
@@ -14,8 +33,14 @@ const panels = (() => {
         h.textContent = e.text;
         return h;
       }
-      case "text":
       case "qr": {
+        const box = document.createElement("div");
+        const p = document.createElement("p");
+        p.textContent = e.text;
+        box.append(qr(e.qr), p);
+        return box;
+      }
+      case "text": {
         const p = document.createElement("p");
         p.textContent = e.text;
         return p;
@@ -72,6 +97,8 @@ const panels = (() => {
   }
 
   return {
+    qr,
+
     draw(panel, send) {
       const section = document.createElement("section");
       section.className = "panel";

@@ -59,6 +59,14 @@ const remote = (() => {
     }
   }
 
+  // The party's invite link and its QR code, for a friend to scan off this screen.
+  function drawInvite(invite) {
+    $("invite").hidden = !invite;
+    if (!invite) return;
+    $("invite-qr").replaceChildren(panels.qr(invite.qr));
+    $("invite-link").textContent = invite.link;
+  }
+
   function chatLine(from, text) {
     const li = document.createElement("li");
     const who = document.createElement("b");
@@ -74,6 +82,7 @@ const remote = (() => {
       case "state":
         state = message;
         headset.is(message.headset, myName);
+        drawInvite(message.invite);
         drawMembers();
         drawVoice();
         $("chat").replaceChildren();
@@ -99,6 +108,9 @@ const remote = (() => {
         break;
       case "headset":
         headset.is(message.device, myName);
+        break;
+      case "invite":
+        drawInvite(message);
         break;
       case "panel":
         panels.draw(message, send);

@@ -6,7 +6,8 @@
 //! - to the page: `state` (everything, when a device connects and when members change),
 //!   `speaking {id, on}`, `voice {muted, deafened}`, `latch {on}`, `chat {from, text}`,
 //!   `panel {plugin, name, title, elements}` (another plugin's panel, as the overlay draws it),
-//!   `toast {plugin, text, outcome}`, `headset {device}` (the device whose page is the
+//!   `toast {plugin, text, outcome}`, `invite {link, qr}` (the party's newest invite link and
+//!   its QR code as `{size, modules}`, modules a string of 0 and 1 row by row), `headset {device}` (the device whose page is the
 //!   player's microphone and speakers, or null), `error {text}`;
 //! - from the page: `ptt {down}`, `latch {on}`, `mute {on}`, `deafen {on}`,
 //!   `volume {id, percent}`, `chat {text}`, `press {plugin, id, value}` (a panel's button or
@@ -35,6 +36,8 @@ struct Picture {
     chat: VecDeque<Line>,
     /// The device that is the headset.
     headset: Option<String>,
+    /// The party's newest invite link, as the page shows it.
+    invite: Option<serde_json::Value>,
 }
 
 #[derive(Clone, Serialize)]
@@ -78,7 +81,7 @@ fn state(p: &Picture) -> String {
         .collect();
     json!({
         "type": "state", "members": members, "muted": p.muted, "deafened": p.deafened,
-        "latched": p.latched, "chat": p.chat, "headset": p.headset,
+        "latched": p.latched, "chat": p.chat, "headset": p.headset, "invite": p.invite,
     })
     .to_string()
 }
@@ -136,6 +139,19 @@ fn name_of(members: &[Member], member: &Member) -> String {
     members.iter().find(|m| m.id == member.id).map_or_else(|| member.name.clone(), |m| m.name.clone())
 }
 
+/// A QR code of `text` for the page to draw: its width in modules, and the modules (1 dark, 0
+/// light) row by row.
+fn qr(text: &str) -> serde_json::Value {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => {
+            let modules: String =
+                code.to_colors().iter().map(|c| if *c == qrcode::Color::Dark { '1' } else { '0' }).collect();
+            json!({"size": code.width(), "modules": modules})
+        }
+        Err(_) => serde_json::Value::Null,
+    }
+}
+
 /// An element of another plugin's panel as the page draws it (images are left out: a phone
 /// has the overlay's pictures on the desktop).
 fn element(e: &ui::Element) -> serde_json::Value {
@@ -148,7 +164,7 @@ fn element(e: &ui::Element) -> serde_json::Value {
         }
         ui::Element::Items(items) => json!({"kind": "items", "items": items}),
         ui::Element::Progress(p) => json!({"kind": "progress", "label": p.label, "done": p.done, "total": p.total}),
-        ui::Element::Qr(t) => json!({"kind": "qr", "text": t}),
+        ui::Element::Qr(t) => json!({"kind": "qr", "text": t, "qr": qr(t)}),
         ui::Element::Image(_) => json!({"kind": "image"}),
     }
 }
@@ -213,6 +229,11 @@ impl Guest for Companion {
                     "outcome": outcome(toast.outcome),
                 });
                 companion::broadcast(&shown.to_string())
+            }
+            Event::Invite(link) => {
+                let invite = json!({"link": link, "qr": qr(&link)});
+                with(|p| p.invite = Some(invite.clone()))?;
+                companion::broadcast(&json!({"type": "invite", "link": link, "qr": invite["qr"]}).to_string())
             }
             Event::Headset(device) => {
                 with(|p| p.headset = device.clone())?;
