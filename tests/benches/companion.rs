@@ -37,8 +37,8 @@ fn main() {
         browser.open(&base);
         let ms = browser.script("return performance.getEntriesByType('navigation')[0].loadEventEnd;");
         load.push(ms.as_f64().unwrap());
-        // A load is three requests; the gateway lets an address make 5 a second after a burst.
-        std::thread::sleep(Duration::from_millis(700));
+        // A load is seven requests; the gateway lets an address make 5 a second after a burst.
+        std::thread::sleep(Duration::from_millis(1500));
     }
     // Claims are rate-limited to one every 5 s past a burst: fewer runs, waiting between them.
     let mut pairing = Vec::new();
@@ -79,7 +79,7 @@ fn headset() {
         "--autoplay-policy=no-user-gesture-required".to_owned(),
     ];
     let bob = ["--mic-device", "none", "--speaker-file", recording.to_str().unwrap()];
-    let mut r = partyline_tests::companion::Remote::with(&bob, &switches);
+    let r = partyline_tests::companion::Remote::with(&bob, &switches);
     let recorded_from = r.bob.seen_or_wait(Duration::from_secs(20), "speaker file", |e| {
         e["event"] == "audio-started" && e["source"] == "speaker-file"
     })["at_ms"]
@@ -113,6 +113,8 @@ fn headset() {
     }
     spread_header("companion headset (fake microphone in headless Chromium, loopback)");
     spread_row("page microphone → other member's speaker file, ms", latency);
+    let each: Vec<String> = latency.iter().map(|l| format!("{l:.0}")).collect();
+    println!("mouth to ear, each run (ms): {}", each.join(", "));
     let shown: Vec<String> = correlation.iter().map(|c| format!("{c:.2}")).collect();
     println!("correlation with the speech, each run (1 = identical): {}", shown.join(", "));
 }
@@ -137,10 +139,7 @@ fn remote() {
     std::thread::sleep(Duration::from_secs(5));
     let two = rss_settled(&r.ana);
     spread_header("companion remote, ms (loopback, debug or release as built)");
-    spread_row(
-        &format!("push-to-talk in the page → speaking at the other member ({PRESSES} presses)"),
-        latency,
-    );
+    spread_row("push-to-talk → speaking at another member", latency);
     println!(
         "desktop memory: {one} KiB with one page connected, {two} KiB with two: {} KiB for the second",
         two as i64 - one as i64

@@ -71,14 +71,19 @@ impl Gate {
         Self { settings, key_down: false, latched: false, muted: false, tail: 0, open: false }
     }
 
-    pub(crate) fn settings(&self) -> GateSettings {
-        self.settings
-    }
-
     pub(crate) fn set_mode(&mut self, mode: VoiceMode) {
         self.settings.mode = mode;
         self.latched = false;
         self.tail = 0;
+    }
+
+    /// Takes over what the user set on the gate of the microphone before this one: the mode,
+    /// and the key held or latched (switching to the companion page's microphone while talking
+    /// keeps talking).
+    pub(crate) fn carry(&mut self, old: &Gate) {
+        self.settings.mode = old.settings.mode;
+        self.key_down = old.key_down;
+        self.latched = old.latched;
     }
 
     pub(crate) fn set_muted(&mut self, muted: bool) {
@@ -170,6 +175,19 @@ mod tests {
         assert!(gate.step(0.0));
         gate.key(false);
         assert_eq!(run(&mut gate, &[0.0, 0.0, 0.0]), [true, true, false]);
+    }
+
+    #[test]
+    fn another_microphone_keeps_the_key_held_and_the_mode() {
+        let mut old = Gate::new(GateSettings::default());
+        old.set_mode(VoiceMode::PushToTalk);
+        old.key(true);
+        let mut new = Gate::new(GateSettings::default());
+        new.carry(&old);
+        assert_eq!(new.keyed(), Some(true), "still talking on the new microphone");
+        assert!(new.step(0.0));
+        new.key(false);
+        assert_eq!(new.keyed(), Some(false));
     }
 
     #[test]

@@ -32,9 +32,9 @@ impl Engine {
                     self.config.noise_suppression,
                 ) {
                     Ok(mut dsp) => {
-                        // Keep the user's mode and mute across a reopened device.
+                        // Keep the user's mode, key and mute across a reopened or another device.
                         if let Some(old) = &mut self.dsp {
-                            dsp.gate().set_mode(old.gate().settings().mode);
+                            dsp.gate().carry(old.gate());
                         }
                         dsp.gate().set_muted(self.muted || self.deafened);
                         if let Some(at) = self.captured_at.take() {
