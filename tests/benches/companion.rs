@@ -111,9 +111,9 @@ fn headset() {
         });
         std::thread::sleep(Duration::from_secs(1));
     }
+    let each: Vec<String> = latency.iter().map(|l| format!("{l:.0}")).collect();
     spread_header("companion headset (fake microphone in headless Chromium, loopback)");
     spread_row("page microphone → other member's speaker file, ms", latency);
-    let each: Vec<String> = latency.iter().map(|l| format!("{l:.0}")).collect();
     println!("mouth to ear, each run (ms): {}", each.join(", "));
     let shown: Vec<String> = correlation.iter().map(|c| format!("{c:.2}")).collect();
     println!("correlation with the speech, each run (1 = identical): {}", shown.join(", "));
