@@ -1,6 +1,7 @@
 //! The companion page as the player's remote, in headless Chromium against a running Partyline
 //! with another member in the party: push-to-talk held in the page makes the other member see
-//! this player speaking (and stop when it is let go), the latch holds it, mute and deafen go
+//! this player speaking (and stop when it is let go), so does a gamepad's first button, the
+//! latch holds it, mute and deafen go
 //! round the voice engine and back, and chat goes both ways; a game Bob shares is got from the
 //! page, its progress shown there.
 
@@ -34,6 +35,18 @@ fn the_page_talks_mutes_deafens_and_chats_for_the_player() {
         r.browser.release();
         r.bob_sees_ana(false, Duration::from_secs(10));
     }
+
+    // A gamepad's first button is push-to-talk too. Headless Chromium has no gamepad, and
+    // WebDriver cannot make one: the page's `navigator.getGamepads` is stood in for, the rest
+    // (the page's polling, the socket, the plugin, the voice engine) is real.
+    r.browser.script(
+        "window.pad = { buttons: [{ pressed: true }] }; navigator.getGamepads = () => [window.pad]; \
+         window.dispatchEvent(new Event('gamepadconnected')); return true",
+    );
+    r.bob_sees_ana(true, Duration::from_secs(10));
+    r.browser.script("window.pad.buttons[0].pressed = false; return true");
+    r.bob_sees_ana(false, Duration::from_secs(10));
+    r.browser.script("navigator.getGamepads = () => []; return true");
 
     // The latch holds it without a finger on it, until tapped again.
     r.browser.click("latch");

@@ -57,8 +57,9 @@ pub fn install_hostile_with(
     let dir = tempfile::tempdir().unwrap();
     let asked: Vec<String> = permissions.iter().map(|p| format!("\"{p}\"")).collect();
     let settings: String = config.iter().map(|(k, v)| format!("{k} = {v:?}\n")).collect();
+    let api = partyline::plugins::API_VERSION;
     let manifest = format!(
-        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"0.2.1\"\n\
+        "id = \"hostile-{mode}\"\nname = \"Hostile ({mode})\"\nversion = \"0.1.0\"\napi = \"{api}\"\n\
          permissions = [{}]\n[config]\nmode = \"{mode}\"\n{settings}",
         asked.join(", ")
     );

@@ -182,13 +182,19 @@ const remote = (() => {
   }
 
   let polling = false;
+  let padDown = false;
   function pollGamepads() {
     if (polling) return;
     polling = true;
     const tick = () => {
       const pads = navigator.getGamepads ? [...navigator.getGamepads()].filter(Boolean) : [];
       if (pads.length === 0) { polling = false; return; }
-      talk(pads.some((p) => p.buttons[0] && p.buttons[0].pressed));
+      // Only a change of the button talks: a pad left alone does not cancel the screen's button.
+      const down = pads.some((p) => p.buttons[0] && p.buttons[0].pressed);
+      if (down !== padDown) {
+        padDown = down;
+        talk(down);
+      }
       requestAnimationFrame(tick);
     };
     requestAnimationFrame(tick);
