@@ -20,8 +20,8 @@ step "tests"
 # Two runs: the protocol's property tests pull in dev-dependency features that would otherwise
 # give the app a second build (the integration tests build and run the real `partyline` binary).
 cargo test --locked -p partyline-protocol
-# The `alone` test binary (steady voice timing through real devices) runs after `e2e`, by itself:
-# cargo runs test binaries one at a time.
+# The `alone` test binary (steady voice timing through real devices) runs by itself: cargo runs
+# test binaries one at a time (`alone` before `e2e`).
 cargo test --locked -p partyline -p partyline-tests
 step "fuzz smoke run"
 scripts/fuzz.sh "${FUZZ_SECONDS:-20}"
