@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use super::bindings::partyline::plugin::companion;
+use super::companion_act::CompanionAct;
 use super::host_api::{HostState, PluginOut};
 use super::permission::Permission;
 
@@ -12,37 +13,6 @@ use super::permission::Permission;
 pub(crate) const MAX_DEVICE_TEXT: usize = 64 * 1024;
 /// Largest chat line or press from the page.
 const MAX_ASK: usize = 4096;
-
-/// What a plugin asks of the player's devices and voice.
-#[derive(Debug, Clone, PartialEq)]
-pub enum CompanionAct {
-    /// Text to a connected device by name (`None`: every connected device).
-    Send {
-        device: Option<String>,
-        text: String,
-    },
-    /// The push-to-talk key went down (`true`) or up.
-    PushToTalk(bool),
-    Muted(bool),
-    Deafened(bool),
-    /// A member's volume, by name: 1.0 as sent, up to 2.
-    Volume {
-        name: String,
-        volume: f32,
-    },
-    Chat(String),
-    /// A connected device becomes the headset (`on`), or the voice goes back to this machine.
-    Headset {
-        device: String,
-        on: bool,
-    },
-    /// A button of another plugin's panel pressed (or its input submitted), as on the overlay.
-    Press {
-        plugin: String,
-        id: String,
-        value: Option<String>,
-    },
-}
 
 impl HostState {
     fn companion(&mut self, act: CompanionAct) -> Result<(), String> {

@@ -11,7 +11,7 @@ use super::bindings::partyline::plugin::types::Member;
 use super::bindings::partyline::plugin::{http, log, messaging, notify, party, storage, timers, types, ui};
 use super::blob_access::BlobAccess;
 use super::budget::Budget;
-use super::companion_api::CompanionAct;
+use super::companion_act::CompanionAct;
 use super::db::PluginDb;
 use super::fetch::{Deliver, Fetcher};
 use super::limits::Limits;

@@ -19,6 +19,7 @@ pub mod bench;
 mod blob_access;
 mod blobs;
 mod budget;
+mod companion_act;
 mod companion_api;
 mod db;
 mod fetch;
@@ -41,7 +42,7 @@ pub(crate) mod bindings {
     wasmtime::component::bindgen!({ path: "../plugins/wit", world: "plugin", additional_derives: [PartialEq] });
 }
 
-pub use companion_api::CompanionAct;
+pub use companion_act::CompanionAct;
 pub use host::PluginHost;
 pub use host_api::{Counters, PluginOut};
 pub use installed::{Grant, Installed, InstalledPlugin};
