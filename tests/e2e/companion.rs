@@ -92,3 +92,33 @@ fn pairing_runs_through_the_headless_commands() {
     browser.reload();
     browser.wait_text("status", Duration::from_secs(10), |t| t.contains("not paired"));
 }
+
+/// The companion plugin without `companion` granted asks for it, and the gateway stays off; once
+/// the user grants it, the gateway starts, with no restart.
+#[test]
+fn the_gateway_starts_once_its_plugin_is_granted() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(home.path().join("config")).unwrap();
+    std::fs::write(home.path().join("config/settings.toml"), "[companion]\nport = 0\n").unwrap();
+    let plugins = partyline_tests::plugins::plugins;
+    assert!(plugins(home.path(), &["enable", "companion"]).0);
+    assert!(plugins(home.path(), &["revoke", "companion", "companion"]).0);
+    let mut args = vec!["host", "--name", "ana"];
+    args.extend_from_slice(partyline_tests::LOOPBACK);
+    args.extend_from_slice(partyline_tests::NO_VOICE);
+    let mut ana = partyline_tests::Proc::start_in("ana", home.path(), &args, None, &[]);
+    ana.wait_event(Duration::from_secs(20), "link");
+    let asks = ana.seen_or_wait(Duration::from_secs(10), "the companion's ask", |e| {
+        e["event"] == "plugin-asks" && e["plugin"] == "companion"
+    });
+    assert_eq!(asks["permissions"], serde_json::json!(["companion"]), "{asks}");
+    ana.send("/pair-device");
+    let off = ana.wait_event(Duration::from_secs(10), "error");
+    assert!(off["message"].as_str().unwrap().contains("gateway is off"), "{off}");
+
+    ana.send("/grant-plugin companion");
+    ana.send("/pair-device");
+    let url =
+        ana.wait_event(Duration::from_secs(10), "companion-pairing")["url"].as_str().unwrap().to_owned();
+    assert!(url.starts_with("https://") && url.contains("/#"), "{url}");
+}

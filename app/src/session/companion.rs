@@ -45,6 +45,19 @@ pub(super) async fn start(
 }
 
 impl Session {
+    /// Starts the gateway if it is not running and a plugin granted `companion` runs: at the
+    /// start, and when the user grants it.
+    pub(super) async fn start_companion(&mut self) {
+        let Some((dirs, settings)) = &self.companion_setup else { return };
+        if self.companion.is_some() {
+            return;
+        }
+        match start(dirs, settings, self.plugins.companion_page()).await {
+            Ok(started) => (self.companion, self.companion_events) = started.unzip(),
+            Err(e) => self.error(&format!("the companion gateway is off: {e:#}")),
+        }
+    }
+
     /// What a device did: the user hears of devices asking to pair, connecting and leaving;
     /// plugins hear all of it.
     pub(super) fn on_device(&mut self, event: DeviceEvent) {

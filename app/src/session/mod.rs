@@ -93,9 +93,11 @@ pub(super) struct Session {
     panels: std::collections::HashMap<String, NodeEvent>,
     /// Other processes following the events (`partyline games …`, `partyline send`).
     followers: Vec<mpsc::Sender<String>>,
-    /// The companion gateway, when the settings turn it on, and what it tells the user.
+    /// The companion gateway while a plugin granted `companion` runs, what it tells the user,
+    /// and where to start it from (the data folder and the settings).
     pub(super) companion: Option<crate::companion::gateway::Gateway>,
     pub(super) companion_events: Option<mpsc::Receiver<crate::companion::gateway::DeviceEvent>>,
+    pub(super) companion_setup: Option<(crate::paths::Dirs, crate::config::CompanionSettings)>,
 }
 
 impl Session {
@@ -124,6 +126,7 @@ impl Session {
             followers: Vec::new(),
             companion: None,
             companion_events: None,
+            companion_setup: None,
         }
     }
 
@@ -439,6 +442,7 @@ impl Session {
             Input::GrantPlugin { plugin, permissions } => {
                 let ask = self.plugins.grant(&plugin, permissions)?;
                 self.announce(ask);
+                self.start_companion().await;
             }
             Input::Open(link) => self.open(&link).await?,
             Input::AcceptLink => self.answer_offer(true).await?,

@@ -77,12 +77,9 @@ impl Start {
         for problem in problems {
             console.error(&problem);
         }
-        let companion = super::companion::start(&dirs, &settings.companion, plugins.companion_page()).await;
         let mut session = Session::new(node, console, terms, front, requests, plugins);
-        match companion {
-            Ok(companion) => (session.companion, session.companion_events) = companion.unzip(),
-            Err(e) => session.console.error(&format!("the companion gateway is off: {e:#}")),
-        }
+        session.companion_setup = Some((dirs.clone(), settings.companion.clone()));
+        session.start_companion().await;
         match begin {
             Begin::Host { fresh, terms: first } => {
                 session.node.host(fresh).await?;
