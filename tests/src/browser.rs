@@ -144,28 +144,31 @@ impl Browser {
         timeout: Duration,
         want: impl Fn(&serde_json::Value) -> bool,
     ) -> serde_json::Value {
-        let started = Instant::now();
-        loop {
-            let value = self.script(script);
-            if want(&value) {
-                return value;
-            }
-            assert!(started.elapsed() < timeout, "{script} returns {value}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        poll(timeout, || self.script(script), want, |v| format!("{script} returns {v}"))
     }
 
     /// Waits until the text of `id` satisfies `want`; returns it.
     pub fn wait_text(&self, id: &str, timeout: Duration, want: impl Fn(&str) -> bool) -> String {
-        let started = Instant::now();
-        loop {
-            let text = self.text(id);
-            if want(&text) {
-                return text;
-            }
-            assert!(started.elapsed() < timeout, "#{id} says {text:?}");
-            std::thread::sleep(Duration::from_millis(100));
+        poll(timeout, || self.text(id), |t| want(t), |t| format!("#{id} says {t:?}"))
+    }
+}
+
+/// Reads `read` every 50 ms until `want` holds, returning what was read; panics with `say` of
+/// the last reading after `timeout`.
+fn poll<T>(
+    timeout: Duration,
+    read: impl Fn() -> T,
+    want: impl Fn(&T) -> bool,
+    say: impl Fn(&T) -> String,
+) -> T {
+    let started = Instant::now();
+    loop {
+        let value = read();
+        if want(&value) {
+            return value;
         }
+        assert!(started.elapsed() < timeout, "{}", say(&value));
+        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
